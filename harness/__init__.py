@@ -1,0 +1,1 @@
+"""The conformance and chaos harness for the LVS protocol."""
