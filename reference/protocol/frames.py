@@ -25,6 +25,7 @@ from enum import IntEnum, IntFlag
 from reference.protocol.errors import ErrorCode, RemoteProtocolError
 
 MAGIC = b"LV"
+DEFAULT_PORT = 7450  # TCP port a Primary listens on unless told otherwise
 HEADER = struct.Struct(">2sBBIIQI")
 HEADER_SIZE = HEADER.size  # 24
 DEFAULT_MAX_PAYLOAD = 4 * 1024 * 1024
