@@ -175,6 +175,7 @@ class FrameDecoder:
                 self._header = parse_header(bytes(self._buffer[:HEADER_SIZE]), self.max_payload)
             except RemoteProtocolError as exc:
                 self._error = exc
+                self._buffer.clear()  # framing is lost: nothing buffered can be used
                 raise
             del self._buffer[:HEADER_SIZE]
         header = self._header

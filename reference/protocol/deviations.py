@@ -1,0 +1,48 @@
+"""Deliberate rule violations, for proving that the checkers can fail.
+
+A conformance tool that never sees a broken peer has never been tested. Each
+switch makes the reference peers break exactly one rule; they are off unless
+a test or scenario names them, and the requirement each breaks is data here so
+that the tests can expect FAIL on exactly that ID.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class Deviation(str, Enum):
+    # Primary side
+    NO_SNAPSHOT = "no_snapshot"
+    ACTIVE_BEFORE_KEYFRAME = "active_before_keyframe"
+    IGNORE_KEYFRAME_REQUEST = "ignore_keyframe_request"
+    MEDIA_BEFORE_ACCEPT = "media_before_accept"
+    # Viewer side
+    NO_EPOCH_DROP = "no_epoch_drop"
+    NO_KEYFRAME_RETRY = "no_keyframe_retry"
+    SELF_DECLARED_STREAMING = "self_declared_streaming"
+    EVENTS_AS_STATE = "events_as_state"
+    STALE_CONTROL_APPLIED = "stale_control_applied"
+
+
+BREAKS: dict[Deviation, tuple[str, ...]] = {
+    Deviation.NO_SNAPSHOT: ("SNAP-1",),
+    Deviation.ACTIVE_BEFORE_KEYFRAME: ("KEY-1",),
+    Deviation.IGNORE_KEYFRAME_REQUEST: ("KEY-2",),
+    Deviation.MEDIA_BEFORE_ACCEPT: ("NEG-1",),
+    Deviation.NO_EPOCH_DROP: ("EPOCH-3",),
+    Deviation.NO_KEYFRAME_RETRY: ("WD-2",),
+    Deviation.SELF_DECLARED_STREAMING: ("STATE-2",),
+    Deviation.EVENTS_AS_STATE: ("EVT-1",),
+    Deviation.STALE_CONTROL_APPLIED: ("EPOCH-4",),
+}
+
+PRIMARY_DEVIATIONS = frozenset(
+    {
+        Deviation.NO_SNAPSHOT,
+        Deviation.ACTIVE_BEFORE_KEYFRAME,
+        Deviation.IGNORE_KEYFRAME_REQUEST,
+        Deviation.MEDIA_BEFORE_ACCEPT,
+    }
+)
+VIEWER_DEVIATIONS = frozenset(Deviation) - PRIMARY_DEVIATIONS

@@ -1,0 +1,464 @@
+"""The Viewer's state machine, across reconnects: sans-IO.
+
+One `ViewerConnection` models one Viewer for its whole life, so that
+DISCONNECTED and the reconnect backoff (RECON-1) are states like the others.
+The caller opens sockets when told (`ReconnectDue`), reports them
+(`connection_made`, `connection_lost`), feeds bytes, and reports what its
+decoder did (`csd_applied`, `picture_decoded`). The Viewer never decides
+STREAMING from side effects: the predicate of STATE-3 and the server's
+STREAM_STATE decide it (STATE-2, VER-4).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+
+from reference.protocol import auth
+from reference.protocol.connection import TIMER_HEARTBEAT, TIMER_LIVENESS, Endpoint
+from reference.protocol.deviations import Deviation
+from reference.protocol.errors import ErrorCode, RemoteProtocolError
+from reference.protocol.events import (
+    CreateDecoder,
+    FlushDecoder,
+    FrameDropped,
+    KeyframeRequestSent,
+    MediaToDecode,
+    ReconnectDue,
+    ReleaseDecoder,
+    ServerStateChanged,
+    StateChanged,
+    StreamEventReceived,
+    StreamRejectedReceived,
+)
+from reference.protocol.frames import DEFAULT_MAX_PAYLOAD, Frame, FrameType
+from reference.protocol.messages import (
+    Auth,
+    AuthChallenge,
+    AuthFail,
+    AuthOk,
+    Bye,
+    Caps,
+    Error,
+    Heartbeat,
+    Hello,
+    Message,
+    Proto,
+    ReqKeyframe,
+    Session,
+    SetStream,
+    StreamAccepted,
+    StreamEvent,
+    StreamEventMessage,
+    StreamRejected,
+    StreamStateMessage,
+    UnknownMessage,
+)
+from reference.protocol.states import (
+    DECODER_STATES,
+    MEDIA_STATES,
+    StreamingConditions,
+    StreamState,
+    ViewerState,
+    ViewerTrigger,
+    control_epoch_acceptable,
+    frame_epoch_acceptable,
+    relate_epoch,
+    viewer_transition,
+)
+from reference.protocol.timings import DEFAULT_TIMINGS, Timings
+
+TIMER_STALL = "stall"
+TIMER_KEYFRAME_RETRY = "keyframe_retry"
+TIMER_LEGACY = "legacy_fallback"
+TIMER_RECONNECT = "reconnect"
+MAX_VERSION = 2
+
+
+class ViewerConnection(Endpoint):
+    def __init__(
+        self,
+        secret: str,
+        *,
+        version: int = MAX_VERSION,
+        timings: Timings = DEFAULT_TIMINGS,
+        caps: Caps | None = None,
+        request: SetStream | None = None,
+        rng: random.Random | None = None,
+        auto_reconnect: bool = True,
+        deviations: Iterable[Deviation] = (),
+        max_payload: int = DEFAULT_MAX_PAYLOAD,
+    ) -> None:
+        if version not in (1, 2):
+            raise ValueError(f"unsupported protocol version {version}")
+        self.secret = secret
+        self.version = version
+        self.caps = caps or Caps()
+        self.request = request or SetStream()
+        self.rng = rng or random.Random(0)
+        self.auto_reconnect = auto_reconnect
+        self.deviations = frozenset(deviations)
+        self.state = ViewerState.DISCONNECTED
+        self.reconnect_attempt = 0
+        self.session_id: str | None = None
+        self.surface_ready = True
+        super().__init__(timings, max_payload)
+        self._reset_session_state()
+
+    def _reset_session_state(self) -> None:
+        """Everything that must not survive a reconnect (RECON-1)."""
+        self.primary_version: int | None = None  # from PROTO; None until known
+        self.legacy = self.version == 1
+        self.legacy_confirmed = self.version == 1
+        self.server_state: StreamState | None = None
+        self.epoch: int | None = None
+        self.decoder_started = False
+        self.csd_passed = False
+        self.csd_applied = False
+        self.keyframe_passed = False
+        self.keyframe_decoded = False
+        self.keyframe_requests = 0
+        self.session_id = None
+
+    # --- inputs from the caller ---------------------------------------------
+
+    def connection_made(self, now: float) -> None:
+        """A TCP connection is up: send HELLO (VER-1)."""
+        if self.state is not ViewerState.DISCONNECTED:
+            raise RuntimeError(f"connection_made in state {self.state.value}")
+        self._cancel(TIMER_RECONNECT)
+        self._reset_session_state()
+        self._open_socket(now)
+        self._transition(ViewerTrigger.TCP_CONNECTED, "tcp connected", now)
+        self._send(Hello(client="viewer", version=self.version), now)
+
+    def connection_failed(self, now: float, reason: str) -> None:
+        """A connect attempt failed: back off and try again."""
+        self._schedule_reconnect(now)
+
+    def connection_lost(self, now: float, reason: str = "socket closed") -> None:
+        if self.state is not ViewerState.DISCONNECTED:
+            self.socket_open = False
+            self._disconnect(now, reason, reconnect=True)
+
+    def close(self, now: float, reason: str = "closed by viewer") -> None:
+        """Leave for good: BYE, close, and no reconnect."""
+        self.auto_reconnect = False
+        self._cancel(TIMER_RECONNECT)
+        if self.socket_open:
+            self._send(Bye(reason=reason), now)
+        if self.state is not ViewerState.DISCONNECTED:
+            self._disconnect(now, reason, reconnect=False)
+
+    def csd_applied_to_decoder(self, epoch: int, now: float) -> None:
+        if epoch == self.epoch and self.decoder_started:
+            self.csd_applied = True
+            self._evaluate(now, "csd applied")
+
+    def picture_decoded(self, epoch: int, keyframe: bool, now: float) -> None:
+        """The decoder produced a picture from a frame of `epoch`."""
+        if epoch != self.epoch and Deviation.NO_EPOCH_DROP not in self.deviations:
+            return
+        if keyframe:
+            self.keyframe_decoded = True
+        if self.keyframe_decoded:
+            self._restart_stall_watch(now)
+        self._evaluate(now, "keyframe decoded" if keyframe else "picture decoded")
+
+    def decoder_lost(self, now: float, reason: str) -> None:
+        """The decoder failed or its surface went away: STREAMING is no longer valid."""
+        self.keyframe_decoded = False
+        self.keyframe_passed = False
+        self._evaluate(now, reason)
+
+    def set_surface_ready(self, ready: bool, now: float) -> None:
+        self.surface_ready = ready
+        if not ready:
+            self.keyframe_decoded = False
+            self.keyframe_passed = False
+        self._evaluate(now, "surface ready" if ready else "surface lost")
+
+    @property
+    def conditions(self) -> StreamingConditions:
+        server_active = self.server_state is StreamState.ACTIVE
+        if self.legacy_confirmed and self.server_state is None:
+            server_active = True  # LEGACY-1: inference, only against a version-1 Primary
+        if Deviation.SELF_DECLARED_STREAMING in self.deviations:
+            server_active = True
+        return StreamingConditions(
+            decoder_started=self.decoder_started,
+            surface_ready=self.surface_ready,
+            csd_applied=self.csd_applied,
+            keyframe_decoded=self.keyframe_decoded,
+            server_active=server_active,
+        )
+
+    # --- control messages ---------------------------------------------------
+
+    def _receive_message(self, message: Message, frame: Frame, now: float) -> str | None:
+        state = self.state
+        if isinstance(message, UnknownMessage):
+            return "unknown message (VER-3)"
+        if isinstance(message, Proto):
+            if state is not ViewerState.SOCKET_CONNECTED:
+                return "PROTO outside the handshake"
+            if message.version > self.version or message.version < 1:
+                raise RemoteProtocolError(
+                    ErrorCode.VERSION, f"Primary chose version {message.version}"
+                )
+            self.primary_version = message.version
+            self.legacy = self.legacy_confirmed = message.version == 1
+            return None
+        if isinstance(message, AuthChallenge):
+            if state is not ViewerState.SOCKET_CONNECTED:
+                return "AUTH_CHALLENGE outside the handshake"
+            if not auth.is_valid_nonce(message.nonce):
+                raise RemoteProtocolError(ErrorCode.BAD_FIELD, f"bad nonce {message.nonce[:40]!r}")
+            if self.primary_version is None:
+                self.legacy = True  # no PROTO: a version-1 Primary, until it proves otherwise
+            self._send(Auth(response=auth.compute_response(self.secret, message.nonce)), now)
+            self._transition(ViewerTrigger.CHALLENGED, "auth challenge", now)
+            return None
+        if isinstance(message, AuthOk):
+            if state is not ViewerState.AUTHENTICATING:
+                return "AUTH_OK outside authentication"
+            self._transition(ViewerTrigger.AUTH_OK, "auth ok", now)
+            self._start_heartbeats(now)
+            if self.legacy and not self.legacy_confirmed:
+                self._set_deadline(TIMER_LEGACY, now + self.timings.legacy_fallback)
+            self._send(self.caps, now)
+            self._send(self.request, now)
+            return None
+        if isinstance(message, AuthFail):
+            if state is not ViewerState.AUTHENTICATING:
+                return "AUTH_FAIL outside authentication"
+            self._disconnect(now, f"auth failed: {message.reason}", reconnect=False)
+            return None
+        if isinstance(message, Error):
+            self._disconnect(now, f"ERROR from primary: {message.code} {message.reason}")
+            return None
+        if isinstance(message, Bye):
+            self._disconnect(now, f"BYE from primary: {message.reason or ''}".strip())
+            return None
+        if isinstance(message, Heartbeat):
+            return None
+        if state not in (*MEDIA_STATES, ViewerState.NEGOTIATING):
+            return f"{message.NAME} before AUTH_OK"
+        if isinstance(message, Session):
+            self.session_id = message.id
+            return None
+        if isinstance(message, StreamStateMessage):
+            return self._on_stream_state(message.state, message.epoch, now)
+        if isinstance(message, StreamEventMessage):
+            return self._on_stream_event(message, now)
+        if isinstance(message, StreamAccepted):
+            return self._on_stream_accepted(message, now)
+        if isinstance(message, StreamRejected):
+            self._emit(StreamRejectedReceived(message.reason))
+            return None
+        return f"{message.NAME} is not sent by a Primary"
+
+    def _on_stream_state(self, code: StreamState, epoch: int, now: float) -> str | None:
+        if self.version == 1:
+            return "STREAM_STATE ignored by a version-1 Viewer"
+        if not control_epoch_acceptable(self.epoch, epoch) and (
+            Deviation.STALE_CONTROL_APPLIED not in self.deviations
+        ):
+            return f"stale epoch {epoch} < {self.epoch} (EPOCH-4)"
+        self.legacy = self.legacy_confirmed = False  # a STREAM_STATE proves version 2
+        self._cancel(TIMER_LEGACY)
+        if epoch != self.epoch:
+            self._enter_epoch(epoch, now)
+        previous = self.server_state
+        self.server_state = code
+        self._emit(ServerStateChanged(code, epoch))
+        if code is StreamState.ACTIVE and previous is not StreamState.ACTIVE:
+            self._restart_stall_watch(now)
+        self._evaluate(now, f"server state {code.name} epoch {epoch}")
+        return None
+
+    def _on_stream_event(self, message: StreamEventMessage, now: float) -> str | None:
+        if self.version == 1:
+            return "STREAM_EVENT ignored by a version-1 Viewer"
+        self._emit(StreamEventReceived(message.event, message.epoch))
+        if Deviation.EVENTS_AS_STATE in self.deviations:
+            implied = {
+                StreamEvent.RECONFIG_STARTED.value: StreamState.RECONFIGURING,
+                StreamEvent.RECONFIG_DONE.value: StreamState.ACTIVE,
+                StreamEvent.PAUSED.value: StreamState.PAUSED,
+                StreamEvent.RESUMED.value: StreamState.ACTIVE,
+                StreamEvent.STOPPED.value: StreamState.STOPPED,
+            }.get(message.event)
+            if implied is not None:
+                self._on_stream_state(implied, message.epoch, now)
+                return None
+        return "events are informational (EVT-1)"
+
+    def _on_stream_accepted(self, message: StreamAccepted, now: float) -> str | None:
+        if self.state is not ViewerState.NEGOTIATING:
+            return "STREAM_ACCEPTED outside negotiation"
+        if message.epoch is not None and relate_epoch(self.epoch, message.epoch).value == "newer":
+            # NEG-2: an accept reordered after a newer STREAM_STATE must not roll back.
+            self._enter_epoch(message.epoch, now)
+            self.server_state = None
+        self._transition(ViewerTrigger.STREAM_ACCEPTED, "stream accepted", now)
+        self.decoder_started = True
+        self._emit(CreateDecoder(self.epoch))
+        self._restart_stall_watch(now)
+        self._evaluate(now, "stream accepted")
+        return None
+
+    # --- media --------------------------------------------------------------
+
+    def _receive_media(self, frame: Frame, now: float) -> None:
+        if self.state not in MEDIA_STATES:
+            self._drop(frame, "before STREAM_ACCEPTED")
+            return
+        if self.legacy and frame.type is FrameType.CSD and frame.epoch != self.epoch:
+            self._enter_epoch(frame.epoch, now)  # LEGACY-1: new CSD means a new configuration
+        if not frame_epoch_acceptable(self.epoch, frame.epoch) and (
+            Deviation.NO_EPOCH_DROP not in self.deviations
+        ):
+            relation = relate_epoch(self.epoch, frame.epoch).value
+            self._drop(frame, f"{'stale' if relation == 'stale' else 'future'} epoch (EPOCH-3)")
+            return
+        if frame.type is FrameType.CSD:
+            self.csd_passed = True
+        elif frame.type is FrameType.VIDEO:
+            if not self.csd_passed:
+                self._drop(frame, "no CSD for this epoch yet")
+                return
+            if frame.is_keyframe:
+                self.keyframe_passed = True
+            elif not self.keyframe_passed:
+                self._drop(frame, "waiting for a keyframe")
+                return
+        self._emit(MediaToDecode(frame))
+
+    def _drop(self, frame: Frame, reason: str) -> None:
+        self._emit(FrameDropped(frame, reason, self.epoch))
+
+    # --- the rules ----------------------------------------------------------
+
+    def _enter_epoch(self, epoch: int, now: float) -> None:
+        """A new epoch: everything decoded so far belongs to the past (STATE-4)."""
+        self.epoch = epoch
+        self.csd_passed = self.csd_applied = False
+        self.keyframe_passed = self.keyframe_decoded = False
+        if self.decoder_started:
+            self._emit(FlushDecoder(epoch))
+        self._evaluate(now, f"new epoch {epoch}")
+
+    def _evaluate(self, now: float, reason: str) -> None:
+        """Apply STATE-3 and STATE-6: the only place that enters or leaves STREAMING."""
+        if self.state not in DECODER_STATES:
+            return
+        conditions = self.conditions
+        if self.state is ViewerState.STREAMING:
+            if not conditions.hold():
+                self.keyframe_decoded = self.keyframe_passed = False
+                missing = ", ".join(conditions.missing())
+                self._transition(ViewerTrigger.CONDITIONS_LOST, f"{reason}: lost {missing}", now)
+        elif conditions.hold():
+            self._transition(ViewerTrigger.STREAMING_READY, reason, now)
+        elif self.state is ViewerState.RECOVERING and not conditions.server_active:
+            self._transition(ViewerTrigger.CONDITIONS_LOST, reason, now)
+        self._update_watchdog(now)
+
+    def _watchdog_armed(self) -> bool:
+        """WD-1 runs only while the server says ACTIVE (never while PAUSED, STATE-5)."""
+        return self.state in (ViewerState.STREAMING, ViewerState.RECONFIGURING) and (
+            self.conditions.server_active
+        )
+
+    def _restart_stall_watch(self, now: float) -> None:
+        self._set_deadline(TIMER_STALL, now + self.timings.stall_timeout)
+        self._update_watchdog(now)
+
+    def _update_watchdog(self, now: float) -> None:
+        if not self._watchdog_armed():
+            self._cancel(TIMER_STALL)
+        elif TIMER_STALL not in self._deadlines:
+            self._set_deadline(TIMER_STALL, now + self.timings.stall_timeout)
+        if self.state is not ViewerState.RECOVERING:
+            self._cancel(TIMER_KEYFRAME_RETRY)
+
+    def _request_keyframe(self, now: float) -> None:
+        epoch = self.epoch if self.epoch is not None else 0
+        self._send(ReqKeyframe(epoch=epoch), now)
+        self._emit(KeyframeRequestSent(epoch, self.keyframe_requests))
+        self.keyframe_requests += 1
+        self._set_deadline(TIMER_KEYFRAME_RETRY, now + self.timings.keyframe_retry_interval)
+
+    def _on_role_timer(self, name: str, now: float) -> None:
+        if name == TIMER_RECONNECT:
+            self._emit(ReconnectDue(self.reconnect_attempt))
+        elif name == TIMER_STALL:
+            if self._watchdog_armed():
+                self.keyframe_decoded = self.keyframe_passed = False
+                self.keyframe_requests = 0
+                self._transition(ViewerTrigger.STALL, "no decodable frame (WD-1)", now)
+                self._request_keyframe(now)
+        elif name == TIMER_KEYFRAME_RETRY:
+            if self.state is not ViewerState.RECOVERING:
+                return
+            if self.keyframe_requests > self.timings.keyframe_retries:
+                self._disconnect(now, "keyframe requests unanswered (WD-2)")
+            elif Deviation.NO_KEYFRAME_RETRY in self.deviations:
+                self.keyframe_requests += 1
+                self._set_deadline(
+                    TIMER_KEYFRAME_RETRY, now + self.timings.keyframe_retry_interval
+                )
+            else:
+                self._request_keyframe(now)
+        elif name == TIMER_LEGACY and self.legacy and self.server_state is None:
+            self.legacy_confirmed = True  # LEGACY-1: no STREAM_STATE in time
+            self._evaluate(now, "legacy fallback: no STREAM_STATE")
+
+    def _on_liveness_timeout(self, now: float) -> None:
+        self._disconnect(now, "heartbeat timeout (HB-2)")
+
+    def _on_eof(self, now: float) -> None:
+        self._disconnect(now, "connection closed by primary")
+
+    def _after_protocol_violation(self, now: float) -> None:
+        self._disconnect(now, "protocol error")
+
+    # --- transitions --------------------------------------------------------
+
+    def _transition(self, trigger: ViewerTrigger, reason: str, now: float) -> None:
+        step = viewer_transition(self.state, trigger)
+        if step is None:
+            raise RuntimeError(f"no transition from {self.state.value} on {trigger.value}")
+        previous, self.state = self.state, step.target
+        if step.target is ViewerState.STREAMING:
+            self.reconnect_attempt = 0
+        self._emit(StateChanged(previous, step.target, reason, self.epoch, self.server_state))
+
+    def _disconnect(self, now: float, reason: str, *, reconnect: bool = True) -> None:
+        if self.state is ViewerState.DISCONNECTED:
+            return
+        had_decoder = self.decoder_started
+        # A socket already gone (connection_lost, or closed for a protocol error) is not
+        # closed twice.
+        self._close(reason)
+        self._cancel(TIMER_HEARTBEAT, TIMER_LIVENESS, TIMER_STALL, TIMER_KEYFRAME_RETRY)
+        self._cancel(TIMER_LEGACY)
+        self._transition(ViewerTrigger.DISCONNECT, reason, now)
+        self.decoder_started = False
+        if had_decoder:
+            self._emit(ReleaseDecoder())  # STATE-7
+        if reconnect and self.auto_reconnect:
+            self._schedule_reconnect(now)
+
+    def _schedule_reconnect(self, now: float) -> None:
+        """RECON-1: exponential backoff with jitter, bounded by reconnect_max."""
+        if not self.auto_reconnect:
+            return
+        ceiling = min(
+            self.timings.reconnect_max,
+            self.timings.reconnect_initial * (2 ** min(self.reconnect_attempt, 16)),
+        )
+        delay = ceiling * (0.5 + 0.5 * self.rng.random())
+        self.reconnect_attempt += 1
+        self._set_deadline(TIMER_RECONNECT, now + delay)
