@@ -1,0 +1,57 @@
+"""`harness requirements`: the requirement catalogue, with scenario coverage."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from reference.protocol.requirements import CATALOGUE
+
+HELP = "Print the requirement catalogue (and which scenarios cover each ID)."
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--scenarios", type=Path, default=Path("scenarios"),
+        help="folder of scenario files whose coverage to show (default: scenarios)",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def coverage(folder: Path) -> dict[str, list[str]]:
+    """Requirement ID -> names of the scenarios that declare it."""
+    try:
+        from harness.scenarios.loader import declared_coverage
+    except ImportError:
+        return {}
+    return declared_coverage(folder)
+
+
+def run(args: argparse.Namespace) -> int:
+    covered = coverage(args.scenarios)
+    if args.json:
+        rows = [
+            {"id": r.id, "group": r.group, "side": r.side.value, "observed": r.observed.value,
+             "rule": r.rule, "scenarios": covered.get(r.id, [])}
+            for r in CATALOGUE
+        ]
+        print(json.dumps(rows, indent=2))
+        return 0
+    table = Table(title=f"LVS requirement catalogue ({len(CATALOGUE)} rules)", show_lines=False)
+    table.add_column("ID", style="bold cyan", no_wrap=True)
+    table.add_column("Side")
+    table.add_column("Observed on")
+    table.add_column("Rule")
+    table.add_column("Scenarios", overflow="fold")
+    for r in CATALOGUE:
+        names = covered.get(r.id, [])
+        table.add_row(
+            r.id, r.side.value, r.observed.value, r.rule,
+            ", ".join(names) if names else "[red]none[/red]",
+        )
+    Console().print(table)
+    return 0
