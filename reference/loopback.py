@@ -31,6 +31,9 @@ from reference.protocol.viewer import ViewerConnection
 
 # A filter sees each whole frame bound for the Viewer and returns the frames to deliver.
 FrameFilter = Callable[[Frame], list[Frame]]
+# Told of every byte string that crosses: (side "primary" | "viewer", connection number,
+# "v2p" | "p2v" | "open" | "close", data, now).
+WireObserver = Callable[[str, int, str, bytes, float], None]
 
 
 @dataclass
@@ -118,6 +121,7 @@ class Pipe:
     """One simulated TCP connection between a Viewer and the Primary."""
 
     primary_side: PrimaryConnection
+    number: int = 0
     open: bool = True
     to_viewer: FrameDecoder = field(default_factory=FrameDecoder)
 
@@ -150,6 +154,8 @@ class Loopback:
         self.viewer_events: list[tuple[float, Event]] = []
         self.primary_events: list[tuple[float, Event]] = []
         self.viewer_bound_filter: FrameFilter | None = None
+        self.wire_observer: WireObserver | None = None
+        self._pipes = 0
         self.viewer_silent = False  # the Viewer's bytes vanish (heartbeat loss)
         self.primary_silent = False
         self.decode = True
@@ -157,9 +163,17 @@ class Loopback:
     # --- wiring -------------------------------------------------------------
 
     def connect(self) -> None:
-        self.pipe = Pipe(self.primary.new_connection(self.now))
+        self._pipes += 1
+        self.pipe = Pipe(self.primary.new_connection(self.now), self._pipes)
+        self._observe("viewer", "open", b"")
+        self._observe("primary", "open", b"")
         self.viewer.connection_made(self.now)
         self.pump()
+
+    def _shut(self, pipe: Pipe) -> None:
+        pipe.open = False
+        self._observe("viewer", "close", b"")
+        self._observe("primary", "close", b"")
 
     def pump(self) -> None:
         for _ in range(10_000):
@@ -172,10 +186,15 @@ class Loopback:
         pipe = self.pipe
         if pipe is not None and pipe.open:
             up = self.viewer.data_to_send()
+            if up:
+                self._observe("viewer", "v2p", up)
             if up and not self.viewer_silent:
+                self._observe("primary", "v2p", up)
                 pipe.primary_side.receive_data(up, self.now)
                 moved = True
             down = pipe.primary_side.data_to_send()
+            if down:
+                self._observe("primary", "p2v", down)  # sent, even if the network eats it
             if down and not self.primary_silent:
                 self._deliver_to_viewer(pipe, down)
                 moved = True
@@ -194,29 +213,41 @@ class Loopback:
                     self.primary.handle(conn, event, self.now)
         return moved
 
+    def _observe(self, side: str, direction: str, data: bytes) -> None:
+        if self.wire_observer is not None and self.pipe is not None:
+            self.wire_observer(side, self.pipe.number, direction, data, self.now)
+
     def _deliver_to_viewer(self, pipe: Pipe, data: bytes) -> None:
         if self.viewer_bound_filter is None:
+            self._observe("viewer", "p2v", data)
             self.viewer.receive_data(data, self.now)
             return
         pipe.to_viewer.feed(data)
         for frame in pipe.to_viewer.frames():
             for out in self.viewer_bound_filter(frame):
-                self.viewer.receive_data(encode_frame(out), self.now)
+                delivered = encode_frame(out)
+                self._observe("viewer", "p2v", delivered)
+                self.viewer.receive_data(delivered, self.now)
 
     def _flush_then_close(self, pipe: Pipe) -> None:
         last = pipe.primary_side.data_to_send()
+        if last:
+            self._observe("primary", "p2v", last)
         if last and not self.primary_silent:
             self._deliver_to_viewer(pipe, last)
-        pipe.open = False
+        self._shut(pipe)
         self.viewer.receive_data(b"", self.now)
 
     def _viewer_event(self, event: Event) -> None:
         pipe = self.pipe
         if isinstance(event, CloseSocket) and pipe is not None and pipe.open:
             up = self.viewer.data_to_send()
+            if up:
+                self._observe("viewer", "v2p", up)
             if up and not self.viewer_silent:
+                self._observe("primary", "v2p", up)
                 pipe.primary_side.receive_data(up, self.now)
-            pipe.open = False
+            self._shut(pipe)
             pipe.primary_side.connection_lost(self.now, "viewer closed")
         elif isinstance(event, ReconnectDue):
             self.connect()
@@ -236,6 +267,7 @@ class Loopback:
 
     def run_until(self, t: float, *, picture_interval: float | None = None) -> None:
         """Advance to `t`, firing every deadline on time; optionally stream pictures."""
+        self.pump()  # what the application queued since the last step goes out now
         next_picture = self.now + picture_interval if picture_interval else None
         while True:
             candidates = [t]

@@ -32,7 +32,8 @@ BREAKS: dict[Deviation, tuple[str, ...]] = {
     Deviation.MEDIA_BEFORE_ACCEPT: ("NEG-1",),
     Deviation.NO_EPOCH_DROP: ("EPOCH-3",),
     Deviation.NO_KEYFRAME_RETRY: ("WD-2",),
-    Deviation.SELF_DECLARED_STREAMING: ("STATE-2",),
+    # Declaring STREAMING without ACTIVE also keeps it while a condition is missing.
+    Deviation.SELF_DECLARED_STREAMING: ("STATE-2", "STATE-3"),
     Deviation.EVENTS_AS_STATE: ("EVT-1",),
     Deviation.STALE_CONTROL_APPLIED: ("EPOCH-4",),
 }

@@ -57,7 +57,7 @@ class TelemetryError(ValueError):
 
 def records_from_event(event: Event, now: float, viewer: str) -> list[Record]:
     """The telemetry a reference Viewer writes for one core event."""
-    base: Record = {"t": round(now, 6), "viewer": viewer}
+    base: Record = {"t": now, "viewer": viewer}
     if isinstance(event, StateChanged):
         return [{**base, "event": "state", "state": event.state.value,
                  "previous": event.previous.value, "reason": event.reason, "epoch": event.epoch,

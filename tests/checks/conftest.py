@@ -1,0 +1,77 @@
+"""Traces from the real sans-IO peers on a virtual clock, for checker tests.
+
+The loopback reports every byte that crosses at each side; this builds the
+same trace records the wire taps write (tap "primary_side" next to the
+Primary, "viewer_side:v1" next to the Viewer) plus the Viewer's telemetry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from harness.trace import Trace, frame_record, load
+from reference.loopback import Loopback
+from reference.protocol import telemetry
+from reference.protocol.events import MediaToDecode
+from reference.protocol.frames import FrameDecoder, FrameType
+
+VIEWER = "v1"
+
+
+class SimRecorder:
+    def __init__(self, lb: Loopback) -> None:
+        self.lb = lb
+        self.records: list[dict[str, Any]] = []
+        self._decoders: dict[tuple[str, int, str], FrameDecoder] = {}
+        self._seen_events = 0
+        lb.wire_observer = self.observe
+
+    def tap(self, side: str) -> str:
+        return "primary_side" if side == "primary" else f"viewer_side:{VIEWER}"
+
+    def observe(self, side: str, conn: int, direction: str, data: bytes, now: float) -> None:
+        self.telemetry()
+        tap, conn_id = self.tap(side), f"c{conn}"
+        if direction in ("open", "close"):
+            self.records.append({"t": now, "kind": "conn", "tap": tap, "conn": conn_id,
+                                 "event": direction, "reason": ""})
+            return
+        decoder = self._decoders.setdefault((side, conn, direction), FrameDecoder())
+        decoder.feed(data)
+        for frame in decoder.frames():
+            self.records.append(frame_record(tap, conn_id, direction, frame, now))
+
+    def telemetry(self) -> None:
+        """Viewer events so far, as the reference Viewer would write them."""
+        for t, event in self.lb.viewer_events[self._seen_events:]:
+            for record in telemetry.records_from_event(event, t, VIEWER):
+                self.records.append({**record, "kind": "telemetry"})
+            if isinstance(event, MediaToDecode) and event.frame.type is FrameType.VIDEO:
+                f = event.frame
+                self.records.append({"t": t, "kind": "telemetry", "viewer": VIEWER,
+                                     "event": "decoded", "epoch": f.epoch, "seq": f.sequence,
+                                     "key": f.is_keyframe})
+        self._seen_events = len(self.lb.viewer_events)
+
+    def trace(self) -> Trace:
+        self.telemetry()
+        truth = [
+            {"t": t, "kind": "primary", "what": "state", "stream_state": state.name, "epoch": epoch}
+            for t, state, epoch in self.lb.primary.stream.history
+        ]
+        return load(self.records + truth)
+
+
+SimFactory = Callable[..., tuple[Loopback, SimRecorder]]
+
+
+@pytest.fixture
+def sim() -> SimFactory:
+    def make(**kwargs: Any) -> tuple[Loopback, SimRecorder]:
+        lb = Loopback(**kwargs)
+        return lb, SimRecorder(lb)
+
+    return make

@@ -1,0 +1,171 @@
+"""Every checker passes conforming peers and fails the peer that breaks its rule."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from harness.checks.registry import CHECKS, run_checks
+from harness.checks.verdict import Status, Verdict
+from harness.trace import Trace, load
+from reference.protocol.deviations import BREAKS, Deviation
+from reference.protocol.frames import Frame, FrameType
+from reference.protocol.messages import StreamEventMessage, StreamStateMessage
+from reference.protocol.states import StreamState
+
+FPS = 1 / 30
+
+
+def verdicts(trace: Trace, ids: list[str] | None = None, **params: Any) -> dict[str, Verdict]:
+    wanted = {i: params for i in (ids or sorted(CHECKS))}
+    return {v.requirement: v for v in run_checks(trace, wanted)}
+
+
+def busy_life(sim: Any, **kwargs: Any) -> Trace:
+    """Connect, stream, reconfigure, pause, resume, stall and recover, lose the Primary."""
+    lb, rec = sim(**kwargs)
+    lb.primary.start(0.0)
+    lb.connect()
+    lb.run_until(3.0, picture_interval=FPS)
+    lb.primary.reconfigure(lb.now)
+    lb.run_until(6.0, picture_interval=FPS)
+    lb.primary.stream.transition(StreamState.PAUSED, lb.now)
+    lb.primary.broadcast_state(lb.now)
+    lb.run_until(12.0)
+    lb.primary.go_active(lb.now)
+    lb.run_until(14.0, picture_interval=FPS)
+    lb.run_until(17.0)  # a stall the Primary answers
+    lb.run_until(19.0, picture_interval=FPS)
+    lb.primary_silent = True  # heartbeat loss: the Viewer reconnects
+    lb.run_until(26.0)
+    lb.primary_silent = False  # the reconnect's handshake was lost too: AUTH-3 closes it
+    lb.run_until(40.0, picture_interval=FPS)
+    assert lb.viewer.state.value == "STREAMING"
+    return rec.trace()
+
+
+def test_conforming_peers_fail_nothing(sim: Any) -> None:
+    results = verdicts(busy_life(sim), secret="s3cret")
+    failures = {k: v for k, v in results.items() if v.status is Status.FAIL}
+    assert not failures, "\n".join(f"{k}: {v.summary} {v.evidence}" for k, v in failures.items())
+    passed = {k for k, v in results.items() if v.status is Status.PASS}
+    # The busy life exercises most rules; the rest need their own situations.
+    for must in ("SNAP-1", "SNAP-2", "SNAP-3", "KEY-1", "KEY-2", "KEY-3", "EPOCH-1", "EPOCH-2",
+                 "EPOCH-3", "WD-1", "WD-3", "HB-1", "HB-2", "STATE-3", "STATE-4", "STATE-5",
+                 "STATE-7", "RECON-1", "EVT-1", "NEG-1", "AUTH-1", "VER-1", "VER-2"):
+        assert must in passed, f"{must}: {results[must].status} {results[must].summary}"
+
+
+@pytest.mark.parametrize("deviation", [
+    Deviation.NO_SNAPSHOT, Deviation.NO_EPOCH_DROP, Deviation.EVENTS_AS_STATE,
+    Deviation.STALE_CONTROL_APPLIED, Deviation.NO_KEYFRAME_RETRY,
+    Deviation.SELF_DECLARED_STREAMING,
+])
+def test_each_deviation_fails_its_requirement(sim: Any, deviation: Deviation) -> None:
+    is_primary = deviation is Deviation.NO_SNAPSHOT
+    lb, rec = sim(**{("primary_deviations" if is_primary else "viewer_deviations"):
+                     frozenset({deviation})})
+    lb.primary.start(0.0)
+    lb.connect()
+    lb.run_until(2.0, picture_interval=FPS)
+    if deviation is Deviation.NO_EPOCH_DROP:
+        lb.primary.reconfigure(lb.now)
+        lb.run_until(2.5, picture_interval=FPS)
+        lb.viewer.receive_data(_frame(Frame(FrameType.VIDEO, b"old", epoch=1)), lb.now)
+        lb.pump()
+    elif deviation is Deviation.EVENTS_AS_STATE:
+        lb.viewer.receive_data(_control(StreamEventMessage("RECONFIG_STARTED", 1)), lb.now)
+        lb.pump()
+        lb.run_until(4.0)
+    elif deviation is Deviation.STALE_CONTROL_APPLIED:
+        lb.primary.reconfigure(lb.now)
+        lb.run_until(2.5, picture_interval=FPS)
+        lb.viewer.receive_data(_control(StreamStateMessage(StreamState.RECONFIGURING, 1)), lb.now)
+        lb.pump()
+    elif deviation is Deviation.NO_KEYFRAME_RETRY:
+        # The Primary answers every request, but the network eats all video.
+        lb.viewer_bound_filter = lambda f: [] if f.type is FrameType.VIDEO else [f]
+        lb.run_until(12.0, picture_interval=FPS)
+    elif deviation is Deviation.SELF_DECLARED_STREAMING:
+        lb.primary.stream.transition(StreamState.PAUSED, lb.now)
+        lb.primary.broadcast_state(lb.now)
+        lb.pump()
+        lb.viewer.receive_data(_frame(Frame(FrameType.CSD, b"c", epoch=1)), lb.now)
+        lb.viewer.receive_data(_frame(Frame(FrameType.VIDEO, b"k", epoch=1, flags=1)), lb.now)  # type: ignore[arg-type]
+        lb.pump()
+        lb.run_until(3.0)
+    results = verdicts(rec.trace())
+    failed = {k for k, v in results.items() if v.status is Status.FAIL}
+    assert failed == set(BREAKS[deviation]), {k: results[k].evidence for k in failed}
+    for requirement in BREAKS[deviation]:
+        assert results[requirement].evidence
+
+
+def _frame(frame: Frame) -> bytes:
+    from reference.protocol.frames import encode_frame
+
+    return encode_frame(frame)
+
+
+def _control(message: Any) -> bytes:
+    return _frame(Frame(FrameType.CONTROL, message.encode()))
+
+
+def test_wd_2_counts_retries_and_the_reconnect(sim: Any) -> None:
+    lb, rec = sim()
+    lb.primary.start(0.0)
+    lb.primary.answer_keyframe_requests = False
+    lb.connect()
+    lb.run_until(1.0, picture_interval=FPS)
+    lb.run_until(11.0)
+    results = verdicts(rec.trace(), ["WD-1", "WD-2", "RECON-1"])
+    assert results["WD-1"].status is Status.PASS
+    assert results["WD-2"].status is Status.PASS, results["WD-2"].evidence
+    assert results["RECON-1"].status is Status.PASS
+
+
+def test_key_2_fails_when_requests_go_unanswered(sim: Any) -> None:
+    lb, rec = sim()
+    lb.primary.start(0.0)
+    lb.primary.answer_keyframe_requests = False
+    lb.connect()
+    lb.run_until(1.0, picture_interval=FPS)
+    lb.run_until(6.0)  # the stall at 3 s sends requests nobody answers
+    results = verdicts(rec.trace(), ["KEY-2"])
+    assert results["KEY-2"].status is Status.FAIL
+
+
+def test_not_observed_when_the_trace_cannot_decide() -> None:
+    empty = load([])
+    results = verdicts(empty)
+    assert {v.status for v in results.values()} == {Status.NOT_OBSERVED}
+
+
+def test_wrong_secret_and_auth_rules(sim: Any) -> None:
+    lb, rec = sim(viewer_secret="wrong")
+    lb.primary.start(0.0)
+    lb.connect()
+    lb.run_until(3.0, picture_interval=FPS)
+    results = verdicts(rec.trace(), ["AUTH-2", "AUTH-1", "NEG-1"], secret="s3cret")
+    assert results["AUTH-2"].status is Status.PASS
+    assert results["AUTH-1"].status is Status.PASS
+
+
+def test_version_one_primary_legacy_rules(sim: Any) -> None:
+    lb, rec = sim(primary_version=1)
+    lb.primary.start(0.0)
+    lb.connect()
+    lb.run_until(5.0, picture_interval=FPS)
+    results = verdicts(rec.trace(), ["LEGACY-1", "VER-2", "VER-4"], primary_version=1)
+    assert results["LEGACY-1"].status is Status.PASS, results["LEGACY-1"].evidence
+    assert results["VER-2"].status is Status.PASS
+
+
+def test_version_one_viewer_legacy_2(sim: Any) -> None:
+    lb, rec = sim(viewer_version=1)
+    lb.primary.start(0.0)
+    lb.connect()
+    lb.run_until(3.0, picture_interval=FPS)
+    results = verdicts(rec.trace(), ["LEGACY-2"])
+    assert results["LEGACY-2"].status is Status.PASS
