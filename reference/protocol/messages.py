@@ -254,7 +254,7 @@ class StreamRejected(Message):
 class Error(Message):
     NAME: ClassVar[str] = "ERROR"
     code: str = _field("code")
-    reason: str = _field("reason", default="")
+    reason: str = _field("reason", required=False, default="")
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,10 +297,8 @@ def from_text(text: ControlText) -> Message:
             known.add(meta["key"])
             raw = text.fields.get(meta["key"])
         if raw is None:
-            no_default = (
-                f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-            )
-            if meta["required"] and no_default:
+            # Defaults exist for building messages; on the wire a required field is required.
+            if meta["required"]:
                 raise RemoteProtocolError(
                     ErrorCode.BAD_FIELD, f"{text.name}: missing required field {meta['key']!r}"
                 )

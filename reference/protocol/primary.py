@@ -234,6 +234,8 @@ class PrimaryConnection(Endpoint):
             self.caps = message
             return None
         if isinstance(message, SetStream):
+            if self.accepted:
+                return "SET_STREAM after STREAM_ACCEPTED: one negotiation per session"
             self._emit(StreamRequested(message, self.caps))
             return None
         if isinstance(message, ReqKeyframe):

@@ -232,7 +232,10 @@ class ViewerConnection(Endpoint):
         if isinstance(message, AuthFail):
             if state is not ViewerState.AUTHENTICATING:
                 return "AUTH_FAIL outside authentication"
-            self._disconnect(now, f"auth failed: {message.reason}", reconnect=False)
+            self._disconnect(
+                now, f"auth failed: {message.reason}", reconnect=False,
+                trigger=ViewerTrigger.AUTH_FAIL,
+            )
             return None
         if isinstance(message, Error):
             self._disconnect(now, f"ERROR from primary: {message.code} {message.reason}")
@@ -314,8 +317,9 @@ class ViewerConnection(Endpoint):
         if self.state not in MEDIA_STATES:
             self._drop(frame, "before STREAM_ACCEPTED")
             return
-        if self.legacy and frame.type is FrameType.CSD and frame.epoch != self.epoch:
-            self._enter_epoch(frame.epoch, now)  # LEGACY-1: new CSD means a new configuration
+        newer = self.epoch is None or frame.epoch > self.epoch
+        if self.legacy and frame.type is FrameType.CSD and newer:
+            self._enter_epoch(frame.epoch, now)  # LEGACY-1: a newer CSD is a new configuration
         if not frame_epoch_acceptable(self.epoch, frame.epoch) and (
             Deviation.NO_EPOCH_DROP not in self.deviations
         ):
@@ -435,7 +439,10 @@ class ViewerConnection(Endpoint):
             self.reconnect_attempt = 0
         self._emit(StateChanged(previous, step.target, reason, self.epoch, self.server_state))
 
-    def _disconnect(self, now: float, reason: str, *, reconnect: bool = True) -> None:
+    def _disconnect(
+        self, now: float, reason: str, *, reconnect: bool = True,
+        trigger: ViewerTrigger = ViewerTrigger.DISCONNECT,
+    ) -> None:
         if self.state is ViewerState.DISCONNECTED:
             return
         had_decoder = self.decoder_started
@@ -444,7 +451,7 @@ class ViewerConnection(Endpoint):
         self._close(reason)
         self._cancel(TIMER_HEARTBEAT, TIMER_LIVENESS, TIMER_STALL, TIMER_KEYFRAME_RETRY)
         self._cancel(TIMER_LEGACY)
-        self._transition(ViewerTrigger.DISCONNECT, reason, now)
+        self._transition(trigger, reason, now)
         self.decoder_started = False
         if had_decoder:
             self._emit(ReleaseDecoder())  # STATE-7

@@ -429,3 +429,29 @@ def test_no_snapshot_switch_omits_the_snapshot() -> None:
     lb.connect()
     lb.run_until(1.0)
     assert "STREAM_STATE" not in sent_by_primary(lb)
+
+
+def test_second_set_stream_after_accept_is_ignored_not_fatal() -> None:
+    from reference.protocol.messages import SetStream
+
+    lb = streaming_loopback()
+    conn = lb.primary.connections[0]
+    conn.receive_data(control(SetStream()), lb.now)
+    notes = [e.note for e in conn.next_events() if isinstance(e, MessageReceived)]
+    assert notes and "one negotiation" in notes[0]
+    assert conn.accepted and conn.socket_open
+
+
+def test_auth_fail_takes_its_own_transition() -> None:
+    lb = Loopback(viewer_secret="wrong")
+    lb.connect()
+    down = [e for _, e in lb.events_of(StateChanged) if e.state is V.DISCONNECTED]  # type: ignore[attr-defined]
+    assert down and down[0].reason.startswith("auth failed")
+
+
+def test_hello_must_name_its_version() -> None:
+    from reference.protocol.errors import RemoteProtocolError
+    from reference.protocol.messages import decode_message
+
+    with pytest.raises(RemoteProtocolError, match="version"):
+        decode_message(b"HELLO|client=viewer")
