@@ -1,0 +1,265 @@
+"""One direction of one proxied connection (Toxiproxy's `link.go`).
+
+    source socket > noop stub > toxic stub > ... > toxic stub > writer > destination socket
+
+Every link starts with a hidden noop stub, so the first real toxic can be
+inserted or removed by interrupting the stub before it. While a link has no
+toxics and nothing queued, bytes go straight from the source's `data_received`
+to the destination transport: no chunk object, no task hop. That keeps the
+proxy's own cost out of the measurements when no fault is being injected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import socket
+import struct
+from collections.abc import Callable
+from typing import TYPE_CHECKING, cast
+
+from harness.toxiproxy.stream import ChunkChannel, Direction, LinkBudget, StreamChunk
+from harness.toxiproxy.toxics import NoopToxic, ToxicStub
+
+if TYPE_CHECKING:
+    from harness.toxiproxy.toxic_collection import ToxicWrapper
+
+_NOOP = NoopToxic()
+# A transport's buffer may hold this much before the link stops reading its source.
+WRITE_BUFFER_HIGH = 512 * 1024
+
+
+class Endpoint(asyncio.Protocol):
+    """One TCP socket of a connection: the source of one link, the destination of the other."""
+
+    def __init__(self, on_made: Callable[[Endpoint], None], on_lost: Callable[[], None]) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.source_of: ToxicLink | None = None
+        self.dest_of: ToxicLink | None = None
+        self.writable = asyncio.Event()
+        self.writable.set()
+        self.lost = False
+        self._on_made = on_made
+        self._on_lost = on_lost
+
+    # --- asyncio.Protocol -------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH)
+        # Nothing may be read before both legs exist and the links are wired.
+        self.transport.pause_reading()
+        self._on_made(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self.source_of is not None:
+            self.source_of.feed(data)
+
+    def eof_received(self) -> bool:
+        if self.source_of is not None:
+            self.source_of.feed_eof()
+        # Keep the socket open: the link closes it once the toxics have flushed.
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        self.writable.set()  # never leave a writer waiting on a dead socket
+        if self.source_of is not None:
+            self.source_of.feed_eof()
+        self._on_lost()
+
+    def pause_writing(self) -> None:
+        self.writable.clear()
+        if self.dest_of is not None:
+            self.dest_of.update_reading()
+
+    def resume_writing(self) -> None:
+        self.writable.set()
+        if self.dest_of is not None:
+            self.dest_of.update_reading()
+
+    # --- used by links and connections -------------------------------------------
+    @property
+    def open(self) -> bool:
+        return self.transport is not None and not self.transport.is_closing()
+
+    def write(self, data: bytes) -> None:
+        if self.open:
+            assert self.transport is not None
+            self.transport.write(data)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    def set_linger_zero(self) -> None:
+        sock = self.transport.get_extra_info("socket") if self.transport else None
+        if sock is not None and sock.fileno() >= 0:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+class ToxicLink:
+    def __init__(
+        self,
+        direction: Direction,
+        source: Endpoint,
+        dest: Endpoint,
+        chain: list[ToxicWrapper],
+        rng: random.Random,
+        reset_connection: Callable[[], None],
+    ) -> None:
+        self.direction = direction
+        self.source = source
+        self.dest = dest
+        source.source_of = self
+        dest.dest_of = self
+        self.budget = LinkBudget(self.update_reading)
+        self._rng = rng
+        self._reset_connection = reset_connection
+        self._reset_requested = False
+        self._loop = asyncio.get_running_loop()
+        self._head = ChunkChannel(self.budget)
+        self.stubs: list[ToxicStub] = [self._new_stub(self._head, "")]
+        self.wrappers: list[ToxicWrapper | None] = [None]
+        for wrapper in chain:
+            self.stubs.append(self._new_stub(self.stubs[-1].output, wrapper.name))
+            self.wrappers.append(wrapper)
+        # New stubs are always spliced in before this channel, so it stays the writer's.
+        self._output = self.stubs[-1].output
+        self._writer: asyncio.Task[None] | None = None
+        self._started = False
+        self._stopped = False
+        self._reading_paused = True
+        self._eof = False
+
+    def _new_stub(self, input: ChunkChannel, name: str) -> ToxicStub:
+        stub = ToxicStub(input, ChunkChannel(self.budget), self._rng, self._request_reset)
+        stub.name = name
+        return stub
+
+    def _run(self, index: int) -> None:
+        if self._stopped:
+            return  # the connection went away during a live change
+        wrapper = self.wrappers[index]
+        if wrapper is None:
+            self.stubs[index].run(_NOOP, 1.0)
+        else:
+            self.stubs[index].run(wrapper.toxic, wrapper.toxicity)
+
+    def start(self) -> None:
+        for index, wrapper in enumerate(self.wrappers):
+            if wrapper is not None:
+                self.stubs[index].state = wrapper.toxic.new_state()
+            self._run(index)
+        self._writer = self._loop.create_task(self._write())
+        self._started = True
+        self.update_reading()
+
+    def stop(self) -> None:
+        self._stopped = True
+        for stub in self.stubs:
+            stub.cancel()
+        if self._writer is not None:
+            self._writer.cancel()
+
+    # --- the data path ------------------------------------------------------------
+    def feed(self, data: bytes) -> None:
+        if len(self.stubs) == 1 and self.budget.items == 0:
+            # Fast path: no toxic, and nothing queued that these bytes could overtake.
+            self.dest.write(data)
+            return
+        self._head.put(StreamChunk(data, self._loop.time()))
+
+    def feed_eof(self) -> None:
+        if not self._eof:
+            self._eof = True
+            self._head.put(None)
+
+    async def _write(self) -> None:
+        while True:
+            if not self.dest.writable.is_set():
+                await self.dest.writable.wait()
+            chunk = await self._output.get()
+            if chunk is None:
+                break
+            self.dest.write(chunk.data)
+        # As in Toxiproxy, the end of one direction closes the whole destination socket
+        # (no half-close); the other direction then ends when its read fails.
+        if self._reset_requested:
+            self.dest.abort()
+        else:
+            self.dest.close()
+
+    def _request_reset(self) -> None:
+        self._reset_requested = True
+        self._reset_connection()
+
+    def update_reading(self) -> None:
+        """Pause the source while the destination is backed up or the toxics hold too much."""
+        transport = self.source.transport
+        if not self._started or transport is None or transport.is_closing():
+            return
+        backed_up = not self.dest.writable.is_set()
+        if self._reading_paused:
+            pause = backed_up or self.budget.bytes >= LinkBudget.LOW_WATER
+        else:
+            pause = backed_up or self.budget.bytes > LinkBudget.HIGH_WATER
+        if pause != self._reading_paused:
+            self._reading_paused = pause
+            if pause:
+                transport.pause_reading()
+            else:
+                transport.resume_reading()
+
+    # --- live changes to the chain ---------------------------------------------------
+    async def add_toxic(self, wrapper: ToxicWrapper) -> None:
+        if self._stopped:
+            return  # torn down while the change was on its way
+        last = self.stubs[-1]
+        stub = self._new_stub(ChunkChannel(self.budget), wrapper.name)
+        stub.output = last.output
+        self.stubs.append(stub)
+        self.wrappers.append(wrapper)
+        if await last.interrupt():
+            last.output = stub.input
+            stub.state = wrapper.toxic.new_state()
+            self._run(len(self.stubs) - 1)
+            self._run(len(self.stubs) - 2)
+        else:
+            # The stream already ended before this point; keep the chain aligned with
+            # the collection, but let nothing reach the (already closed) real output.
+            stub.output = stub.input
+            stub.close()
+
+    async def update_toxic(self, wrapper: ToxicWrapper) -> None:
+        if self._stopped:
+            return
+        index = self.wrappers.index(wrapper)
+        if await self.stubs[index].interrupt():
+            self._run(index)
+
+    async def remove_toxic(self, wrapper: ToxicWrapper) -> None:
+        if self._stopped:
+            return
+        index = self.wrappers.index(wrapper)
+        stub = self.stubs[index]
+        if await stub.interrupt():
+            wrapper.toxic.cleanup(stub)
+        if stub.closed:
+            # The stream ends at this toxic; whatever is upstream of it goes nowhere.
+            del self.stubs[index], self.wrappers[index]
+            return
+        previous = self.stubs[index - 1]
+        running = await previous.interrupt()
+        # What the removed toxic had not read yet follows what it already passed on.
+        stub.input.move_to(stub.output)
+        previous.output = stub.output
+        del self.stubs[index], self.wrappers[index]
+        if running:
+            self._run(index - 1)

@@ -1,0 +1,43 @@
+"""bandwidth: throughput capped at `rate` KB/s (1 KB = 1000 bytes)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+from toxiproxy_peers import ProxyHandle, RecordingSink
+
+MakeProxy = Callable[[str], ProxyHandle]
+
+
+@pytest.mark.parametrize(("rate_kb", "size"), [(2000, 800_000), (100, 60_000)])
+def test_bandwidth_caps_throughput_within_ten_percent(
+    make_proxy: MakeProxy, sink: RecordingSink, rate_kb: int, size: int
+) -> None:
+    proxy = make_proxy(sink.address)
+    proxy.add_toxic("bandwidth", stream="upstream", rate=rate_kb)
+    with proxy.connect() as sock:
+        started = time.monotonic()
+        sock.sendall(b"b" * size)
+        recording = sink.next_recording()
+        recording.wait_bytes(size, timeout=30)
+    elapsed = recording.reads[-1][0] - started
+    measured = size / elapsed / 1000
+    assert abs(measured - rate_kb) <= 0.10 * rate_kb, f"{measured:.0f} KB/s for {rate_kb}"
+    assert recording.data == b"b" * size
+
+
+def test_bandwidth_update_applies_live(make_proxy: MakeProxy, sink: RecordingSink) -> None:
+    proxy = make_proxy(sink.address)
+    proxy.add_toxic("bandwidth", stream="upstream", rate=50)
+    with proxy.connect() as sock:
+        sock.sendall(b"s" * 5_000)
+        recording = sink.next_recording()
+        recording.wait_bytes(5_000)
+        proxy.update_toxic("bandwidth_upstream", attributes={"rate": 0})
+        proxy.update_toxic("bandwidth_upstream", attributes={"rate": 100_000})
+        started = time.monotonic()
+        sock.sendall(b"f" * 1_000_000)
+        recording.wait_bytes(1_005_000)
+    assert recording.reads[-1][0] - started < 0.5
