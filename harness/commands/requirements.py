@@ -16,7 +16,9 @@ HELP = "Print the requirement catalogue (and which scenarios cover each ID)."
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--scenarios", type=Path, default=Path("scenarios"),
+        "--scenarios",
+        type=Path,
+        default=Path("scenarios"),
         help="folder of scenario files whose coverage to show (default: scenarios)",
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -28,15 +30,22 @@ def coverage(folder: Path) -> dict[str, list[str]]:
         from harness.scenarios.loader import declared_coverage
     except ImportError:
         return {}
-    return declared_coverage(folder)
+    found: dict[str, list[str]] = declared_coverage(folder)
+    return found
 
 
 def run(args: argparse.Namespace) -> int:
     covered = coverage(args.scenarios)
     if args.json:
         rows = [
-            {"id": r.id, "group": r.group, "side": r.side.value, "observed": r.observed.value,
-             "rule": r.rule, "scenarios": covered.get(r.id, [])}
+            {
+                "id": r.id,
+                "group": r.group,
+                "side": r.side.value,
+                "observed": r.observed.value,
+                "rule": r.rule,
+                "scenarios": covered.get(r.id, []),
+            }
             for r in CATALOGUE
         ]
         print(json.dumps(rows, indent=2))
@@ -50,7 +59,10 @@ def run(args: argparse.Namespace) -> int:
     for r in CATALOGUE:
         names = covered.get(r.id, [])
         table.add_row(
-            r.id, r.side.value, r.observed.value, r.rule,
+            r.id,
+            r.side.value,
+            r.observed.value,
+            r.rule,
             ", ".join(names) if names else "[red]none[/red]",
         )
     Console().print(table)

@@ -16,11 +16,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    files = [p for path in args.paths for p in (
-        sorted(path.glob("*.yaml")) if path.is_dir() else [path]) if p.exists()]
+    files = [
+        p
+        for path in args.paths
+        for p in (sorted(path.glob("*.yaml")) if path.is_dir() else [path])
+        if p.exists()
+    ]
     if not files:
         print("no scenarios yet: nothing to run (scenario files go in scenarios/*.yaml)")
         return 0
-    from harness.scenarios.runner import run_suite
+    from harness.scenarios.suite import run_suite
 
-    return run_suite(args)
+    status: int = run_suite(args)
+    return status

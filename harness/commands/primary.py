@@ -1,0 +1,122 @@
+"""`harness primary`: run the reference Primary with a live status line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+
+from rich.console import Console
+from rich.live import Live
+from rich.text import Text
+
+from harness.commands.addresses import host_port
+from reference.peers.control import ControlServer
+from reference.peers.primary import PrimaryConfig, ReferencePrimary, StreamConfig
+from reference.protocol.deviations import PRIMARY_DEVIATIONS, Deviation
+
+HELP = "Run the reference Primary (streams real H.264 to Viewers)."
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--listen",
+        type=host_port,
+        default=("127.0.0.1", 7450),
+        help="HOST:PORT to listen on (default 127.0.0.1:7450)",
+    )
+    parser.add_argument("--secret", required=True, help="shared secret for AUTH")
+    parser.add_argument("--duration", type=float, default=None, help="stop after SECONDS")
+    parser.add_argument(
+        "--codec-backend",
+        default="auto",
+        help="auto | software | nvenc | qsv | amf | v4l2m2m | vaapi",
+    )
+    parser.add_argument("--width", type=int, default=640)
+    parser.add_argument("--height", type=int, default=360)
+    parser.add_argument("--fps", type=int, default=30)
+    parser.add_argument("--bitrate", type=int, default=800_000)
+    parser.add_argument("--legacy", action="store_true", help="behave as a version-1 Primary")
+    parser.add_argument(
+        "--control",
+        type=host_port,
+        default=None,
+        help="HOST:PORT for the HTTP control API (reconfigure, pause, ...)",
+    )
+    parser.add_argument(
+        "--deviation",
+        action="append",
+        default=[],
+        choices=sorted(d.value for d in PRIMARY_DEVIATIONS),
+        help="break one rule on purpose (testing the checkers)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no live status line")
+
+
+def status_line(status: dict[str, object]) -> Text:
+    return Text.assemble(
+        ("primary ", "bold"),
+        (f"{status['state']}", "green" if status["state"] == "ACTIVE" else "yellow"),
+        f"  epoch {status['epoch']}  viewers {status['streaming_viewers']}/{status['viewers']}",
+        f"  {status['width']}x{status['height']}@{status['fps']}",
+        f"  {int(status['bitrate']) // 1000} kbit/s  backend {status['backend']}",  # type: ignore[call-overload]
+        f"  frames {status['frames_sent']}",
+    )
+
+
+async def serve(args: argparse.Namespace) -> int:
+    host, port = args.listen
+    config = PrimaryConfig(
+        secret=args.secret,
+        host=host,
+        port=port,
+        codec_backend=args.codec_backend,
+        version=1 if args.legacy else 2,
+        stream=StreamConfig(
+            width=args.width,
+            height=args.height,
+            fps=args.fps,
+            bitrate=args.bitrate,
+            gop=args.fps * 2,
+        ),
+        deviations=frozenset(Deviation(d) for d in args.deviation),
+    )
+    primary = ReferencePrimary(config)
+    await primary.start()
+    control = None
+    if args.control:
+        control = ControlServer(primary, *args.control)
+        await control.start()
+    console = Console(stderr=True)
+    console.print(
+        f"primary listening on {host}:{primary.port}"
+        + (f", control API http://{args.control[0]}:{control.port}" if control else "")
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    if args.duration:
+        loop.call_later(args.duration, stop.set)
+    try:
+        if args.quiet or not console.is_terminal:
+            await stop.wait()
+        else:
+            with Live(status_line(primary.status()), console=console, refresh_per_second=4) as live:
+                while not stop.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), 0.25)
+                    live.update(status_line(primary.status()))
+    finally:
+        if control:
+            await control.close()
+        await primary.close()
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    return asyncio.run(serve(args))

@@ -1,0 +1,122 @@
+"""`harness viewer`: run the reference Viewer with a live status line and telemetry."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+from pathlib import Path
+from typing import IO, Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.text import Text
+
+from harness.commands.addresses import host_port
+from reference.peers.viewer import ReferenceViewer, ViewerConfig
+from reference.protocol.deviations import VIEWER_DEVIATIONS, Deviation
+from reference.protocol.states import ViewerState
+
+HELP = "Run the reference Viewer (decodes, audits every picture, writes telemetry)."
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--connect", type=host_port, required=True, help="Primary HOST:PORT")
+    parser.add_argument("--secret", required=True, help="shared secret for AUTH")
+    parser.add_argument("--duration", type=float, default=None, help="stop after SECONDS")
+    parser.add_argument(
+        "--telemetry",
+        type=Path,
+        default=None,
+        help="write Viewer telemetry (JSON Lines) to FILE.jsonl",
+    )
+    parser.add_argument(
+        "--no-decode", action="store_true", help="parse and audit frame headers only (load tests)"
+    )
+    parser.add_argument(
+        "--codec-backend", default="auto", help="auto | software | cuvid | qsv | v4l2m2m | vaapi"
+    )
+    parser.add_argument("--protocol-version", type=int, choices=(1, 2), default=2)
+    parser.add_argument("--viewer-id", default="viewer")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the reconnect jitter")
+    parser.add_argument(
+        "--deviation",
+        action="append",
+        default=[],
+        choices=sorted(d.value for d in VIEWER_DEVIATIONS),
+        help="break one rule on purpose (testing the checkers)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no live status line")
+
+
+def status_line(viewer: ReferenceViewer) -> Text:
+    state = viewer.state
+    s = viewer.stats
+    colour = {"STREAMING": "green", "DISCONNECTED": "red"}.get(state.value, "yellow")
+    audit = f"epoch {s.last_audit[0]} frame {s.last_audit[1]}" if s.last_audit else "-"
+    server = viewer.conn.server_state.name if viewer.conn.server_state else "-"
+    return Text.assemble(
+        ("viewer ", "bold"),
+        (state.value, colour),
+        f"  server {server}  epoch {viewer.conn.epoch}  rendered {s.rendered}",
+        f"  dropped {s.dropped}  audit {audit}  decoder {viewer.decoder_backend or '-'}",
+        f"  connects {s.connects}",
+    )
+
+
+async def watch(args: argparse.Namespace) -> int:
+    host, port = args.connect
+    out: IO[str] | None = args.telemetry.open("w", encoding="utf-8") if args.telemetry else None
+    viewer: ReferenceViewer
+
+    def sink(record: dict[str, Any]) -> None:
+        if record.get("event") == "frame" and record.get("action") == "drop":
+            viewer.stats.dropped += 1
+        if out is not None:
+            out.write(json.dumps(record, separators=(",", ":")) + "\n")
+
+    viewer = ReferenceViewer(
+        ViewerConfig(
+            host=host,
+            port=port,
+            secret=args.secret,
+            decode=not args.no_decode,
+            codec_backend=args.codec_backend,
+            version=args.protocol_version,
+            viewer_id=args.viewer_id,
+            seed=args.seed,
+            deviations=frozenset(Deviation(d) for d in args.deviation),
+        ),
+        sink=sink,
+    )
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, viewer.stop)
+    console = Console(stderr=True)
+    task = asyncio.create_task(viewer.run(args.duration))
+    try:
+        if args.quiet or not console.is_terminal:
+            await task
+        else:
+            with Live(status_line(viewer), console=console, refresh_per_second=4) as live:
+                while not task.done():
+                    await asyncio.wait({task}, timeout=0.25)
+                    live.update(status_line(viewer))
+            await task
+    finally:
+        if out is not None:
+            out.close()
+    console.print(
+        f"viewer finished in state {viewer.state.value}: rendered {viewer.stats.rendered}, "
+        f"audit failures {viewer.stats.audit_failures}"
+    )
+    return 0 if viewer.stats.rendered or viewer.state is ViewerState.STREAMING else 1
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    return asyncio.run(watch(args))

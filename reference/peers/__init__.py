@@ -1,0 +1,1 @@
+"""The asyncio reference Primary and Viewer, built on the sans-IO core."""

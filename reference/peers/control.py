@@ -1,0 +1,133 @@
+"""Control a running reference Primary from outside its process: HTTP with JSON bodies.
+
+    GET  /status                  the Primary's status
+    POST /reconfigure             {"width"?, "height"?, "bitrate"?, "fps"?}
+    POST /restart-encoder | /pause | /resume | /stop | /start
+    POST /legacy                  {"enabled": true|false}
+
+Loopback only by default; there is no authentication, like Toxiproxy's API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+from typing import Any
+
+from reference.peers.primary import ReferencePrimary
+
+MAX_BODY = 64 * 1024
+
+
+class ControlServer:
+    def __init__(self, primary: ReferencePrimary, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.primary = primary
+        self.host = host
+        self.requested_port = port
+        self._server: asyncio.base_events.Server | None = None
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, self.host, self.requested_port)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def _dispatch(self, method: str, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+        p = self.primary
+        if method == "GET" and path == "/status":
+            return 200, p.status()
+        if method != "POST":
+            return 405, {"error": f"{method} not allowed on {path}"}
+        if path == "/reconfigure":
+            allowed = {"width", "height", "bitrate", "fps"}
+            unknown = set(body) - allowed
+            if unknown:
+                return 400, {
+                    "error": f"unknown fields {sorted(unknown)}; allowed {sorted(allowed)}"
+                }
+            if not all(isinstance(v, int) and v > 0 for v in body.values()):
+                return 400, {"error": "every field must be a positive integer"}
+            epoch = await p.reconfigure(**body)
+            return 200, {"epoch": epoch}
+        if path == "/restart-encoder":
+            return 200, {"epoch": await p.restart_encoder()}
+        if path == "/pause":
+            await p.pause()
+        elif path == "/resume":
+            await p.resume()
+        elif path == "/stop":
+            await p.stop_stream()
+        elif path == "/start":
+            await p.start_stream()
+        elif path == "/legacy":
+            p.set_legacy(bool(body.get("enabled", True)))
+        else:
+            return 404, {"error": f"no route {path}"}
+        return 200, p.status()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request_line = (await reader.readline()).decode("latin-1").split()
+            headers: dict[str, str] = {}
+            while line := (await reader.readline()).decode("latin-1").strip():
+                name, _, value = line.partition(":")
+                headers[name.strip().lower()] = value.strip()
+            length = int(headers.get("content-length", "0") or 0)
+            if len(request_line) < 2 or length > MAX_BODY:
+                status, payload = 400, {"error": "bad request"}
+            else:
+                raw = await reader.readexactly(length) if length else b""
+                try:
+                    body = json.loads(raw) if raw.strip() else {}
+                    if not isinstance(body, dict):
+                        raise ValueError("body must be a JSON object")
+                except ValueError as exc:
+                    status, payload = 400, {"error": f"bad JSON body: {exc}"}
+                else:
+                    try:
+                        status, payload = await self._dispatch(
+                            request_line[0], request_line[1], body
+                        )
+                    except Exception as exc:  # report it to the caller; keep serving
+                        status, payload = 409, {"error": str(exc)}
+            data = json.dumps(payload).encode()
+            writer.write(
+                f"HTTP/1.1 {status} {'OK' if status == 200 else 'Error'}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n"
+                "Connection: close\r\n\r\n".encode()
+                + data
+            )
+            await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError, ValueError):
+            pass
+        finally:
+            writer.close()
+
+
+def control_request(
+    base_url: str, action: str, body: dict[str, Any] | None = None, timeout: float = 10.0
+) -> dict[str, Any]:
+    """Call a running Primary's control API; raises RuntimeError with its error text."""
+    method = "GET" if action == "status" else "POST"
+    data = json.dumps(body or {}).encode() if method == "POST" else None
+    request = urllib.request.Request(
+        f"{base_url.rstrip('/')}/{action}",
+        data=data,
+        method=method,
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            result: dict[str, Any] = json.loads(response.read())
+            return result
+    except urllib.error.HTTPError as exc:
+        raise RuntimeError(f"{action}: {exc.code} {exc.read().decode(errors='replace')}") from None

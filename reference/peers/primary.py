@@ -1,0 +1,454 @@
+"""The reference Primary: one encoder, many Viewers, every rule on its side.
+
+The stream's truth is one `StreamStatus`; each Viewer connection is a sans-IO
+`PrimaryConnection` driven by a `StreamDriver`. A single encoder task paces
+pictures from the synthetic source, encodes once per configuration, and fans
+each unit out to the Viewers whose stream was accepted. Ordering rules live
+in `_publish_keyframe`: CSD and keyframe go out before ACTIVE (KEY-1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from reference.codecs import EncoderFailure, VideoEncoder, open_encoder
+from reference.media.source import SyntheticSource
+from reference.peers.driver import StreamDriver, monotonic
+from reference.protocol.auth import NonceBook
+from reference.protocol.deviations import Deviation
+from reference.protocol.events import Event, KeyframeRequested, StreamRequested
+from reference.protocol.frames import FrameType
+from reference.protocol.messages import StreamEvent
+from reference.protocol.primary import PrimaryConnection, StreamStatus
+from reference.protocol.states import StreamState
+from reference.protocol.timings import DEFAULT_TIMINGS, Timings
+
+log = logging.getLogger("reference.primary")
+
+# A Viewer whose socket holds more than this unsent is skipped until it drains,
+# so one slow Viewer cannot stall the fan-out to the others.
+MAX_BACKLOG = 2 * 1024 * 1024
+KEYFRAME_MIN_INTERVAL = 0.2  # seconds; well inside KEY-3's 1 s
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    width: int = 640
+    height: int = 360
+    fps: int = 30
+    bitrate: int = 800_000
+    gop: int = 60
+
+
+@dataclass
+class PrimaryConfig:
+    secret: str
+    host: str = "127.0.0.1"
+    port: int = 0
+    stream: StreamConfig = field(default_factory=StreamConfig)
+    codec_backend: str = "auto"
+    version: int = 2
+    timings: Timings = DEFAULT_TIMINGS
+    deviations: frozenset[Deviation] = frozenset()
+    autostart: bool = True
+
+
+@dataclass
+class ViewerLink:
+    conn: PrimaryConnection
+    driver: StreamDriver
+    peer: str
+    needs_keyframe: bool = True
+
+
+class ReferencePrimary:
+    def __init__(self, config: PrimaryConfig, *, trace: Any = None) -> None:
+        self.config = config
+        self.trace = trace
+        self.stream = StreamStatus()
+        self.stream_config = config.stream
+        self.nonces = NonceBook()
+        self.links: dict[str, ViewerLink] = {}
+        self.encoder: VideoEncoder | None = None
+        self.source: SyntheticSource | None = None
+        self.backend: str | None = None
+        self.frames_sent = 0
+        self.bytes_sent = 0
+        self._sessions = itertools.count(1)
+        self._server: asyncio.base_events.Server | None = None
+        self._encoder_task: asyncio.Task[None] | None = None
+        self._force_keyframe = False
+        self._keyframe_requested_at: float | None = None
+        self._lock = asyncio.Lock()
+        self._stopping = False
+        self._resuming = False
+        self._capture_us = 0
+        self._last_keyframe_at = float("-inf")
+
+    # --- lifecycle ----------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, self.config.host, self.config.port)
+        log.info(
+            "primary listening on %s:%d (version %d)",
+            self.config.host,
+            self.port,
+            self.config.version,
+        )
+        if self.config.autostart:
+            await self.start_stream()
+
+    async def close(self) -> None:
+        self._stopping = True
+        if self._encoder_task is not None:
+            self._encoder_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._encoder_task
+        now = monotonic()
+        for link in list(self.links.values()):
+            link.conn.close(now, "primary shutting down")
+            link.driver.poke()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        await asyncio.gather(*(link.driver.closed.wait() for link in self.links.values()))
+        self._close_encoder()
+
+    # --- the control interface ---------------------------------------------
+
+    async def start_stream(self) -> None:
+        async with self._lock:
+            if self.stream.state is StreamState.STOPPED:
+                await self._begin_epoch("stream started", StreamEvent.RECONFIG_STARTED)
+            if self._encoder_task is None or self._encoder_task.done():
+                self._encoder_task = asyncio.create_task(self._encode_loop())
+
+    async def reconfigure(
+        self,
+        *,
+        width: int | None = None,
+        height: int | None = None,
+        bitrate: int | None = None,
+        fps: int | None = None,
+        settle: float = 0.0,
+    ) -> int:
+        """A resolution or bitrate tier change: RECONFIGURING, new epoch (EPOCH-1).
+
+        `settle` keeps the stream in RECONFIGURING that long before the new
+        encoder starts, as a camera or encoder restart takes time in the field.
+        """
+        async with self._lock:
+            self.stream_config = replace(
+                self.stream_config,
+                width=width or self.stream_config.width,
+                height=height or self.stream_config.height,
+                bitrate=bitrate or self.stream_config.bitrate,
+                fps=fps or self.stream_config.fps,
+            )
+            await self._begin_epoch("reconfigure", StreamEvent.RECONFIG_STARTED, settle)
+            return self.stream.epoch
+
+    async def restart_encoder(self, reason: str = "encoder restart", settle: float = 0.0) -> int:
+        async with self._lock:
+            await self._begin_epoch(reason, StreamEvent.ENCODER_RESTARTED, settle)
+            return self.stream.epoch
+
+    async def pause(self) -> None:
+        async with self._lock:
+            self._set_state(StreamState.PAUSED, "pause")
+            self._broadcast_event(StreamEvent.PAUSED)
+
+    async def resume(self) -> None:
+        """Back to ACTIVE, keyframe first (KEY-1); the epoch is unchanged."""
+        async with self._lock:
+            if self.stream.state is StreamState.PAUSED:
+                self._force_keyframe = True
+                self._resuming = True
+
+    async def stop_stream(self) -> None:
+        async with self._lock:
+            self._set_state(StreamState.STOPPED, "stop")
+            self._broadcast_event(StreamEvent.STOPPED)
+            self._close_encoder()
+
+    def set_legacy(self, legacy: bool) -> None:
+        """Behave as a version-1 Primary for the connections made from now on."""
+        self.config.version = 1 if legacy else 2
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "viewers": len(self.links),
+            "streaming_viewers": sum(1 for link in self.links.values() if link.conn.accepted),
+            "state": self.stream.state.name,
+            "epoch": self.stream.epoch,
+            "backend": self.backend,
+            "width": self.stream_config.width,
+            "height": self.stream_config.height,
+            "fps": self.stream_config.fps,
+            "bitrate": self.stream_config.bitrate,
+            "frames_sent": self.frames_sent,
+            "bytes_sent": self.bytes_sent,
+            "version": self.config.version,
+        }
+
+    # --- stream state -------------------------------------------------------
+
+    def _record(self, what: str, **fields: Any) -> None:
+        if self.trace is not None:
+            self.trace.emit(
+                "primary",
+                what=what,
+                stream_state=self.stream.state.name,
+                epoch=self.stream.epoch,
+                backend=self.backend,
+                **fields,
+            )
+
+    def _set_state(self, target: StreamState, why: str) -> None:
+        self.stream.transition(target, monotonic())
+        log.info("stream %s epoch %d (%s)", target.name, self.stream.epoch, why)
+        self._record("state", reason=why)
+        now = monotonic()
+        for link in self.links.values():
+            if link.conn.send_stream_state(now):
+                link.driver.poke()
+
+    def _broadcast_event(self, event: StreamEvent) -> None:
+        now = monotonic()
+        for link in self.links.values():
+            if link.conn.send_stream_event(event.value, now):
+                link.driver.poke()
+
+    async def _begin_epoch(self, why: str, event: StreamEvent, settle: float = 0.0) -> None:
+        self._set_state(StreamState.RECONFIGURING, why)
+        self._broadcast_event(event)
+        for link in self.links.values():
+            link.needs_keyframe = True
+        self._close_encoder()
+        if settle > 0:
+            await asyncio.sleep(settle)  # holding the lock: nothing is encoded meanwhile
+        await self._open_encoder()
+        self._force_keyframe = True
+        self._resuming = False
+
+    async def _open_encoder(self, backend: str | None = None) -> None:
+        self._close_encoder()
+        cfg = self.stream_config
+        chosen = backend or self.config.codec_backend
+        self.encoder = await asyncio.to_thread(
+            open_encoder,
+            chosen,
+            width=cfg.width,
+            height=cfg.height,
+            fps=cfg.fps,
+            bitrate=cfg.bitrate,
+            gop=cfg.gop,
+        )
+        self.backend = self.encoder.backend
+        self.source = SyntheticSource(cfg.width, cfg.height, cfg.fps, self.stream.epoch)
+        self._record("encoder", width=cfg.width, height=cfg.height, fps=cfg.fps)
+
+    def _close_encoder(self) -> None:
+        if self.encoder is not None:
+            with contextlib.suppress(Exception):
+                self.encoder.close()
+            self.encoder = None
+
+    # --- media --------------------------------------------------------------
+
+    async def _encode_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_tick = loop.time()
+        while not self._stopping:
+            interval = 1.0 / self.stream_config.fps
+            next_tick += interval
+            try:
+                async with self._lock:
+                    await self._tick()
+            except Exception:  # an encoder bug must not kill the Primary silently
+                log.exception("encoder tick failed")
+            delay = next_tick - loop.time()
+            if delay < -interval:
+                next_tick = loop.time()  # fell behind: skip ticks rather than burst
+            await asyncio.sleep(max(0.0, delay))
+
+    async def _tick(self) -> None:
+        state = self.stream.state
+        producing = state in (StreamState.ACTIVE, StreamState.RECONFIGURING) or self._resuming
+        if not producing or self.encoder is None or self.source is None:
+            return
+        self._check_keyframe_deadline()
+        # Late joiners and Viewers that fell behind need a keyframe, but at a bounded
+        # rate: forcing one every tick for a congested Viewer would only add congestion.
+        waiting = any(link.needs_keyframe and link.conn.accepted for link in self.links.values())
+        force = self._force_keyframe or (
+            waiting and monotonic() - self._last_keyframe_at > KEYFRAME_MIN_INTERVAL
+        )
+        picture = next(self.source)
+        # Media timestamps are capture times on this host's monotonic clock (µs), so a
+        # Viewer on the same host can measure delivery latency from them.
+        self._capture_us = round(monotonic() * 1_000_000)
+        try:
+            units = await asyncio.to_thread(self.encoder.encode, picture, force_keyframe=force)
+        except EncoderFailure as exc:
+            await self._fall_back(str(exc))
+            return
+        for unit in units:
+            if unit.keyframe:
+                self._publish_keyframe(unit)
+            elif self.stream.state is StreamState.ACTIVE:
+                self._fan_out(unit)
+
+    def _publish_keyframe(self, unit: Any) -> None:
+        """CSD + keyframe to every accepted Viewer, then ACTIVE if this starts the epoch."""
+        self._force_keyframe = False
+        self._last_keyframe_at = monotonic()
+        self._keyframe_requested_at = None
+        activate = self.stream.state is not StreamState.ACTIVE
+        if activate and Deviation.ACTIVE_BEFORE_KEYFRAME in self.config.deviations:
+            self._activate()
+            activate = False
+        self._fan_out(unit)
+        if activate:
+            self._activate()
+
+    def _activate(self) -> None:
+        resumed = self.stream.state is StreamState.PAUSED
+        self._set_state(StreamState.ACTIVE, "first keyframe transmitted")
+        self._broadcast_event(StreamEvent.RESUMED if resumed else StreamEvent.RECONFIG_DONE)
+        self._resuming = False
+
+    def _fan_out(self, unit: Any) -> None:
+        now = monotonic()
+        epoch = self.stream.epoch
+        for link in self.links.values():
+            conn = link.conn
+            early = Deviation.MEDIA_BEFORE_ACCEPT in self.config.deviations and conn.authenticated
+            if not (conn.accepted or early) or not conn.socket_open:
+                continue
+            if link.driver.writer.transport.get_write_buffer_size() > MAX_BACKLOG:
+                link.needs_keyframe = True  # it missed frames: resume it from a keyframe
+                continue
+            if unit.keyframe:
+                conn.send_media(
+                    FrameType.CSD,
+                    unit.csd or b"",
+                    epoch=epoch,
+                    now=now,
+                    timestamp_us=self._capture_us,
+                )
+                link.needs_keyframe = False
+            elif link.needs_keyframe:
+                continue  # P-frames are useless to a Viewer without the keyframe before them
+            conn.send_media(
+                FrameType.VIDEO,
+                unit.data,
+                epoch=epoch,
+                now=now,
+                timestamp_us=self._capture_us,
+                keyframe=unit.keyframe,
+            )
+            self.frames_sent += 1
+            self.bytes_sent += len(unit.data)
+            link.driver.poke()
+
+    def _check_keyframe_deadline(self) -> None:
+        """KEY-2: no keyframe within the answer time means the encoder is restarted."""
+        asked = self._keyframe_requested_at
+        if asked is not None and monotonic() - asked > self.config.timings.keyframe_answer:
+            self._keyframe_requested_at = None
+            asyncio.get_running_loop().create_task(self.restart_encoder("keyframe not produced"))
+
+    async def _fall_back(self, reason: str) -> None:
+        """A hardware encoder failed mid-stream: software, as a reconfiguration (EPOCH-1)."""
+        log.warning("encoder %s failed (%s); falling back to software", self.backend, reason)
+        self._set_state(StreamState.RECONFIGURING, f"backend fallback: {reason}")
+        self._broadcast_event(StreamEvent.BACKEND_FALLBACK)
+        await self._open_encoder("software")
+        self._force_keyframe = True
+
+    # --- connections --------------------------------------------------------
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = "{}:{}".format(*writer.get_extra_info("peername")[:2])
+        session_id = f"{os.getpid():x}-{next(self._sessions)}"
+        conn = PrimaryConnection(
+            self.config.secret,
+            self.stream,
+            self.nonces,
+            session_id=session_id,
+            version=self.config.version,
+            timings=self.config.timings,
+            deviations=self.config.deviations,
+        )
+        conn.connection_made(monotonic())
+        holder: list[ViewerLink] = []
+        driver = StreamDriver(
+            conn, reader, writer, lambda event, now: self._on_event(holder[0], event, now)
+        )
+        link = ViewerLink(conn, driver, peer)
+        holder.append(link)
+        self.links[session_id] = link
+        log.info("viewer %s connected (session %s)", peer, session_id)
+        try:
+            await link.driver.run()
+        finally:
+            self.links.pop(session_id, None)
+            log.info("viewer %s gone: %s", peer, conn.close_reason)
+
+    async def _on_event(self, link: ViewerLink, event: Event, now: float) -> None:
+        if isinstance(event, StreamRequested):
+            await self._negotiate(link, event, now)
+        elif isinstance(event, KeyframeRequested):
+            if Deviation.IGNORE_KEYFRAME_REQUEST in self.config.deviations:
+                return
+            self._force_keyframe = True
+            if self._keyframe_requested_at is None:
+                self._keyframe_requested_at = now
+
+    async def _negotiate(self, link: ViewerLink, event: StreamRequested, now: float) -> None:
+        request, cfg = event.request, self.stream_config
+        if request.codec.lower() != "h264":
+            link.conn.reject_stream(now, f"codec {request.codec} not offered; use h264")
+            return
+        caps = event.caps
+        if (
+            caps is not None
+            and caps.max_width
+            and caps.max_height
+            and (cfg.width > caps.max_width or cfg.height > caps.max_height)
+        ):
+            link.conn.reject_stream(
+                now,
+                f"stream is {cfg.width}x{cfg.height}, above the viewer's "
+                f"{caps.max_width}x{caps.max_height}",
+            )
+            return
+        link.conn.accept_stream(
+            now,
+            codec="h264",
+            width=cfg.width,
+            height=cfg.height,
+            fps=cfg.fps,
+            bitrate=cfg.bitrate,
+            profile="baseline",
+            backend=self.backend,
+        )
+        link.needs_keyframe = True  # KEY-3: the next tick forces a keyframe for it
+
+
+def parse_deviations(names: Iterable[str]) -> frozenset[Deviation]:
+    return frozenset(Deviation(name) for name in names)
