@@ -1,0 +1,1 @@
+"""Run reports: report.json (machine), report.html (people), junit.xml (CI)."""
