@@ -147,10 +147,17 @@ def epoch_4(ctx: CheckContext) -> Verdict:
     bad, checked = [], 0
     for viewer in ctx.trace.viewers():
         tap = viewer_tap(ctx.trace, viewer)
-        states = [r for r in ctx.trace.telemetry(viewer) if r.get("event") == "state"]
+        [r for r in ctx.trace.telemetry(viewer) if r.get("event") == "state"]
+        # A decoder flushed for an epoch is the Viewer adopting it, state change or not.
+        adoptions = [
+            r
+            for r in ctx.trace.telemetry(viewer)
+            if r.get("event") == "state"
+            or (r.get("event") == "decoder" and r.get("action") == "flush")
+        ]
         top = -1
-        for r in states:
-            if r["state"] == "SOCKET_CONNECTED":
+        for r in adoptions:
+            if r.get("state") == "SOCKET_CONNECTED":
                 top = -1
             epoch = r.get("epoch")
             if epoch is not None:
@@ -171,7 +178,7 @@ def epoch_4(ctx: CheckContext) -> Verdict:
                     checked += 1
                     moved = [
                         r
-                        for r in states
+                        for r in adoptions
                         if msg.t <= r["t"] <= msg.t + window and r.get("epoch") == epoch
                     ]
                     if moved:
@@ -210,7 +217,12 @@ def key_1(ctx: CheckContext) -> Verdict:
             if previous_state == (ACTIVE, epoch):
                 continue  # a repeat of the truth, not a transition
             checked += 1
-            sent = [f for f in _keyframes(view, epoch) if f["t"] <= msg.t]
+            # Order on the wire, not timestamps: both may sit in one read.
+            sent = [
+                f
+                for f in view.before(msg.record, P2V)
+                if f["type"] == "VIDEO" and f["key"] and f["epoch"] == epoch
+            ]
             if not sent:
                 bad.append(ev(view, msg.t, f"ACTIVE for epoch {epoch} before any keyframe of it"))
             previous_state = (ACTIVE, epoch)
@@ -229,9 +241,6 @@ def key_2(ctx: CheckContext) -> Verdict:
             stream = _stream_at(view, request.t)
             if stream is None or stream[0] != ACTIVE or request.field("epoch") != stream[1]:
                 continue  # only requests for the running epoch must be answered
-            if (view.end or 0) < request.t + limit:
-                continue  # the trace ends before the answer was due
-            checked += 1
             key = next(
                 (f for f in _keyframes(view) if request.t <= f["t"] <= request.t + limit), None
             )
@@ -243,6 +252,9 @@ def key_2(ctx: CheckContext) -> Verdict:
                 ),
                 None,
             )
+            if key is None and restart is None and (view.end or 0) < request.t + limit:
+                continue  # unanswered so far, but the trace ends before the answer was due
+            checked += 1
             if key is None and restart is None:
                 bad.append(
                     ev(
@@ -275,9 +287,6 @@ def key_3(ctx: CheckContext) -> Verdict:
             continue
         if stream is not None and stream[0] != ACTIVE:
             continue  # not a join into a running stream
-        if (view.end or 0) < accepted.t + limit:
-            continue
-        checked += 1
         epoch = stream[1] if stream else None
         csd = next(
             (f for f in view.media(P2V) if f["type"] == "CSD" and f["t"] >= accepted.t), None
@@ -290,7 +299,11 @@ def key_3(ctx: CheckContext) -> Verdict:
             ),
             None,
         )
-        if csd is None or key is None or key["t"] > accepted.t + limit:
+        answered = csd is not None and key is not None and key["t"] <= accepted.t + limit
+        if not answered and (view.end or 0) < accepted.t + limit:
+            continue  # not yet, but the trace ends before the answer was due
+        checked += 1
+        if not answered or key is None:
             got = "none" if key is None else f"{key['t'] - accepted.t:.2f} s"
             bad.append(
                 ev(view, accepted.t, f"late joiner's CSD+keyframe: {got} (limit {limit:.1f} s)")

@@ -445,8 +445,14 @@ def neg_3(ctx: CheckContext) -> Verdict:
     answer_within = float(ctx.param("answer_within", 1.0)) + ctx.tolerance
     bad, checked = [], 0
     for view in primary_conns(ctx):
+        auth = view.first("AUTH", V2P)
         for request in view.control(V2P, "SET_STREAM"):
-            if view.authenticated_at is None or request.t < view.authenticated_at:
+            # Requests pipelined after AUTH are handled after it, whatever the timestamps.
+            if (
+                view.authenticated_at is None
+                or auth is None
+                or (view.index(request.record) < view.index(auth.record))
+            ):
                 continue
             answer = next(
                 (

@@ -274,6 +274,16 @@ def wd_2(ctx: CheckContext) -> Verdict:
                                 viewer,
                             )
                         )
+                elif mine and len(mine) <= retries and end - mine[-1] > interval + tol:
+                    # Still RECOVERING a retry interval after the last request, retries left.
+                    bad.append(
+                        Evidence(
+                            mine[-1] + interval,
+                            f"no keyframe retry {interval:g} s after the last request "
+                            f"({len(mine) - 1} retries so far, still RECOVERING)",
+                            viewer,
+                        )
+                    )
                 elif leave is None and mine and ep.end - mine[-1] > interval + tol:
                     bad.append(
                         Evidence(

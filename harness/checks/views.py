@@ -137,12 +137,18 @@ def pick_tap(trace: Trace, preferred: str, requested: str | None = None) -> str 
 
 
 def side_taps(trace: Trace, preferred: str) -> list[str]:
-    """Every tap of one side (there is one viewer-side tap per Viewer)."""
+    """Every tap of one side (there is one viewer-side tap per Viewer).
+
+    A trace from elsewhere (one capture of one link, named anything) serves both sides;
+    a harness trace without this side's taps has none to offer.
+    """
     taps = [t for t in trace.taps() if t == preferred or t.startswith(preferred + ":")]
     if taps:
         return taps
     all_taps = trace.taps()
-    return all_taps if len(all_taps) == 1 else []
+    harness_names = (PRIMARY_SIDE, VIEWER_SIDE)
+    foreign = len(all_taps) == 1 and not all_taps[0].startswith(harness_names)
+    return all_taps if foreign else []
 
 
 @dataclass
