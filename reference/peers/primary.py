@@ -293,7 +293,9 @@ class ReferencePrimary:
         self._check_keyframe_deadline()
         # Late joiners and Viewers that fell behind need a keyframe, but at a bounded
         # rate: forcing one every tick for a congested Viewer would only add congestion.
-        waiting = any(link.needs_keyframe and link.conn.accepted for link in self.links.values())
+        waiting = any(
+            link.needs_keyframe and self._wants_media(link) for link in self.links.values()
+        )
         force = self._force_keyframe or (
             waiting and monotonic() - self._last_keyframe_at > KEYFRAME_MIN_INTERVAL
         )
@@ -336,8 +338,7 @@ class ReferencePrimary:
         epoch = self.stream.epoch
         for link in self.links.values():
             conn = link.conn
-            early = Deviation.MEDIA_BEFORE_ACCEPT in self.config.deviations and conn.authenticated
-            if not (conn.accepted or early) or not conn.socket_open:
+            if not self._wants_media(link) or not conn.socket_open:
                 continue
             if link.driver.writer.transport.get_write_buffer_size() > MAX_BACKLOG:
                 link.needs_keyframe = True  # it missed frames: resume it from a keyframe
@@ -364,6 +365,13 @@ class ReferencePrimary:
             self.frames_sent += 1
             self.bytes_sent += len(unit.data)
             link.driver.poke()
+
+    def _wants_media(self, link: ViewerLink) -> bool:
+        """NEG-1: media only after STREAM_ACCEPTED (unless told to break that rule)."""
+        if link.conn.accepted:
+            return True
+        early = Deviation.MEDIA_BEFORE_ACCEPT in self.config.deviations
+        return early and link.conn.authenticated
 
     def _check_keyframe_deadline(self) -> None:
         """KEY-2: no keyframe within the answer time means the encoder is restarted."""
@@ -437,6 +445,13 @@ class ReferencePrimary:
                 f"{caps.max_width}x{caps.max_height}",
             )
             return
+        if Deviation.MEDIA_BEFORE_ACCEPT in self.config.deviations:
+            # The broken Primary starts the media before it has accepted anything.
+            link.needs_keyframe = True
+            await asyncio.sleep(0.5)
+            if not link.conn.socket_open:
+                return
+            now = monotonic()
         link.conn.accept_stream(
             now,
             codec="h264",

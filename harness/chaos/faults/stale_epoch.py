@@ -27,9 +27,13 @@ class StaleEpochFault(Fault):
     count: int | None = 5
     inject_control: str | None = None
     remember: int = 64
+    # Newer-epoch frames to let through first: with 2 or more the new CSD and keyframe
+    # are already in, so a Viewer that ignores epochs would decode what follows.
+    inject_after: int = 0
 
     def check(self) -> None:
         self.at_least("remember", 1)
+        self.at_least("inject_after", 0)
         if self.inject_control is not None:
             try:
                 text = self.inject_control.format(old=0, new=0)
@@ -50,9 +54,24 @@ class StaleEpochFault(Fault):
         stage.runtime.seen += 1
         memory: dict[int, deque[Frame]] = stage.memory.setdefault("epochs", {})
         newest: int | None = stage.memory.get("newest")
+        pending = stage.memory.get("pending")
+        if pending is not None and epoch == pending[1]:
+            pending[2] -= 1
+            if pending[2] <= 0:
+                stage.memory["pending"] = None
+                self._inject(stage, pending[3], old=pending[0], new=pending[1])
         if newest is None or epoch > newest:
             if newest is not None and newest in memory and self._triggered(stage):
-                self._inject(stage, memory[newest], old=newest, new=epoch)
+                if self.inject_after:
+                    # [old, new, frames still to let through, what to replay]
+                    stage.memory["pending"] = [
+                        newest,
+                        epoch,
+                        self.inject_after,
+                        deque(memory[newest]),
+                    ]
+                else:
+                    self._inject(stage, memory[newest], old=newest, new=epoch)
             stage.memory["newest"] = epoch
             # Two epochs are all a replay needs: memory stays bounded over a long run.
             for old in [e for e in memory if e < (newest if newest is not None else epoch)]:
