@@ -1,0 +1,1 @@
+"""Scenario files: loading and validating them, running them, reporting them."""

@@ -1,0 +1,573 @@
+"""Run one scenario: peers, wire taps, fault injectors, the timeline, then the checkers.
+
+The data path of a run:
+
+    Viewer -> tap viewer_side:<id> -> [toxiproxy] -> [frame_proxy] -> tap primary_side -> Primary
+
+(the injectors in the order the scenario's `path` lists them). Everything the
+taps, the peers and the timeline see goes into one trace; the verdicts are
+computed from that trace alone once the peers are stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import shlex
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.checks.registry import run_checks
+from harness.checks.verdict import Status, Verdict
+from harness.scenarios.conditions import describe, matches
+from harness.scenarios.loader import Scenario, Step, ViewerSpec
+from harness.scenarios.raw import run_raw_client
+from harness.trace import Record, TraceWriter, load
+from reference.peers.primary import PrimaryConfig, ReferencePrimary, StreamConfig
+from reference.peers.viewer import ReferenceViewer, ViewerConfig
+from reference.protocol.deviations import Deviation
+from reference.protocol.requirements import BY_ID
+
+log = logging.getLogger("harness.scenarios")
+HOST = "127.0.0.1"
+
+
+class ScenarioAbort(Exception):
+    """A step could not be carried out; the reason is reported with the step's line."""
+
+
+@dataclass
+class ScenarioResult:
+    name: str
+    path: str
+    covers: list[str]
+    seed: int
+    verdicts: list[Verdict] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    duration: float = 0.0
+    trace_path: str | None = None
+    pcap_path: str | None = None
+    backends: dict[str, str | None] = field(default_factory=dict)
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def failures(self) -> list[str]:
+        out = list(self.problems)
+        for v in self.verdicts:
+            if v.status is Status.FAIL:
+                out.append(f"{v.requirement} FAIL: {v.summary}")
+            elif v.status is Status.NOT_OBSERVED and v.requirement in self.covers:
+                out.append(f"{v.requirement} NOT_OBSERVED although covered: {v.summary}")
+        return out
+
+    @property
+    def verdict(self) -> str:
+        return "FAIL" if self.failures else "PASS"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "path": self.path,
+            "covers": self.covers,
+            "seed": self.seed,
+            "verdict": self.verdict,
+            "duration": round(self.duration, 3),
+            "problems": self.problems,
+            "failures": self.failures,
+            "trace": self.trace_path,
+            "pcap": self.pcap_path,
+            "backends": self.backends,
+            "timeline": self.timeline,
+            "requirements": [
+                {**v.as_dict(), "rule": BY_ID[v.requirement].rule if v.requirement in BY_ID else ""}
+                for v in self.verdicts
+            ],
+        }
+
+
+class TraceWaiter:
+    """Lets asyncio code wait on trace conditions as records arrive."""
+
+    def __init__(self, trace: TraceWriter, loop: asyncio.AbstractEventLoop) -> None:
+        self.trace = trace
+        self.loop = loop
+        self.changed = asyncio.Event()
+        trace.subscribe(self._on_record)
+
+    def _on_record(self, record: Record) -> None:
+        self.loop.call_soon_threadsafe(self.changed.set)
+
+    def count(self, condition: dict[str, Any], since: float) -> int:
+        return sum(1 for r in self.trace.snapshot() if r["t"] >= since and matches(condition, r))
+
+    async def wait(self, condition: dict[str, Any], since: float, within: float) -> bool:
+        deadline = self.loop.time() + within
+        wanted = int(condition.get("count", 1))
+        while self.count(condition, since) < wanted:
+            remaining = deadline - self.loop.time()
+            if remaining <= 0:
+                return False
+            self.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.changed.wait(), remaining)
+        return True
+
+    def close(self) -> None:
+        self.trace.unsubscribe(self._on_record)
+
+
+class ViewerHandle:
+    """A running Viewer: the reference one in this process, or an external command."""
+
+    def __init__(self, spec: ViewerSpec, run: ScenarioRun, port: int) -> None:
+        self.spec, self.run, self.port = spec, run, port
+        self.viewer: ReferenceViewer | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.process: asyncio.subprocess.Process | None = None
+        self.tail: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        spec, run = self.spec, self.run
+        secret = spec.secret if spec.secret is not None else run.scenario.secret
+        if spec.kind == "external":
+            await self._start_external(secret)
+            return
+
+        def sink(record: Record) -> None:
+            run.trace.write({**record, "kind": "telemetry"})
+
+        self.viewer = ReferenceViewer(
+            ViewerConfig(
+                host=HOST,
+                port=self.port,
+                secret=secret,
+                version=spec.version,
+                timings=run.scenario.timings,
+                decode=spec.decode,
+                codec_backend=spec.codec_backend,
+                viewer_id=spec.id,
+                seed=run.seed + sum(map(ord, spec.id)),
+                deviations=frozenset(Deviation(d) for d in spec.deviations),
+            ),
+            sink=sink,
+        )
+        run.trace.emit("action", action="join", viewer=spec.id)
+        self.task = asyncio.create_task(self.viewer.run(), name=f"viewer {spec.id}")
+
+    async def _start_external(self, secret: str) -> None:
+        telemetry = self.run.directory / f"telemetry-{self.spec.id}.jsonl"
+        telemetry.touch()
+        command = (self.spec.command or "").format(
+            host=HOST, port=self.port, secret=secret, telemetry=telemetry
+        )
+        self.process = await asyncio.create_subprocess_exec(
+            *shlex.split(command),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        self.run.trace.emit("action", action="join", viewer=self.spec.id, command=command)
+        self.tail = asyncio.create_task(self._tail(telemetry))
+
+    async def _tail(self, path: Path) -> None:
+        """Copy an external Viewer's telemetry file into the trace as it grows."""
+        from reference.protocol.telemetry import TelemetryError, parse_line
+
+        offset, number = 0, 0
+        while True:
+            with path.open(encoding="utf-8") as handle:
+                handle.seek(offset)
+                for line in handle:
+                    if not line.endswith("\n"):
+                        break
+                    offset += len(line.encode("utf-8"))
+                    number += 1
+                    try:
+                        record = parse_line(line, where=f"{path}:{number}")
+                    except TelemetryError as exc:
+                        self.run.trace.emit("note", text=str(exc))
+                        continue
+                    record.setdefault("viewer", self.spec.id)
+                    self.run.trace.write({**record, "kind": "telemetry"})
+            await asyncio.sleep(0.05)  # polling a file a third party writes
+
+    @property
+    def decoder_backend(self) -> str | None:
+        return self.viewer.decoder_backend if self.viewer else None
+
+    async def stop(self, *, abrupt: bool = False) -> None:
+        if self.viewer is not None and self.task is not None:
+            if abrupt:
+                self.task.cancel()
+            else:
+                self.viewer.stop()
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(self.task, 5)
+        if self.process is not None and self.process.returncode is None:
+            self.process.terminate()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.process.wait(), 5)
+            if self.process.returncode is None:
+                self.process.kill()
+        if self.tail is not None:
+            await asyncio.sleep(0.1)  # one more poll of the telemetry file
+            self.tail.cancel()
+
+
+class ScenarioRun:
+    def __init__(self, scenario: Scenario, directory: Path, seed: int) -> None:
+        self.scenario = scenario
+        self.directory = directory
+        self.seed = scenario.seed if scenario.seed is not None else seed
+        directory.mkdir(parents=True, exist_ok=True)
+        self.trace = TraceWriter(directory / "trace.jsonl")
+        self.started = 0.0
+        self.primary: ReferencePrimary | None = None
+        self.primary_process: asyncio.subprocess.Process | None = None
+        self.primary_port = 0
+        self.primary_tap_port = 0
+        self.started_trace = 0.0
+        self.last_action = 0.0
+        self.viewers: dict[str, ViewerHandle] = {}
+        self.cleanups: list[Any] = []
+        self.entry_port = 0
+        self.toxiproxy: Any = None
+        self.frame_proxy: Any = None
+        self.faults: dict[str, Any] = {}
+        self.pcap: Any = None
+        self.timeline_log: list[dict[str, Any]] = []
+
+    # --- set-up ---------------------------------------------------------------
+
+    async def _start_primary(self, port: int = 0) -> None:
+        spec = self.scenario.primary
+        if spec.kind == "external":
+            if port == 0:
+                port = _free_port()
+            command = (spec.command or "").format(host=HOST, port=port, secret=self.scenario.secret)
+            self.primary_process = await asyncio.create_subprocess_exec(
+                *shlex.split(command),
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+            )
+            self.primary_port = port
+            await _wait_listening(HOST, port, 15)
+            self.trace.emit("action", action="primary_started", command=command)
+            return
+        stream = StreamConfig(
+            **{"width": 320, "height": 180, "fps": 30, "bitrate": 300_000, "gop": 60, **spec.stream}
+        )
+        self.primary = ReferencePrimary(
+            PrimaryConfig(
+                secret=self.scenario.secret,
+                host=HOST,
+                port=port,
+                stream=stream,
+                codec_backend=spec.codec_backend,
+                version=spec.version,
+                timings=self.scenario.timings,
+                autostart=spec.autostart,
+                deviations=frozenset(Deviation(d) for d in spec.deviations),
+            ),
+            trace=self.trace,
+        )
+        await self.primary.start()
+        self.primary_port = self.primary.port
+
+    async def _stop_primary(self) -> None:
+        if self.primary is not None:
+            await self.primary.close()
+            self.primary = None
+        if self.primary_process is not None and self.primary_process.returncode is None:
+            self.primary_process.terminate()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.primary_process.wait(), 5)
+            if self.primary_process.returncode is None:
+                self.primary_process.kill()
+
+    async def _build_path(self) -> None:
+        """Taps and injectors from the Primary outwards; returns nothing, sets entry_port."""
+        from harness.wire.pcap import PcapWriter
+        from harness.wire.recorder import WireTap
+
+        self.pcap = PcapWriter(str(self.directory / "wire.pcap"))
+        tap = WireTap("primary_side", HOST, self.primary_port, trace=self.trace, pcap=self.pcap)
+        await tap.start()
+        self.cleanups.append(tap.stop)
+        self.primary_tap_port = upstream = tap.port
+        for hop in reversed(self.scenario.fault_path):
+            if hop == "frame_proxy":
+                from harness.chaos import FrameProxy
+
+                self.frame_proxy = FrameProxy(HOST, upstream, trace=self.trace, seed=self.seed)
+                await self.frame_proxy.start()
+                self.cleanups.append(self.frame_proxy.stop)
+                upstream = self.frame_proxy.port
+            elif hop == "toxiproxy":
+                upstream = await asyncio.to_thread(self._start_toxiproxy, upstream)
+        self.entry_port = upstream
+
+    def _start_toxiproxy(self, upstream: int) -> int:
+        from harness.toxiproxy.launcher import toxiproxy_client, toxiproxy_server
+
+        stack = contextlib.ExitStack()
+        server = stack.enter_context(toxiproxy_server(seed=self.seed))
+        client = toxiproxy_client(server)
+        name = f"lvs-{self.scenario.name}-{id(self) & 0xFFFFFF:x}"
+        proxy = client.create(upstream=f"{HOST}:{upstream}", name=name, listen=f"{HOST}:0")
+        self.toxiproxy = proxy
+        self.trace.emit("note", text=f"toxiproxy {server.kind} at {server.url}, proxy {name}")
+
+        def close() -> None:
+            with contextlib.suppress(Exception):
+                proxy.destroy()
+            stack.close()
+
+        self.cleanups.append(lambda: asyncio.to_thread(close))
+        return int(str(proxy.listen).rsplit(":", 1)[1])
+
+    async def _start_viewer(self, spec: ViewerSpec) -> None:
+        from harness.wire.recorder import WireTap
+
+        tap = WireTap(
+            f"viewer_side:{spec.id}", HOST, self.entry_port, trace=self.trace, pcap=self.pcap
+        )
+        await tap.start()
+        self.cleanups.append(tap.stop)
+        handle = ViewerHandle(spec, self, tap.port)
+        self.viewers[spec.id] = handle
+        await handle.start()
+
+    # --- the timeline ---------------------------------------------------------
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    async def _step(self, step: Step, waiter: TraceWaiter) -> None:
+        if step.at is not None and step.at > self.elapsed():
+            await asyncio.sleep(step.at - self.elapsed())  # the scenario's own clock
+        began = self.trace.now()
+        entry: dict[str, Any] = {
+            "t": round(self.elapsed(), 3),
+            "step": step.describe(),
+            "line": step.line,
+        }
+        self.timeline_log.append(entry)
+        if step.hold is not None:
+            await asyncio.sleep(step.hold)  # observing the system for a scripted duration
+            return
+        if step.wait is not None:
+            # By default a wait looks for the consequences of the latest action, which may
+            # already have happened while that action was being carried out.
+            since = self.started_trace if step.wait.get("since") == "start" else self.last_action
+            ok = await waiter.wait(step.wait, since, step.within)
+            entry["waited"] = round(self.elapsed() - entry["t"], 3)
+            if not ok:
+                raise ScenarioAbort(
+                    f"line {step.line}: waited {step.within:g} s for "
+                    f"{describe(step.wait)}, it never happened"
+                )
+            return
+        self.last_action = began
+        self.trace.emit("action", action=step.do, **step.args)
+        await self._do(step)
+
+    async def _do(self, step: Step) -> None:
+        args, do = dict(step.args), step.do
+        if do in (
+            "reconfigure",
+            "restart_encoder",
+            "pause",
+            "resume",
+            "stop_stream",
+            "start_stream",
+            "legacy",
+        ):
+            await self._primary_action(do, args)
+        elif do == "restart_primary":
+            port = self.primary_port
+            await self._stop_primary()
+            if args.get("down_for"):
+                await asyncio.sleep(float(args["down_for"]))  # the outage being simulated
+            await self._start_primary(port)
+        elif do == "kill_primary":
+            await self._stop_primary()
+        elif do == "join":
+            spec = next(v for v in self.scenario.viewers if v.id == args["viewer"])
+            await self._start_viewer(spec)
+        elif do == "kill_viewer":
+            await self.viewers[args["viewer"]].stop(abrupt=True)
+        elif do == "toxic":
+            attrs = {
+                "type": args["type"],
+                "stream": args.get("stream", "downstream"),
+                "toxicity": args.get("toxicity", 1.0),
+                "attributes": args.get("attributes", {}),
+            }
+            if "name" in args:
+                attrs["name"] = args["name"]
+            await asyncio.to_thread(lambda: self.toxiproxy.add_toxic(**attrs))
+            self.trace.emit("fault", source="toxiproxy", fault=args["type"], **attrs)
+        elif do == "remove_toxic":
+            await asyncio.to_thread(self.toxiproxy.destroy_toxic, args["name"])
+            self.trace.emit("fault", source="toxiproxy", fault="removed", name=args["name"])
+        elif do in ("disable_proxy", "enable_proxy"):
+            method = self.toxiproxy.disable if do == "disable_proxy" else self.toxiproxy.enable
+            await asyncio.to_thread(method)
+            self.trace.emit("fault", source="toxiproxy", fault=do)
+        elif do == "fault":
+            from harness.chaos import make_fault
+
+            fault_spec = dict(args)
+            label = str(fault_spec.pop("id", fault_spec.get("type")))
+            fault_spec.setdefault("seed", self.seed)
+            self.faults[label] = self.frame_proxy.add_fault(make_fault(fault_spec))
+        elif do == "remove_fault":
+            self.frame_proxy.remove_fault(self.faults.pop(str(args["id"])))
+        elif do == "raw":
+            outcome = await run_raw_client(
+                HOST,
+                self.primary_tap_port,
+                list(args.get("send", [])),
+                secret=self.scenario.secret,
+                trace=load(self.trace.snapshot()),
+                linger=float(args.get("linger", 1.0)),
+            )
+            self.trace.emit("note", text=f"raw client: {outcome}")
+        elif do == "note":
+            self.trace.emit("note", text=str(args.get("text", "")))
+        else:
+            raise ScenarioAbort(f"line {step.line}: unknown action {do!r}")
+
+    async def _primary_action(self, do: str, args: dict[str, Any]) -> None:
+        primary = self.primary
+        if primary is None:
+            from reference.peers.control import control_request
+
+            url = self.scenario.primary.control
+            if not url:
+                raise ScenarioAbort(f"{do}: the external Primary has no control API")
+            route = {
+                "restart_encoder": "restart-encoder",
+                "stop_stream": "stop",
+                "start_stream": "start",
+            }.get(do, do)
+            await asyncio.to_thread(control_request, url, route, args)
+            return
+        if do == "reconfigure":
+            await primary.reconfigure(**args)
+        elif do == "restart_encoder":
+            await primary.restart_encoder(settle=float(args.get("settle", 0.0)))
+        elif do == "pause":
+            await primary.pause()
+        elif do == "resume":
+            await primary.resume()
+        elif do == "stop_stream":
+            await primary.stop_stream()
+        elif do == "start_stream":
+            await primary.start_stream()
+        elif do == "legacy":
+            primary.set_legacy(bool(args.get("enabled", True)))
+
+    async def _joins(self) -> None:
+        """Start every Viewer with a numeric join time at that time."""
+        for spec in sorted(
+            (v for v in self.scenario.viewers if v.join != "manual"), key=lambda v: float(v.join)
+        ):
+            delay = float(spec.join) - self.elapsed()
+            if delay > 0:
+                await asyncio.sleep(delay)  # the scenario's join time
+            await self._start_viewer(spec)
+
+    # --- the whole run --------------------------------------------------------
+
+    async def execute(self) -> ScenarioResult:
+        scenario = self.scenario
+        result = ScenarioResult(scenario.name, str(scenario.path), scenario.covers, self.seed)
+        self.trace.emit("note", text=f"scenario {scenario.name} seed {self.seed}")
+        self.started = time.monotonic()
+        self.started_trace = self.last_action = self.trace.now()
+        waiter = TraceWaiter(self.trace, asyncio.get_running_loop())
+        joins: asyncio.Task[None] | None = None
+        try:
+            async with asyncio.timeout(scenario.timeout):
+                await self._start_primary()
+                await self._build_path()
+                joins = asyncio.create_task(self._joins())
+                for step in scenario.timeline:
+                    await self._step(step, waiter)
+                await joins
+        except ScenarioAbort as exc:
+            result.problems.append(str(exc))
+        except TimeoutError:
+            result.problems.append(f"scenario exceeded its timeout of {scenario.timeout:g} s")
+        except Exception as exc:  # reported with the scenario, the suite goes on
+            result.problems.append(f"harness error: {exc!r}")
+            log.error("scenario %s crashed:\n%s", scenario.name, traceback.format_exc())
+        finally:
+            waiter.close()
+            if joins is not None and not joins.done():
+                joins.cancel()
+            result.backends = self._backends()
+            await self._teardown()
+        result.duration = time.monotonic() - self.started
+        result.trace_path = str(self.directory / "trace.jsonl")
+        result.pcap_path = str(self.directory / "wire.pcap")
+        result.timeline = self.timeline_log
+        trace = load(self.trace.snapshot())
+        result.verdicts = run_checks(trace, scenario.expect, scenario.timings)
+        (self.directory / "result.json").write_text(json.dumps(result.as_dict(), indent=2))
+        return result
+
+    def _backends(self) -> dict[str, str | None]:
+        out: dict[str, str | None] = {"primary": self.primary.backend if self.primary else None}
+        for vid, handle in self.viewers.items():
+            out[vid] = handle.decoder_backend
+        return out
+
+    async def _teardown(self) -> None:
+        for handle in self.viewers.values():
+            with contextlib.suppress(Exception):
+                await handle.stop()
+        with contextlib.suppress(Exception):
+            await self._stop_primary()
+        for cleanup in reversed(self.cleanups):
+            with contextlib.suppress(Exception):
+                outcome = cleanup()
+                if asyncio.iscoroutine(outcome) or isinstance(outcome, asyncio.Future):
+                    await outcome
+        if self.pcap is not None:
+            with contextlib.suppress(Exception):
+                self.pcap.close()
+        self.trace.close()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def _wait_listening(host: str, port: int, within: float) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        try:
+            _, writer = await asyncio.open_connection(host, port)
+            writer.close()
+            return
+        except OSError:
+            if loop.time() > deadline:
+                raise ScenarioAbort(f"external Primary never listened on {host}:{port}") from None
+            await asyncio.sleep(0.05)  # polling a process we do not control
+
+
+def run_scenario(scenario: Scenario, directory: Path, seed: int) -> ScenarioResult:
+    return asyncio.run(ScenarioRun(scenario, directory, seed).execute())
