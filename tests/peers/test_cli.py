@@ -1,0 +1,74 @@
+"""`harness primary` and `harness viewer` as separate processes, as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HARNESS = [sys.executable, "-m", "harness.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def primary(port: int, duration: float) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [*HARNESS, "primary", "--listen", f"127.0.0.1:{port}", "--secret", "s3cret",
+         "--duration", str(duration), "--width", "320", "--height", "180", "--quiet"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+
+
+def wait_listening(port: int, within: float = 15.0) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)  # polling another process's listener
+    raise AssertionError(f"nothing listened on {port}")
+
+
+def test_primary_and_viewer_stream_then_survive_a_primary_restart(tmp_path: Path) -> None:
+    port = free_port()
+    telemetry = tmp_path / "viewer.jsonl"
+    first = primary(port, 4)
+    wait_listening(port)
+    viewer = subprocess.Popen(
+        [*HARNESS, "viewer", "--connect", f"127.0.0.1:{port}", "--secret", "s3cret",
+         "--duration", "11", "--telemetry", str(telemetry), "--quiet"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    try:
+        assert first.wait(timeout=20) == 0
+        second = primary(port, 5)
+        try:
+            assert viewer.wait(timeout=30) == 0, viewer.stderr.read() if viewer.stderr else ""
+        finally:
+            second.wait(timeout=20)
+    finally:
+        for process in (first, viewer):
+            if process.poll() is None:
+                process.kill()
+    records = [json.loads(line) for line in telemetry.read_text().splitlines()]
+    states = [r["state"] for r in records if r["event"] == "state"]
+    assert states.count("STREAMING") >= 2, states  # streamed, lost the Primary, streamed again
+    assert "DISCONNECTED" in states
+    rendered = [r for r in records if r["event"] == "rendered"]
+    assert rendered and all(r["epoch"] == r["stream_epoch"] for r in rendered)
+
+
+def test_requirements_command_prints_the_catalogue() -> None:
+    out = subprocess.run([*HARNESS, "requirements", "--json"], capture_output=True, text=True,
+                         timeout=60, check=True).stdout
+    rows = json.loads(out)
+    assert len(rows) == 40 and {"id", "rule", "observed", "scenarios"} <= set(rows[0])
