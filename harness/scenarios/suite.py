@@ -27,6 +27,10 @@ class ProgressPlugin:
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.progress.update(self.task, total=len(session.items))
 
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        self.progress.update(self.task, total=len(ids))
+
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
             self.outcomes[str(report.nodeid)] = {"outcome": "error", "text": str(report.longrepr)}
@@ -58,7 +62,6 @@ def run_suite(args: argparse.Namespace) -> int:
         *map(str, args.paths),
         "-p",
         "no:cacheprovider",
-        "-q",
         "-p",
         "no:terminal",
         "--junitxml",
@@ -85,6 +88,12 @@ def run_suite(args: argparse.Namespace) -> int:
     ) as progress:
         plugin = ProgressPlugin(progress)
         status = pytest.main(pytest_args, plugins=[plugin])
+    if status in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.INTERNAL_ERROR):
+        console.print(
+            f"[red]pytest could not run the suite ({status.name}); arguments: "
+            f"{' '.join(pytest_args)}[/]"
+        )
+        return 2
     broken = [
         {"file": k, "error": v["text"]}
         for k, v in plugin.outcomes.items()
