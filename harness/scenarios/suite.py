@@ -90,7 +90,7 @@ def run_suite(args: argparse.Namespace) -> int:
         status = pytest.main(pytest_args, plugins=[plugin])
     if status in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.INTERNAL_ERROR):
         console.print(
-            f"[red]pytest could not run the suite ({status.name}); arguments: "
+            f"[red]pytest could not run the suite ({pytest.ExitCode(status).name}); arguments: "
             f"{' '.join(pytest_args)}[/]"
         )
         return 2
