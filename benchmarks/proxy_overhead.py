@@ -291,6 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mb", type=int, default=256, help="MiB per throughput run")
     parser.add_argument("--samples", type=int, default=10000, help="ping-pongs per proxy")
+    parser.add_argument("--no-frames", action="store_true",
+                        help="skip the frame proxy and wire tap (frame_proxy_overhead.py)")
     args = parser.parse_args(argv)
 
     console = Console(width=110)
@@ -320,6 +322,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     if not shutil.which(BINARY_NAME):
         console.print(f"{BINARY_NAME} not on PATH: real Toxiproxy not measured.")
+    if not args.no_frames:
+        # The frame proxy and the taps decode LVS frames, so they are measured on frames
+        # (raw bytes would only exercise their undecodable-stream pass-through).
+        import frame_proxy_overhead
+
+        console.print("\nFrame-level relays, on LVS-framed traffic:")
+        frame_proxy_overhead.main(
+            ["--size-mb", str(args.size_mb), "--samples", str(min(args.samples, 3000))]
+        )
     return 0
 
 

@@ -275,3 +275,20 @@ def test_codec_backend_choice_is_visible_in_accept_and_log(backend: str) -> None
             assert p.status()["backend"] == "software"
 
     run(body())
+
+
+def test_encoder_failing_mid_stream_falls_back_as_a_reconfiguration() -> None:
+    async def body() -> None:
+        async with primary() as p, viewer(p.port) as (_v, t):
+            await t.rendered(5)
+            assert p.encoder is not None
+            p.encoder.flush()  # the real encoder's stream is over: its next encode fails
+            mark = len(t.records)
+            streaming = await t.state("STREAMING", 10, after=mark)
+            assert streaming["epoch"] == 2  # EPOCH-1: a backend fallback is a new epoch
+            assert p.backend == "software" and p.stream.epoch == 2
+            reasons = [h for h in p.stream.history if h[1].name == "RECONFIGURING"]
+            assert len(reasons) == 2
+            await t.rendered(5, epoch=2)
+        audit_clean(t)
+    run(body())
