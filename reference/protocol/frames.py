@@ -91,6 +91,11 @@ def encode_frame(frame: Frame, max_payload: int = DEFAULT_MAX_PAYLOAD) -> bytes:
     ):
         if not 0 <= value <= top:
             raise ValueError(f"{name} {value} out of range")
+    return pack_frame(frame)
+
+
+def pack_frame(frame: Frame) -> bytes:
+    """Header + payload with no validation: for bytes that were decoded (or built) already."""
     return (
         encode_header(
             frame.type,

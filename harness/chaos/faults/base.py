@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Union, get_args, get_origin
 
 from reference.protocol.errors import RemoteProtocolError
-from reference.protocol.frames import MEDIA_TYPES, Frame, FrameType, encode_header
+from reference.protocol.frames import MEDIA_TYPES, Frame, FrameType, pack_frame
 from reference.protocol.messages import UnknownMessage, decode_message
 
 if TYPE_CHECKING:
@@ -127,18 +127,8 @@ class Fault:
 
 def frame_bytes(frame: Frame) -> bytes:
     # Frames here were all accepted by the decoder (or copied from ones that
-    # were): encode without validation, the bytes are the ones that came in.
-    return (
-        encode_header(
-            frame.type,
-            frame.flags,
-            frame.epoch,
-            frame.sequence,
-            frame.timestamp_us,
-            len(frame.payload),
-        )
-        + frame.payload
-    )
+    # were): no validation, the bytes are the ones that came in.
+    return pack_frame(frame)
 
 
 def message_name(frame: Frame) -> str | None:
