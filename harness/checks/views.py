@@ -209,15 +209,21 @@ def viewer_tap(trace: Trace, viewer: str) -> str | None:
     return None
 
 
-def conn_at(views: list[ConnView], t: float) -> ConnView | None:
-    """The connection that was open at time t (the latest opened before it)."""
-    best = None
+# A tap logs a connection once it has also reached upstream, which can be a few
+# milliseconds after the Viewer logged its own connect; reconnects are further apart.
+OPEN_SLACK = 0.05
+
+
+def conn_at(views: list[ConnView], t: float, slack: float = OPEN_SLACK) -> ConnView | None:
+    """The connection that was open at time t: the latest opened by t (plus `slack`)."""
+    best: ConnView | None = None
+    best_start = float("-inf")
     for view in views:
         start = (
             view.opened
             if view.opened is not None
             else (view.frames[0]["t"] if view.frames else None)
         )
-        if start is not None and start <= t and (best is None or start >= (best.opened or 0)):
-            best = view
+        if start is not None and start <= t + slack and start >= best_start:
+            best, best_start = view, start
     return best
