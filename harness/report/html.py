@@ -248,7 +248,12 @@ def _take_fault(digest: TraceDigest, record: dict[str, Any], t: float) -> None:
         action = record.get("action")
         label = str(record.get("id") or fault)
         if action == "added":
-            _start_fault(digest, key, FaultSpan(label, source, detail, start=t))
+            added = FaultSpan(label, source, detail, start=t)
+            _start_fault(digest, key, added)
+            window = record.get("params") or {}
+            if isinstance(window.get("duration"), int | float):
+                # A timed fault ends by itself; no removal record will say so.
+                added.stop = t + float(window.get("start") or 0) + float(window["duration"])
         elif action == "removed":
             _stop_fault(digest, key, FaultSpan(label, source, detail), t)
         else:
