@@ -36,6 +36,7 @@ log = logging.getLogger("reference.primary")
 # so one slow Viewer cannot stall the fan-out to the others.
 MAX_BACKLOG = 2 * 1024 * 1024
 KEYFRAME_MIN_INTERVAL = 0.2  # seconds; well inside KEY-3's 1 s
+STREAM_START_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,7 @@ class ReferencePrimary:
         self._lock = asyncio.Lock()
         self._stopping = False
         self._resuming = False
+        self._active = asyncio.Event()  # set once the stream has first become ACTIVE
         self._capture_us = 0
         self._last_keyframe_at = float("-inf")
 
@@ -129,12 +131,19 @@ class ReferencePrimary:
 
     # --- the control interface ---------------------------------------------
 
-    async def start_stream(self) -> None:
+    async def start_stream(self, *, until_active: float = STREAM_START_TIMEOUT) -> None:
+        """Start the stream; return once it is ACTIVE (its first keyframe went out).
+
+        Waiting makes "the stream is running" a fact for whoever started it, so a
+        Viewer connecting next joins a running stream rather than racing its start.
+        """
         async with self._lock:
             if self.stream.state is StreamState.STOPPED:
                 await self._begin_epoch("stream started", StreamEvent.RECONFIG_STARTED)
             if self._encoder_task is None or self._encoder_task.done():
                 self._encoder_task = asyncio.create_task(self._encode_loop())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._active.wait(), until_active)
 
     async def reconfigure(
         self,
@@ -180,6 +189,7 @@ class ReferencePrimary:
 
     async def stop_stream(self) -> None:
         async with self._lock:
+            self._active.clear()
             self._set_state(StreamState.STOPPED, "stop")
             self._broadcast_event(StreamEvent.STOPPED)
             self._close_encoder()
@@ -330,6 +340,7 @@ class ReferencePrimary:
     def _activate(self) -> None:
         resumed = self.stream.state is StreamState.PAUSED
         self._set_state(StreamState.ACTIVE, "first keyframe transmitted")
+        self._active.set()
         self._broadcast_event(StreamEvent.RESUMED if resumed else StreamEvent.RECONFIG_DONE)
         self._resuming = False
 
