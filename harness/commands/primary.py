@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
 import signal
 
-from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
 from harness.commands.addresses import host_port
+from harness.commands.console import CONSOLE, setup_logging
 from reference.peers.control import ControlServer
 from reference.peers.primary import PrimaryConfig, ReferencePrimary, StreamConfig
 from reference.protocol.deviations import PRIMARY_DEVIATIONS, Deviation
@@ -89,7 +88,7 @@ async def serve(args: argparse.Namespace) -> int:
     if args.control:
         control = ControlServer(primary, *args.control)
         await control.start()
-    console = Console(stderr=True)
+    console = CONSOLE
     console.print(
         f"primary listening on {host}:{primary.port}"
         + (f", control API http://{args.control[0]}:{control.port}" if control else "")
@@ -118,5 +117,5 @@ async def serve(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    setup_logging()
     return asyncio.run(serve(args))

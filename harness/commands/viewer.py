@@ -6,16 +6,15 @@ import argparse
 import asyncio
 import contextlib
 import json
-import logging
 import signal
 from pathlib import Path
 from typing import IO, Any
 
-from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
 from harness.commands.addresses import host_port
+from harness.commands.console import CONSOLE, setup_logging
 from reference.peers.viewer import ReferenceViewer, ViewerConfig
 from reference.protocol.deviations import VIEWER_DEVIATIONS, Deviation
 from reference.protocol.states import ViewerState
@@ -96,7 +95,7 @@ async def watch(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, viewer.stop)
-    console = Console(stderr=True)
+    console = CONSOLE
     task = asyncio.create_task(viewer.run(args.duration))
     try:
         if args.quiet or not console.is_terminal:
@@ -118,5 +117,5 @@ async def watch(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    setup_logging()
     return asyncio.run(watch(args))
