@@ -17,7 +17,7 @@ The echo and sink servers run in one process and each relay in another, so
 neither shares a GIL with the client. Rows: direct loopback, the frame proxy
 with no fault, the frame proxy with a fault that matches nothing (every frame
 takes the decode/fault/re-encode path), the wire tap writing its trace, and
-the wire tap also writing a pcap (smaller transfer: scapy is slow).
+the wire tap also writing a pcap.
 """
 
 from __future__ import annotations
@@ -212,7 +212,7 @@ def percentile(values: list[float], fraction: float) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=int, default=256)
-    parser.add_argument("--pcap-mb", type=int, default=16)
+    parser.add_argument("--pcap-mb", type=int, default=256)
     parser.add_argument("--samples", type=int, default=3000)
     args = parser.parse_args(argv)
     console = Console()

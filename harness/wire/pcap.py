@@ -6,23 +6,31 @@ with consistent sequence numbers, FIN exchange) so Wireshark can follow the
 stream and scapy can dissect it with the LVS layer. The reader goes the other way for
 any capture, ours or one taken from a real device: reassemble each direction
 by sequence number, then decode with the reference `FrameDecoder`.
+
+The writer is in the data path of every wire tap, so it does not use scapy:
+it packs the classic pcap format and the Ethernet, IPv4/IPv6 and TCP headers
+itself with `struct`, checksums included, and buffers whole records in memory
+between writes to the file (see `PcapWriter` for when they reach it).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
+import struct
+import threading
+import time
+import weakref
 import zlib
-from collections.abc import Collection, Hashable
+from collections.abc import Callable, Collection, Hashable, Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Literal, NamedTuple
 
 from scapy.layers.inet import IP, TCP
 from scapy.layers.inet6 import IPv6
-from scapy.layers.l2 import Ether
-from scapy.packet import Packet, Raw
+from scapy.packet import Packet
 from scapy.utils import PcapReader
-from scapy.utils import PcapWriter as ScapyPcapWriter
 
 from reference.protocol.errors import ErrorCode, RemoteProtocolError
 from reference.protocol.frames import DEFAULT_PORT, HEADER_SIZE, Frame, FrameDecoder
@@ -30,38 +38,175 @@ from reference.protocol.frames import DEFAULT_PORT, HEADER_SIZE, Frame, FrameDec
 Direction = Literal["c2s", "s2c"]
 Endpoint = tuple[str, int]
 
-MSS = 1460
+# Segment sizes: what a 1500-byte Ethernet MTU carries, and what Linux loopback
+# (MTU 65536, TCP timestamps on) carries. The harness captures loopback traffic,
+# so the default is loopback-sized (a 64 KiB read is one or two packets, not 45),
+# trimmed so that even an IPv6 packet with its Ethernet header fits in the 65535
+# bytes scapy's rdpcap reads of a packet by default (it cuts longer ones short;
+# `read_pcap_streams` does not).
+ETHERNET_MSS = 1460
+LOOPBACK_MSS = 65483
+DEFAULT_MSS = 65535 - 14 - 40 - 20  # 65461
+MAX_MSS = 65535 - 20 - 20  # the IPv4 total length field is 16 bits
+
+# When buffered records reach the file (see `PcapWriter`).
+FLUSH_INTERVAL = 0.2  # seconds
+FLUSH_BYTES = 1 << 20
+
 _SEQ_MOD = 1 << 32
-_CLIENT_MAC = "02:00:00:00:00:01"  # locally administered: never a real device's address
-_SERVER_MAC = "02:00:00:00:00:02"
+_CLIENT_MAC = bytes.fromhex("020000000001")  # locally administered: never a real device's
+_SERVER_MAC = bytes.fromhex("020000000002")
 _WINDOW = 65535
+_TTL = 64
+
+# The classic pcap format, little-endian whatever the host, so that the same
+# run gives the same bytes everywhere: version 2.4, microsecond timestamps,
+# linktype 1 (Ethernet rather than raw IP: every tool reads it, and IPv4 and
+# IPv6 connections can share one file). The snapshot length is tcpdump's
+# default; it must exceed the largest record (Ethernet + IP + TCP + MSS).
+_PCAP_MAGIC = 0xA1B2C3D4
+_LINKTYPE_ETHERNET = 1
+_SNAPLEN = 262_144
+_PCAP_HEADER = struct.Struct("<IHHiIII")
+_RECORD_HEADER = struct.Struct("<IIII")  # seconds, microseconds, captured length, length
+_ETHERTYPE = {4: 0x0800, 6: 0x86DD}
+_IPV4 = struct.Struct("!BBHHHBBH4s4s")  # version+IHL, TOS, length, id, flags+frag, TTL, proto, sum
+_IPV6 = struct.Struct("!IHBB16s16s")  # version+class+flow, payload length, next header, hops
+_TCP = struct.Struct("!HHIIBBHHH")  # ports, seq, ack, data offset, flags, window, sum, urgent
+_IPPROTO_TCP = 6
+_DONT_FRAGMENT = 0x4000
+
+_FIN, _SYN, _RST, _PSH, _ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 
 
 def _other(direction: Direction) -> Direction:
     return "s2c" if direction == "c2s" else "c2s"
 
 
+def _word_sum(data: bytes | memoryview) -> int:
+    """The sum of `data`'s big-endian 16-bit words modulo 0xFFFF (odd length: zero-padded).
+
+    The Internet checksum is this sum in ones' complement. As 2**16 = 1 modulo
+    0xFFFF, a number is congruent to the sum of its 16-bit digits, and to the
+    sum of its halves cut at any multiple of 16 bits: a few big-integer
+    operations in C instead of a loop over 32k words for a 64 KiB segment.
+    (Halving is twice as fast as `% 0xFFFF` on the whole number.)
+    """
+    value = int.from_bytes(data, "big")
+    if len(data) % 2:
+        value <<= 8
+    bits = value.bit_length()
+    while bits > 64:
+        half = (bits + 31) // 32 * 16
+        value = (value >> half) + (value & ((1 << half) - 1))
+        bits = value.bit_length()
+    return value % 0xFFFF
+
+
+def _checksum(word_sum: int) -> int:
+    """The Internet checksum of data whose `_word_sum`s add up to `word_sum` (never all zero)."""
+    # A ones' complement sum of non-zero data is 0xFFFF, never 0, when it is 0 modulo 0xFFFF.
+    return 0xFFFF - (word_sum % 0xFFFF or 0xFFFF)
+
+
+@dataclass(slots=True)
+class _Sender:
+    """One side of a written connection: its headers' fixed parts, and its next sequence number."""
+
+    ip_version: int
+    ethernet: bytes  # destination and source MAC, ethertype
+    source: bytes  # packed addresses
+    destination: bytes
+    sport: int
+    dport: int
+    next_seq: int
+    pseudo_header_sum: int  # the TCP pseudo-header without the length, as a `_word_sum`
+    ipv4_sum: int  # the IPv4 header without length and checksum, as a `_word_sum`
+
+    @classmethod
+    def between(
+        cls, src: Endpoint, dst: Endpoint, src_mac: bytes, dst_mac: bytes, isn: int
+    ) -> _Sender:
+        source, destination = ipaddress.ip_address(src[0]), ipaddress.ip_address(dst[0])
+        version = source.version
+        addresses = source.packed + destination.packed
+        ipv4_sum = 0
+        if version == 4:
+            ipv4_sum = _word_sum(
+                _IPV4.pack(
+                    0x45,
+                    0,
+                    0,
+                    0,
+                    _DONT_FRAGMENT,
+                    _TTL,
+                    _IPPROTO_TCP,
+                    0,
+                    source.packed,
+                    destination.packed,
+                )
+            )
+        return cls(
+            ip_version=version,
+            ethernet=dst_mac + src_mac + _ETHERTYPE[version].to_bytes(2, "big"),
+            source=source.packed,
+            destination=destination.packed,
+            sport=src[1],
+            dport=dst[1],
+            next_seq=isn,
+            pseudo_header_sum=_word_sum(addresses) + _IPPROTO_TCP,
+            ipv4_sum=ipv4_sum,
+        )
+
+
 @dataclass
 class _WrittenConnection:
-    client: Endpoint
-    server: Endpoint
-    next_seq: dict[Direction, int]  # the sequence number each side sends next
+    senders: dict[Direction, _Sender]
 
 
 class PcapWriter:
     """Synthesises the TCP/IP packets of connections and streams them to a pcap file.
 
-    Packets are written (and flushed) as they are made: a soak of hours keeps
-    only one small record per open connection in memory, and a run that dies
-    still leaves a readable capture behind.
+    Only one small record per open connection stays in memory, so a soak of
+    hours can be captured. Packets are buffered, whole, and reach the file (in
+    one write, so the file always ends on a packet boundary):
+
+    * when `flush_bytes` are buffered;
+    * on the first write at least `flush_interval` seconds after the last
+      flush, and from a background thread every `flush_interval` seconds, so
+      that the last packets of a run that stops, hangs or is killed are in the
+      file too;
+    * on `flush()` and `close()` (also when the writer is garbage collected or
+      the interpreter exits without closing it).
+
+    A process that dies loses at most the last `flush_interval` seconds, and
+    the file stays readable; `flush_interval=0` writes on every call. Nothing
+    is fsync'ed: the packets are safe from a crash of the run, not of the
+    machine. Segments are at most `mss` bytes (`DEFAULT_MSS`: loopback-sized).
+
+    Each connection must be driven from one thread at a time; the file itself
+    may be shared by threads.
     """
 
-    def __init__(self, path: str, *, append: bool = False) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        append: bool = False,
+        mss: int = DEFAULT_MSS,
+        flush_interval: float = FLUSH_INTERVAL,
+        flush_bytes: int = FLUSH_BYTES,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not 1 <= mss <= MAX_MSS:
+            raise ValueError(f"MSS {mss} is not between 1 and {MAX_MSS}")
         self.path = path
-        # Ethernet rather than raw IP: every tool reads linktype 1, and IPv4
-        # and IPv6 connections can share one file.
-        self._pcap = ScapyPcapWriter(path, linktype=1, append=append, sync=True)
+        self.mss = mss
+        self._syn_options = struct.pack("!BBH", 2, 4, mss)  # kind 2: MSS, 4 bytes long
+        self._file = _CaptureFile(path, append, flush_interval, flush_bytes, clock)
         self._connections: dict[Hashable, _WrittenConnection] = {}
+        # Like a file object: flushed and closed when dropped without close().
+        self._finalizer = weakref.finalize(self, self._file.close)
 
     def __enter__(self) -> PcapWriter:
         return self
@@ -87,34 +232,56 @@ class PcapWriter:
         isn: dict[Direction, int] = {
             d: zlib.crc32(f"{conn_id!r}/{d}".encode()) for d in ("c2s", "s2c")
         }
-        conn = _WrittenConnection(client, server, next_seq=isn)
+        conn = _WrittenConnection(
+            {
+                "c2s": _Sender.between(client, server, _CLIENT_MAC, _SERVER_MAC, isn["c2s"]),
+                "s2c": _Sender.between(server, client, _SERVER_MAC, _CLIENT_MAC, isn["s2c"]),
+            }
+        )
         self._connections[conn_id] = conn
-        self._emit(conn, "c2s", "S", t)
-        self._emit(conn, "s2c", "SA", t)
-        self._emit(conn, "c2s", "A", t)
+        self._emit(conn, t, ("c2s", _SYN), ("s2c", _SYN | _ACK), ("c2s", _ACK))
 
-    def write(self, conn_id: Hashable, direction: Direction, data: bytes, t: float) -> None:
-        """`data` sent in one direction at time `t`, cut into segments of at most MSS bytes."""
+    def write(
+        self,
+        conn_id: Hashable,
+        direction: Direction,
+        data: bytes | bytearray | memoryview,
+        t: float,
+    ) -> None:
+        """`data` sent in one direction at time `t`, cut into segments of at most `mss` bytes."""
         conn = self._open(conn_id)
-        for start in range(0, len(data), MSS):
-            self._emit(conn, direction, "PA", t, data[start : start + MSS])
+        if not data:
+            return
+        # Segments are views of `data` until written out: an immutable copy of
+        # a caller's buffer, which may change (or be unable to while viewed).
+        view = memoryview(data if isinstance(data, bytes) else bytes(data))
+        sender, receiver = conn.senders[direction], conn.senders[_other(direction)]
+        stamp = _timestamp(t)
+        records: list[bytes | memoryview] = []
+        for start in range(0, len(view), self.mss):
+            segment = view[start : start + self.mss]
+            records += self._packet(sender, receiver, _PSH | _ACK, stamp, segment)
+        self._file.add(records)
 
     def close_connection(self, conn_id: Hashable, t: float, initiator: Direction = "c2s") -> None:
         """An orderly close: FIN from `initiator`, FIN back, last ACK."""
         conn = self._open(conn_id)
-        self._emit(conn, initiator, "FA", t)
-        self._emit(conn, _other(initiator), "FA", t)
-        self._emit(conn, initiator, "A", t)
+        fin = _FIN | _ACK
+        self._emit(conn, t, (initiator, fin), (_other(initiator), fin), (initiator, _ACK))
         del self._connections[conn_id]
 
     def reset_connection(self, conn_id: Hashable, t: float, sender: Direction = "s2c") -> None:
         """An abortive close (RST), as a proxy that resets the peer produces."""
         conn = self._open(conn_id)
-        self._emit(conn, sender, "RA", t)
+        self._emit(conn, t, (sender, _RST | _ACK))
         del self._connections[conn_id]
 
+    def flush(self) -> None:
+        """Every packet so far into the file now (not fsync'ed)."""
+        self._file.flush()
+
     def close(self) -> None:
-        self._pcap.close()
+        self._finalizer()
 
     def _open(self, conn_id: Hashable) -> _WrittenConnection:
         conn = self._connections.get(conn_id)
@@ -122,38 +289,177 @@ class PcapWriter:
             raise KeyError(f"connection {conn_id!r} is not open")
         return conn
 
-    def _emit(
+    def _emit(self, conn: _WrittenConnection, t: float, *packets: tuple[Direction, int]) -> None:
+        """Packets without data (handshake, close), written together."""
+        stamp = _timestamp(t)
+        records: list[bytes | memoryview] = []
+        for direction, flags in packets:
+            sender, receiver = conn.senders[direction], conn.senders[_other(direction)]
+            records += self._packet(sender, receiver, flags, stamp)
+        self._file.add(records)
+
+    def _packet(
         self,
-        conn: _WrittenConnection,
-        direction: Direction,
-        flags: str,
-        t: float,
-        data: bytes = b"",
-    ) -> None:
-        src, dst, src_mac, dst_mac = conn.client, conn.server, _CLIENT_MAC, _SERVER_MAC
-        if direction == "s2c":
-            src, dst, src_mac, dst_mac = dst, src, dst_mac, src_mac
-        network = IP if _ip_version(src[0]) == 4 else IPv6
-        seq = conn.next_seq[direction]
-        tcp = TCP(
-            sport=src[1],
-            dport=dst[1],
-            seq=seq,
-            ack=conn.next_seq[_other(direction)] if "A" in flags else 0,
-            flags=flags,
-            window=_WINDOW,
-            options=[("MSS", MSS)] if "S" in flags else [],
+        sender: _Sender,
+        receiver: _Sender,
+        flags: int,
+        stamp: tuple[int, int],
+        data: bytes | memoryview = b"",
+    ) -> tuple[bytes, bytes | memoryview]:
+        """The pcap record of one packet: headers, and `data` itself (not copied)."""
+        seq = sender.next_seq
+        ack = receiver.next_seq if flags & _ACK else 0
+        options = self._syn_options if flags & _SYN else b""
+        header_size = 20 + len(options)
+        tcp_size = header_size + len(data)
+        data_offset = (header_size // 4) << 4
+        tcp_sum = (
+            sender.pseudo_header_sum
+            + tcp_size
+            + _word_sum(
+                _TCP.pack(sender.sport, sender.dport, seq, ack, data_offset, flags, _WINDOW, 0, 0)
+            )
+            + _word_sum(options)
+            + _word_sum(data)
         )
-        packet = Ether(src=src_mac, dst=dst_mac) / network(src=src[0], dst=dst[0]) / tcp
-        if data:
-            packet = packet / Raw(data)
-        # Rounded to the microseconds pcap keeps, so that scapy's own rounding
-        # of the fraction can never carry into a whole extra second.
-        packet.time = round(t, 6)
-        self._pcap.write(packet)
+        tcp = (
+            _TCP.pack(
+                sender.sport,
+                sender.dport,
+                seq,
+                ack,
+                data_offset,
+                flags,
+                _WINDOW,
+                _checksum(tcp_sum),
+                0,
+            )
+            + options
+        )
+        if sender.ip_version == 4:
+            length = 20 + tcp_size
+            ip = _IPV4.pack(
+                0x45,
+                0,
+                length,
+                0,
+                _DONT_FRAGMENT,
+                _TTL,
+                _IPPROTO_TCP,
+                _checksum(sender.ipv4_sum + length),
+                sender.source,
+                sender.destination,
+            )
+        else:
+            ip = _IPV6.pack(
+                0x6000_0000, tcp_size, _IPPROTO_TCP, _TTL, sender.source, sender.destination
+            )
+        size = 14 + len(ip) + tcp_size
+        record = _RECORD_HEADER.pack(stamp[0], stamp[1], size, size)
         # SYN and FIN each use up one sequence number.
-        used = len(data) + ("S" in flags) + ("F" in flags)
-        conn.next_seq[direction] = (seq + used) % _SEQ_MOD
+        used = len(data) + (flags & _SYN != 0) + (flags & _FIN != 0)
+        sender.next_seq = (seq + used) % _SEQ_MOD
+        return record + sender.ethernet + ip + tcp, data
+
+
+class _CaptureFile:
+    """The pcap file, the records not yet in it, and when they go in (see `PcapWriter`)."""
+
+    def __init__(
+        self,
+        path: str,
+        append: bool,
+        flush_interval: float,
+        flush_bytes: int,
+        clock: Callable[[], float],
+    ) -> None:
+        if append:
+            _check_appendable(path)
+        self._file = open(path, "ab" if append else "wb", buffering=0)  # noqa: SIM115
+        if os.fstat(self._file.fileno()).st_size == 0:
+            self._file.write(
+                _PCAP_HEADER.pack(_PCAP_MAGIC, 2, 4, 0, 0, _SNAPLEN, _LINKTYPE_ETHERNET)
+            )
+        self._flush_interval = flush_interval
+        self._flush_bytes = flush_bytes
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._records: list[bytes | memoryview] = []
+        self._buffered = 0
+        self._last_flush = clock()
+        self._closed = threading.Event()
+        self._flusher: threading.Thread | None = None
+        if flush_interval > 0:
+            self._flusher = threading.Thread(
+                target=self._flush_periodically, name=f"pcap flush {path}", daemon=True
+            )
+            self._flusher.start()
+
+    def add(self, records: list[bytes | memoryview]) -> None:
+        with self._lock:
+            if self._closed.is_set():
+                raise ValueError(f"{self._file.name} is closed")
+            self._records += records
+            self._buffered += sum(map(len, records))
+            if (
+                self._buffered >= self._flush_bytes
+                or self._clock() - self._last_flush >= self._flush_interval
+            ):
+                self._write_out()
+
+    def flush(self) -> None:
+        with self._lock:
+            if not self._closed.is_set():
+                self._write_out()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed.is_set():
+                return
+            self._closed.set()  # also wakes the flusher, to end
+            try:
+                self._write_out()
+            finally:
+                self._file.close()
+        if self._flusher is not None and self._flusher is not threading.current_thread():
+            self._flusher.join()
+
+    def _flush_periodically(self) -> None:
+        while not self._closed.wait(self._flush_interval):
+            self.flush()
+
+    def _write_out(self) -> None:
+        """Called with the lock held."""
+        self._last_flush = self._clock()
+        if not self._records:
+            return
+        data = memoryview(b"".join(self._records))
+        self._records.clear()
+        self._buffered = 0
+        while data:
+            data = data[self._file.write(data) :]
+
+
+def _check_appendable(path: str) -> None:
+    """Appending goes on a capture in this writer's format, or an empty or new file."""
+    try:
+        with open(path, "rb") as existing:
+            header = existing.read(_PCAP_HEADER.size)
+    except FileNotFoundError:
+        return
+    if not header:
+        return
+    if len(header) < _PCAP_HEADER.size or (
+        _PCAP_HEADER.unpack(header)[0] != _PCAP_MAGIC
+        or _PCAP_HEADER.unpack(header)[6] != _LINKTYPE_ETHERNET
+    ):
+        raise ValueError(f"{path} is not a little-endian Ethernet pcap: cannot append to it")
+
+
+def _timestamp(t: float) -> tuple[int, int]:
+    """Seconds and microseconds, rounded as a whole so the fraction never reaches 10**6."""
+    seconds, micros = divmod(round(t * 1_000_000), 1_000_000)
+    return seconds, micros
 
 
 def _ip_version(address: str) -> int:
@@ -290,7 +596,7 @@ def read_pcap_streams(path: str, ports: Collection[int] | None = None) -> list[P
     live: dict[frozenset[Endpoint], _ReadConnection] = {}
     found: list[PcapConnection] = []
     with PcapReader(path) as reader:
-        for packet in reader:
+        for packet in _whole_packets(reader):
             segment = _tcp_segment(packet)
             if segment is None:
                 continue
@@ -321,6 +627,16 @@ def read_pcap_streams(path: str, ports: Collection[int] | None = None) -> list[P
     for conn in live.values():
         conn.finish()
     return found
+
+
+def _whole_packets(reader: PcapReader) -> Iterator[Packet]:
+    # Iterating a PcapReader cuts packets at 65535 bytes, and Linux loopback
+    # captures hold longer ones (65483 bytes of TCP data, plus headers).
+    while True:
+        try:
+            yield reader.read_packet(size=_SNAPLEN)
+        except EOFError:
+            return
 
 
 def _start_connection(

@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+import gc
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from scapy.layers.inet import IP, TCP
 from scapy.layers.inet6 import IPv6
+from scapy.layers.l2 import Ether
 from scapy.packet import Packet
-from scapy.utils import rdpcap, wrpcap
+from scapy.plist import PacketList
+from scapy.utils import checksum, rdpcap, wrpcap
 
-from harness.wire.pcap import MSS, Direction, PcapWriter, read_pcap_streams
+from harness.wire.pcap import (
+    DEFAULT_MSS,
+    ETHERNET_MSS,
+    LOOPBACK_MSS,
+    MAX_MSS,
+    Direction,
+    Endpoint,
+    PcapWriter,
+    _checksum,
+    _word_sum,
+    read_pcap_streams,
+)
 from harness.wire.scapy_layer import LVS, LVSControl, malformed_frames
 from reference.protocol.errors import ErrorCode
 from reference.protocol.frames import (
@@ -23,6 +38,7 @@ from reference.protocol.frames import (
     encode_frame,
 )
 
+MSS = ETHERNET_MSS  # the shared capture is cut as on Ethernet: the keyframe spans segments
 T0 = 1_700_000_000.0  # realistic epoch seconds: timestamps must survive at full precision
 VIEWER_A = ("10.0.0.2", 50_000)
 VIEWER_B = ("fd00::2", 50_001)
@@ -70,7 +86,7 @@ ENDPOINTS = {"a": (VIEWER_A, PRIMARY_V4), "b": (VIEWER_B, PRIMARY_V6)}
 
 
 def write_capture(path: Path) -> None:
-    with PcapWriter(str(path)) as writer:
+    with PcapWriter(str(path), mss=MSS) as writer:
         writer.open_connection("a", *ENDPOINTS["a"], t=T0)
         writer.open_connection("b", *ENDPOINTS["b"], t=T0 + 0.000_500)
         for w in WRITES:
@@ -102,25 +118,44 @@ def payload_of(packet: Packet) -> bytes:
     return bytes(tcp.original[tcp.dataofs * 4 :])
 
 
-def test_scapy_reads_consistent_tcp_conversations(capture: Path) -> None:
-    packets = rdpcap(str(capture))
-    next_seq: dict[tuple[tuple[str, int], tuple[str, int]], int] = {}
-    opened: list[tuple[tuple[str, int], tuple[str, int]]] = []
+def assert_consistent_tcp(packets: PacketList, mss: int) -> list[tuple[Endpoint, Endpoint]]:
+    """Every segment at most `mss` long, in sequence, acking what the peer sent; the SYNs' ends."""
+    next_seq: dict[tuple[Endpoint, Endpoint], int] = {}
+    opened: list[tuple[Endpoint, Endpoint]] = []
     for packet in packets:
         src, dst = endpoints(packet)
         tcp = packet[TCP]
         flags = str(tcp.flags)
         data = payload_of(packet)
-        assert len(data) <= MSS
+        assert len(data) <= mss
         if "S" in flags:
             if "A" not in flags:
                 opened.append((src, dst))
-            assert ("MSS", MSS) in tcp.options
+            assert ("MSS", mss) in tcp.options
         else:
             assert tcp.seq == next_seq[src, dst], f"{src}->{dst} {flags} skips bytes"
         if "A" in flags:
             assert tcp.ack == next_seq[dst, src], f"{src}->{dst} {flags} acks the wrong byte"
         next_seq[src, dst] = (tcp.seq + len(data) + ("S" in flags) + ("F" in flags)) % 2**32
+    return opened
+
+
+def assert_scapy_checksums_agree(packets: PacketList) -> None:
+    """The IPv4 and TCP checksums in the file are the ones scapy computes itself."""
+    for packet in packets:
+        rebuilt = packet.copy()
+        del rebuilt[TCP].chksum
+        if IP in rebuilt:
+            del rebuilt[IP].chksum
+        rebuilt = Ether(bytes(rebuilt))
+        assert rebuilt[TCP].chksum == packet[TCP].chksum
+        if IP in packet:
+            assert rebuilt[IP].chksum == packet[IP].chksum
+
+
+def test_scapy_reads_consistent_tcp_conversations(capture: Path) -> None:
+    packets = rdpcap(str(capture))
+    opened = assert_consistent_tcp(packets, MSS)
     assert opened == [ENDPOINTS["a"], ENDPOINTS["b"]]
     assert [str(p[TCP].flags) for p in packets[:3]] == ["S", "SA", "A"]
     assert [str(p[TCP].flags) for p in packets[-3:]] == ["FA", "FA", "A"]
@@ -318,15 +353,121 @@ def test_ports_keep_only_matching_connections(tmp_path: Path) -> None:
 
 def test_packets_reach_the_file_before_the_writer_closes(tmp_path: Path) -> None:
     path = tmp_path / "live.pcap"
-    writer = PcapWriter(str(path))
+    now = [0.0]
+    # A long interval: the background flush must not run during the test.
+    writer = PcapWriter(str(path), mss=MSS, flush_interval=60, clock=lambda: now[0])
     writer.open_connection("a", VIEWER_A, PRIMARY_V4, T0)
     writer.write("a", "s2c", encode_frame(BIG_KEYFRAME), T0 + 1)
-    assert len(rdpcap(str(path))) == 3 + 3
-    assert read_pcap_streams(str(path))[0].frames_sent("s2c") == [BIG_KEYFRAME]
+    assert read_pcap_streams(str(path)) == []  # buffered, but the file is a valid capture
+    now[0] += 60
+    writer.write("a", "s2c", encode_frame(AUDIO), T0 + 2)  # the interval is up: all goes out
+    assert len(rdpcap(str(path))) == 3 + 3 + 1
+    assert read_pcap_streams(str(path))[0].frames_sent("s2c") == [BIG_KEYFRAME, AUDIO]
+    writer.write("a", "c2s", encode_frame(HELLO), T0 + 3)
+    writer.flush()
+    assert read_pcap_streams(str(path))[0].frames_sent("c2s") == [HELLO]
     writer.close()
 
 
+def test_buffered_bytes_are_written_without_waiting_for_the_interval(tmp_path: Path) -> None:
+    path = tmp_path / "bulk.pcap"
+    writer = PcapWriter(str(path), flush_interval=60, flush_bytes=10_000, clock=lambda: 0.0)
+    writer.open_connection("a", VIEWER_A, PRIMARY_V4, T0)
+    assert len(rdpcap(str(path))) == 0
+    writer.write("a", "s2c", encode_frame(BIG_KEYFRAME) * 3, T0 + 1)
+    assert read_pcap_streams(str(path))[0].frames_sent("s2c") == [BIG_KEYFRAME] * 3
+    writer.close()
+
+
+def test_a_writer_dropped_without_close_still_leaves_every_packet(tmp_path: Path) -> None:
+    path = tmp_path / "dropped.pcap"
+    writer = PcapWriter(str(path), flush_interval=60)
+    writer.open_connection("a", VIEWER_A, PRIMARY_V4, T0)
+    writer.write("a", "c2s", encode_frame(HELLO), T0 + 1)
+    del writer
+    gc.collect()
+    assert read_pcap_streams(str(path))[0].frames_sent("c2s") == [HELLO]
+    assert not [t for t in threading.enumerate() if str(path) in t.name]  # the flusher ended
+
+
+def test_loopback_sized_segments_by_default(tmp_path: Path) -> None:
+    path = tmp_path / "loopback.pcap"
+    big = encode_frame(Frame(FrameType.VIDEO, bytes(range(251)) * 1000, 1, 2, 0))  # 251016 bytes
+    odd = encode_frame(Frame(FrameType.VIDEO, b"\xff" * 4001, 1, 3, 0))  # odd length: padded sum
+    with PcapWriter(str(path)) as writer:
+        for conn, (client, server) in ENDPOINTS.items():
+            writer.open_connection(conn, client, server, T0)
+            writer.write(conn, "s2c", big + odd, T0 + 1)
+            writer.write(conn, "c2s", encode_frame(HELLO), T0 + 2)
+            writer.close_connection(conn, T0 + 3)
+    packets = rdpcap(str(path))
+    # Even an IPv6 packet fits the 65535 bytes of a packet that scapy reads.
+    assert writer.mss == DEFAULT_MSS and max(len(p) for p in packets) == 65535
+    assert {len(payload_of(p)) % 2 for p in packets} == {0, 1}
+    assert assert_consistent_tcp(packets, DEFAULT_MSS) == [ENDPOINTS["a"], ENDPOINTS["b"]]
+    assert_scapy_checksums_agree(packets)
+    for conn in "ab":
+        client = ENDPOINTS[conn][0]
+        sizes = [len(payload_of(p)) for p in packets if endpoints(p)[1] == client]
+        assert [s for s in sizes if s] == [DEFAULT_MSS] * 3 + [len(big + odd) - 3 * DEFAULT_MSS]
+    read = read_pcap_streams(str(path))
+    assert [(c.client, c.server) for c in read] == [ENDPOINTS["a"], ENDPOINTS["b"]]
+    for connection in read:
+        assert connection.errors == [] and connection.unfinished == {}
+        assert [f.sequence for f in connection.frames_sent("s2c")] == [2, 3]
+        assert connection.frames_sent("c2s") == [HELLO]
+
+
+def test_checksums_are_the_ones_scapy_computes(capture: Path) -> None:
+    packets = rdpcap(str(capture))
+    assert any(IPv6 in p for p in packets) and any(IP in p for p in packets)
+    assert_scapy_checksums_agree(packets)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"\x00",  # odd length: padded with a zero byte
+        b"\xff\xf7",  # with the prefix, sums to 0xFFFF: the checksum is 0
+        b"\xff\xfe\x01",
+        bytes(range(256)) * 300,  # long enough for `_word_sum` to fold its halves
+    ],
+)
+def test_word_sum_gives_the_internet_checksum(data: bytes) -> None:
+    # scapy's `checksum` is the textbook loop over 16-bit words. The prefix
+    # (protocol 6, length) stands for the pseudo-header: data never all zero.
+    prefix = bytes([0, 6, 0, len(data) % 256])
+    assert _checksum(_word_sum(prefix) + _word_sum(data)) == checksum(prefix + data)
+
+
+def test_real_loopback_sized_packets_are_read_whole(tmp_path: Path) -> None:
+    path = tmp_path / "real_loopback.pcap"
+    payload = encode_frame(Frame(FrameType.VIDEO, b"\x01" * 70_000, 1, 2, 0))
+    with PcapWriter(str(path), mss=LOOPBACK_MSS) as writer:  # IPv6: 65557-byte packets
+        writer.open_connection("b", VIEWER_B, PRIMARY_V6, T0)
+        writer.write("b", "s2c", payload, T0 + 1)
+    (read,) = read_pcap_streams(str(path))
+    assert read.errors == [] and read.unfinished == {}
+    assert [f.sequence for f in read.frames_sent("s2c")] == [2]
+
+
+def test_append_continues_a_capture(tmp_path: Path) -> None:
+    path = tmp_path / "appended.pcap"
+    for conn in ("first", "second"):
+        with PcapWriter(str(path), append=True) as writer:
+            writer.open_connection(conn, VIEWER_A, PRIMARY_V4, T0)
+            writer.write(conn, "c2s", encode_frame(HELLO), T0 + 1)
+            writer.close_connection(conn, T0 + 2)
+    assert [c.frames_sent("c2s") for c in read_pcap_streams(str(path))] == [[HELLO], [HELLO]]
+    (tmp_path / "notes.txt").write_text("not a capture")
+    with pytest.raises(ValueError, match="cannot append"):
+        PcapWriter(str(tmp_path / "notes.txt"), append=True)
+
+
 def test_writer_refuses_unknown_and_closed_connections(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="MSS"):
+        PcapWriter(str(tmp_path / "x.pcap"), mss=MAX_MSS + 1)
     with PcapWriter(str(tmp_path / "x.pcap")) as writer:
         with pytest.raises(KeyError):
             writer.write("nope", "c2s", b"x", T0)
