@@ -100,6 +100,11 @@ class TraceWriter:
         with self._lock:
             return list(self.records)
 
+    def records_from(self, index: int) -> list[Record]:
+        """The records written since the first `index` ones: for readers that keep up."""
+        with self._lock:
+            return self.records[index:]
+
     def flush(self) -> None:
         with self._lock:
             if self._file is not None:

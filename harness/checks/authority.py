@@ -238,13 +238,6 @@ def state_4(ctx: CheckContext) -> Verdict:
     return judge("STATE-4", bad, checked, "reconfiguration(s) seen by a Viewer")
 
 
-def _next_epoch_change(ep: Episode, after: float, epoch: int) -> float:
-    return next(
-        (float(r["t"]) for r in ep.states() if r["t"] > after and (r.get("epoch") or 0) > epoch),
-        float("inf"),
-    )
-
-
 def _paused_spans(view: ConnView) -> list[tuple[float, float]]:
     spans, start = [], None
     for msg in view.control(P2V, "STREAM_STATE"):

@@ -85,17 +85,6 @@ def epoch_2(ctx: CheckContext) -> Verdict:
     return judge("EPOCH-2", bad, checked, "media frame(s)")
 
 
-def _current_epochs(records: list[Record]) -> list[tuple[float, int | None]]:
-    """The epoch the Viewer held over time, from its own state and decoder records."""
-    out: list[tuple[float, int | None]] = []
-    for r in records:
-        if r.get("event") == "state" or (
-            r.get("event") == "decoder" and r.get("action") != "release"
-        ):
-            out.append((float(r["t"]), r.get("epoch")))
-    return out
-
-
 @rule("EPOCH-3")
 def epoch_3(ctx: CheckContext) -> Verdict:
     bad, checked, support = [], 0, []

@@ -24,10 +24,6 @@ def ev(view: ConnView, t: float | None, what: str) -> Evidence:
     return Evidence(t, what, view.where)
 
 
-def p2v_after(view: ConnView, t: float) -> list[Record]:
-    return [f for f in view.frames if f["dir"] == P2V and f["t"] >= t]
-
-
 @rule("VER-1")
 def ver_1(ctx: CheckContext) -> Verdict:
     bad, checked = [], 0

@@ -14,7 +14,7 @@ from harness.commands.addresses import host_port
 from harness.commands.console import CONSOLE, setup_logging
 from reference.peers.control import ControlServer
 from reference.peers.primary import PrimaryConfig, ReferencePrimary, StreamConfig
-from reference.protocol.deviations import PRIMARY_DEVIATIONS, Deviation
+from reference.protocol.deviations import PRIMARY_DEVIATIONS, parse_deviations
 
 HELP = "Run the reference Primary (streams real H.264 to Viewers)."
 
@@ -80,7 +80,7 @@ async def serve(args: argparse.Namespace) -> int:
             bitrate=args.bitrate,
             gop=args.fps * 2,
         ),
-        deviations=frozenset(Deviation(d) for d in args.deviation),
+        deviations=parse_deviations(args.deviation),
     )
     primary = ReferencePrimary(config)
     await primary.start()

@@ -16,7 +16,7 @@ from rich.text import Text
 from harness.commands.addresses import host_port
 from harness.commands.console import CONSOLE, setup_logging
 from reference.peers.viewer import ReferenceViewer, ViewerConfig
-from reference.protocol.deviations import VIEWER_DEVIATIONS, Deviation
+from reference.protocol.deviations import VIEWER_DEVIATIONS, parse_deviations
 from reference.protocol.states import ViewerState
 
 HELP = "Run the reference Viewer (decodes, audits every picture, writes telemetry)."
@@ -87,7 +87,7 @@ async def watch(args: argparse.Namespace) -> int:
             version=args.protocol_version,
             viewer_id=args.viewer_id,
             seed=args.seed,
-            deviations=frozenset(Deviation(d) for d in args.deviation),
+            deviations=parse_deviations(args.deviation),
         ),
         sink=sink,
     )

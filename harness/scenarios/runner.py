@@ -30,7 +30,7 @@ from harness.scenarios.raw import run_raw_client
 from harness.trace import Record, TraceWriter, load
 from reference.peers.primary import PrimaryConfig, ReferencePrimary, StreamConfig
 from reference.peers.viewer import ReferenceViewer, ViewerConfig
-from reference.protocol.deviations import Deviation
+from reference.protocol.deviations import parse_deviations
 from reference.protocol.requirements import BY_ID
 
 log = logging.getLogger("harness.scenarios")
@@ -102,20 +102,23 @@ class TraceWaiter:
     def _on_record(self, record: Record) -> None:
         self.loop.call_soon_threadsafe(self.changed.set)
 
-    def count(self, condition: dict[str, Any], since: float) -> int:
-        return sum(1 for r in self.trace.snapshot() if r["t"] >= since and matches(condition, r))
-
     async def wait(self, condition: dict[str, Any], since: float, within: float) -> bool:
         deadline = self.loop.time() + within
         wanted = int(condition.get("count", 1))
-        while self.count(condition, since) < wanted:
+        found, seen = 0, 0
+        while True:
+            # Only the records written since the last look: the trace grows with every frame.
+            fresh = self.trace.records_from(seen)
+            seen += len(fresh)
+            found += sum(1 for r in fresh if r["t"] >= since and matches(condition, r))
+            if found >= wanted:
+                return True
             remaining = deadline - self.loop.time()
             if remaining <= 0:
                 return False
             self.changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.changed.wait(), remaining)
-        return True
 
     def close(self) -> None:
         self.trace.unsubscribe(self._on_record)
@@ -152,7 +155,7 @@ class ViewerHandle:
                 codec_backend=spec.codec_backend,
                 viewer_id=spec.id,
                 seed=run.seed + sum(map(ord, spec.id)),
-                deviations=frozenset(Deviation(d) for d in spec.deviations),
+                deviations=parse_deviations(spec.deviations),
             ),
             sink=sink,
         )
@@ -271,7 +274,7 @@ class ScenarioRun:
                 version=spec.version,
                 timings=self.scenario.timings,
                 autostart=spec.autostart,
-                deviations=frozenset(Deviation(d) for d in spec.deviations),
+                deviations=parse_deviations(spec.deviations),
             ),
             trace=self.trace,
         )

@@ -14,7 +14,6 @@ import contextlib
 import itertools
 import logging
 import os
-from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -474,7 +473,3 @@ class ReferencePrimary:
             backend=self.backend,
         )
         link.needs_keyframe = True  # KEY-3: the next tick forces a keyframe for it
-
-
-def parse_deviations(names: Iterable[str]) -> frozenset[Deviation]:
-    return frozenset(Deviation(name) for name in names)

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -300,7 +300,3 @@ class ReferenceViewer:
                 "seq": frame.sequence,
             }
         )
-
-
-def parse_deviations(names: Iterable[str]) -> frozenset[Deviation]:
-    return frozenset(Deviation(name) for name in names)

@@ -8,6 +8,7 @@ that the tests can expect FAIL on exactly that ID.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import Enum
 
 
@@ -47,3 +48,8 @@ PRIMARY_DEVIATIONS = frozenset(
     }
 )
 VIEWER_DEVIATIONS = frozenset(Deviation) - PRIMARY_DEVIATIONS
+
+
+def parse_deviations(names: Iterable[str]) -> frozenset[Deviation]:
+    """Switch names as a command line or scenario file gives them; ValueError names a bad one."""
+    return frozenset(Deviation(name) for name in names)
