@@ -4,6 +4,8 @@ The data path of a run:
 
     Viewer -> tap viewer_side:<id> -> [toxiproxy] -> [frame_proxy] -> tap primary_side -> Primary
 
+(`packet` may sit anywhere in that list: harness/packet/hop.py.)
+
 (the injectors in the order the scenario's `path` lists them). Everything the
 taps, the peers and the timeline see goes into one trace; the verdicts are
 computed from that trace alone once the peers are stopped.
@@ -240,6 +242,7 @@ class ScenarioRun:
         self.entry_port = 0
         self.toxiproxy: Any = None
         self.frame_proxy: Any = None
+        self.packet_hop: Any = None
         self.faults: dict[str, Any] = {}
         self.pcap: Any = None
         self.timeline_log: list[dict[str, Any]] = []
@@ -312,7 +315,24 @@ class ScenarioRun:
                 upstream = self.frame_proxy.port
             elif hop == "toxiproxy":
                 upstream = await asyncio.to_thread(self._start_toxiproxy, upstream)
+            elif hop == "packet":
+                upstream = await self._start_packet_hop(upstream)
         self.entry_port = upstream
+
+    async def _start_packet_hop(self, upstream: int) -> int:
+        from harness.packet.hop import PacketHop
+
+        hop = PacketHop(
+            HOST,
+            upstream,
+            seed=self.seed,
+            trace=self.trace,
+            capture_path=str(self.directory / "packet.pcap"),
+        )
+        self.cleanups.append(hop.stop)
+        await hop.start()
+        self.packet_hop = hop
+        return hop.port
 
     def _start_toxiproxy(self, upstream: int) -> int:
         from harness.toxiproxy.launcher import toxiproxy_client, toxiproxy_server
@@ -431,6 +451,14 @@ class ScenarioRun:
             self.faults[label] = self.frame_proxy.add_fault(make_fault(fault_spec))
         elif do == "remove_fault":
             self.frame_proxy.remove_fault(self.faults.pop(str(args["id"])))
+        elif do in ("impair", "clear_impairment"):
+            from harness.packet.impairment import Impairment, directions, parse_step
+
+            if do == "impair":
+                chosen, impairment = parse_step(args)
+            else:
+                chosen, impairment = directions(args), Impairment()
+            await asyncio.to_thread(self.packet_hop.impair, chosen, impairment)
         elif do == "raw":
             outcome = await run_raw_client(
                 HOST,
@@ -530,6 +558,8 @@ class ScenarioRun:
         out: dict[str, str | None] = {"primary": self.primary.backend if self.primary else None}
         for vid, handle in self.viewers.items():
             out[vid] = handle.decoder_backend
+        if self.packet_hop is not None:
+            out["packet"] = self.packet_hop.backend.name
         return out
 
     async def _teardown(self) -> None:
