@@ -19,6 +19,7 @@ SUBCOMMANDS: dict[str, str] = {
     "primary": "primary",
     "viewer": "viewer",
     "toxiproxy": "toxiproxy",
+    "doctor": "doctor",
 }
 
 
