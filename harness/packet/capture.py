@@ -36,3 +36,37 @@ class PacketCapture:
     def close(self) -> None:
         if not self.file.closed:
             self.file.close()
+
+
+def retransmitted_segments(path: str) -> int:
+    """TCP segments whose payload lies wholly within what the same flow already sent.
+
+    The same test tshark's `tcp.analysis.retransmission` starts from, done here
+    so a run can report retransmissions on machines without tshark.
+    """
+    with open(path, "rb") as handle:
+        data = handle.read()
+    highest: dict[bytes, int] = {}  # flow -> highest sequence end, relative to its first seq
+    first: dict[bytes, int] = {}
+    count, at = 0, 24
+    while at + 16 <= len(data):
+        size = struct.unpack_from("<I", data, at + 8)[0]
+        packet = data[at + 16 : at + 16 + size]
+        at += 16 + size
+        if len(packet) < 40 or packet[0] >> 4 != 4 or packet[9] != 6:
+            continue
+        header = (packet[0] & 0x0F) * 4
+        total = struct.unpack_from("!H", packet, 2)[0]
+        offset = (packet[header + 12] >> 4) * 4
+        payload = total - header - offset
+        flow = packet[12:20] + packet[header : header + 4]
+        seq = struct.unpack_from("!I", packet, header + 4)[0]
+        start = (seq - first.setdefault(flow, seq)) % (1 << 32)
+        if payload <= 0:
+            continue
+        end = start + payload
+        if end <= highest.get(flow, 0):
+            count += 1
+        else:
+            highest[flow] = end
+    return count

@@ -16,7 +16,7 @@ from typing import Any
 
 from harness.packet import netem
 from harness.packet.backends import NETEM, Backend, packet_backend
-from harness.packet.capture import PacketCapture
+from harness.packet.capture import PacketCapture, retransmitted_segments
 from harness.packet.impairer import Impairer
 from harness.packet.impairment import Impairment
 from harness.packet.tun import TunDevice
@@ -130,6 +130,8 @@ class PacketHop:
             self.impairer = None
         if self.capture is not None:
             self.capture.close()
+            resent = await asyncio.to_thread(retransmitted_segments, self.capture.path)
+            self._emit("note", text=f"packet hop: {resent} retransmitted TCP segment(s) captured")
         if self.tun is not None:
             self.tun.close()
             self.tun = None
