@@ -32,9 +32,9 @@ def impairer() -> Iterator[Impairer]:
     tun.close()
 
 
-def _wait_for(predicate: object, within: float) -> None:
+def _wait_until_seen(impairer: Impairer, count: int, within: float) -> None:
     deadline = time.monotonic() + within
-    while not predicate():  # type: ignore[operator]
+    while impairer.stats()[UPSTREAM].get("packets", 0) < count:
         assert time.monotonic() < deadline, "the impairer did not see the packets in time"
         time.sleep(0.001)  # waiting on another thread's counter, with a deadline
 
@@ -56,7 +56,7 @@ def _send_datagrams(impairer: Impairer, count: int) -> int:
                 sender.sendto(b"lvs" * 20, target)
             sent += batch
             # Paced by the impairer, so the device queue never drops what we count.
-            _wait_for(lambda: impairer.stats()[UPSTREAM].get("packets", 0) >= sent, 10)
+            _wait_until_seen(impairer, sent, 10)
         received = 0
         receiver.settimeout(1.0)
         try:
