@@ -22,7 +22,8 @@ Segments = list[tuple[int, float]]
 def _lte_walk() -> Segments:
     """30 s of LTE-like capacity: a seeded random walk between 3 and 20 Mbit/s every 500 ms."""
     rng = random.Random(2024)
-    rate, out = 10_000.0, []
+    rate = 10_000.0
+    out: Segments = []
     for _ in range(60):
         rate = min(20_000.0, max(3_000.0, rate * rng.uniform(0.7, 1.4)))
         out.append((500, round(rate)))
