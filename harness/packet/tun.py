@@ -41,11 +41,8 @@ class TunError(OSError):
 class TunDevice:
     def __init__(self, mtu: int = 1500) -> None:
         self.mtu = mtu
-        self.lock: IO[bytes] | None = None
-        self.block = self._claim_block()
+        self.block, self.lock, self.network = claim_block()
         self.name = f"lvspk{self.block}"
-        network = ipaddress.IPv4Network((int(RANGE.network_address) + 8 * self.block, 29))
-        self.network = str(network)
         self.addresses = TunAddresses.in_block(self.network)
         self.fd = -1
         try:
@@ -54,22 +51,6 @@ class TunDevice:
         except BaseException:
             self.close()
             raise
-
-    def _claim_block(self) -> int:
-        folder = Path(tempfile.gettempdir()) / "lvs-packet-blocks"
-        folder.mkdir(exist_ok=True)
-        first = (os.getpid() * 7919) % BLOCKS
-        for step in range(BLOCKS):
-            block = (first + step) % BLOCKS
-            handle = (folder / f"{block}.lock").open("wb")
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                handle.close()
-                continue
-            self.lock = handle
-            return block
-        raise TunError(errno.EADDRINUSE, "every /29 of 198.18.0.0/15 is taken by a packet hop")
 
     def _configure(self) -> None:
         name = self.name.encode()
@@ -89,9 +70,26 @@ class TunDevice:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
-        if self.lock is not None:
+        if not self.lock.closed:
             self.lock.close()
-            self.lock = None
+
+
+def claim_block() -> tuple[int, IO[bytes], str]:
+    """A /29 of 198.18.0.0/15 no other hop holds: (index, the held lock, the network)."""
+    folder = Path(tempfile.gettempdir()) / "lvs-packet-blocks"
+    folder.mkdir(exist_ok=True)
+    first = (os.getpid() * 7919) % BLOCKS
+    for step in range(BLOCKS):
+        block = (first + step) % BLOCKS
+        handle = (folder / f"{block}.lock").open("wb")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            continue
+        network = ipaddress.IPv4Network((int(RANGE.network_address) + 8 * block, 29))
+        return block, handle, str(network)
+    raise TunError(errno.EADDRINUSE, "every /29 of 198.18.0.0/15 is taken by a packet hop")
 
 
 def open_tun(name: str) -> int:
