@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import socket
 import statistics
 import struct
@@ -57,7 +58,7 @@ Address = tuple[str, int]
 def _serve_one(conn: socket.socket) -> None:
     """First byte E: echo 64-byte messages. S: read an 8-byte length and that many bytes,
     then answer one byte."""
-    with conn:
+    with contextlib.suppress(OSError), conn:
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         kind = conn.recv(1)
         if kind == b"E":
@@ -121,18 +122,25 @@ def throughput(target: Address, size_mb: int) -> float:
     return best
 
 
-def round_trips(target: Address, samples: int) -> list[float]:
-    """Milliseconds per 64-byte ping-pong."""
-    out = []
+def round_trips(targets: list[Address], samples: int) -> list[list[float]]:
+    """Milliseconds per 64-byte ping-pong on each path, interleaved one for one so that
+    every path sees the same machine load."""
+    out: list[list[float]] = [[] for _ in targets]
     message = b"p" * MESSAGE
-    with socket.create_connection(target) as conn:
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        conn.sendall(b"E")
+    conns = [socket.create_connection(target) for target in targets]
+    try:
+        for conn in conns:
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn.sendall(b"E")
         for _ in range(samples):
-            began = time.perf_counter()
-            conn.sendall(message)
-            _exactly(conn, MESSAGE)
-            out.append((time.perf_counter() - began) * 1000)
+            for conn, times in zip(conns, out, strict=True):
+                began = time.perf_counter()
+                conn.sendall(message)
+                _exactly(conn, MESSAGE)
+                times.append((time.perf_counter() - began) * 1000)
+    finally:
+        for conn in conns:
+            conn.close()
     return out
 
 
@@ -219,41 +227,23 @@ def main() -> int:
         print(f"cannot measure the userspace impairer here: {backend.detail}")
         return 2
     console = Console()
-    rows: list[tuple[str, float, list[float]]] = []
-    with VethNamespace() as ns, server_process(ns.inside, ns.exec([])) as port:
-        target = (ns.inside, port)
-        rows.append(
-            ("direct veth", throughput(target, args.size_mb), round_trips(target, args.samples))
-        )
-    tun = TunDevice()
-    impairer = Impairer(tun, seed=1)
-    impairer.start()
-    try:
-        with server_process(tun.addresses.text("local")) as port:
-            target = (tun.addresses.text("primary"), port)
-            rows.append(
-                (
-                    "impairer (TUN)",
-                    throughput(target, args.size_mb),
-                    round_trips(target, args.samples),
-                )
-            )
-    finally:
-        impairer.stop()
-        tun.close()
-    with server_process("127.0.0.1") as port:
-        hop = HopThread(("127.0.0.1", port))
-        try:
-            target = ("127.0.0.1", hop.hop.port)
-            rows.append(
-                (
-                    "packet hop (relays + TUN)",
-                    throughput(target, args.size_mb),
-                    round_trips(target, args.samples),
-                )
-            )
-        finally:
-            hop.close()
+    names = ["direct veth", "impairer (TUN)", "packet hop (relays + TUN)"]
+    with contextlib.ExitStack() as stack:
+        ns = stack.enter_context(VethNamespace())
+        direct = (ns.inside, stack.enter_context(server_process(ns.inside, ns.exec([]))))
+        tun = TunDevice()
+        stack.callback(tun.close)
+        impairer = Impairer(tun, seed=1)
+        impairer.start()
+        stack.callback(impairer.stop)
+        local = tun.addresses.text("local")
+        across = (tun.addresses.text("primary"), stack.enter_context(server_process(local)))
+        hop = HopThread(("127.0.0.1", stack.enter_context(server_process("127.0.0.1"))))
+        stack.callback(hop.close)
+        targets = [direct, across, ("127.0.0.1", hop.hop.port)]
+        speeds = [throughput(target, args.size_mb) for target in targets]
+        trips = round_trips(targets, args.samples)
+    rows = list(zip(names, speeds, trips, strict=True))
     base_p99 = percentile(rows[0][2], 0.99)
     table = Table(
         title=f"No impairment configured: {args.size_mb} MiB bulk, {args.samples} ping-pongs"
@@ -270,6 +260,9 @@ def main() -> int:
             "-" if name == "direct veth" else f"{p99 - base_p99:+.3f}",
         )
     console.print(table)
+    console.print(
+        f"load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+    )
     loss = Table(title=f"Loss accuracy over {args.packets:,} datagrams (seed 13)")
     for column in ("configured", "measured", "difference (points)"):
         loss.add_column(column, justify="right")
