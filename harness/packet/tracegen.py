@@ -33,8 +33,8 @@ def _lte_walk() -> Segments:
 TRACES: dict[str, Segments] = {
     # 3G-like steps: 2 Mbit/s, 1, 0.5, 1.5, 0.75, 5 s each (25 s period).
     "stepped-3g": [(5000, 2000), (5000, 1000), (5000, 500), (5000, 1500), (5000, 750)],
-    # A cell handover: 8 Mbit/s for 8 s, a 2 s outage, 8 Mbit/s again for 10 s.
-    "handover-outage": [(8000, 8000), (2000, 0), (10000, 8000)],
+    # A cell handover: 8 Mbit/s for 8 s, a 3 s outage, 8 Mbit/s again for 10 s.
+    "handover-outage": [(8000, 8000), (3000, 0), (10000, 8000)],
     "lte-walk": _lte_walk(),
 }
 
