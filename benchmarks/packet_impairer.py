@@ -248,16 +248,19 @@ def main() -> int:
     table = Table(
         title=f"No impairment configured: {args.size_mb} MiB bulk, {args.samples} ping-pongs"
     )
-    for column in ("path", "Mbit/s", "p50 ms", "p99 ms", "added p99 ms"):
+    for column in ("path", "Mbit/s", "p50 ms", "p99 ms", "added p50 ms", "added p99 ms"):
         table.add_column(column, justify="right" if column != "path" else "left")
+    base_p50 = statistics.median(rows[0][2])
     for name, mbit, trips in rows:
-        p99 = percentile(trips, 0.99)
+        p50, p99 = statistics.median(trips), percentile(trips, 0.99)
+        direct = name == names[0]
         table.add_row(
             name,
             f"{mbit:,.0f}",
-            f"{statistics.median(trips):.3f}",
+            f"{p50:.3f}",
             f"{p99:.3f}",
-            "-" if name == "direct veth" else f"{p99 - base_p99:+.3f}",
+            "-" if direct else f"{p50 - base_p50:+.3f}",
+            "-" if direct else f"{p99 - base_p99:+.3f}",
         )
     console.print(table)
     console.print(

@@ -101,8 +101,9 @@ async def _hop(tmp_path: object = None) -> tuple[asyncio.Server, PacketHop, Trac
 
 
 def test_delay_adds_to_the_round_trip() -> None:
-    """50 ms each way: every 1-byte echo takes at least 100 ms, the median under 130 ms
-    (30 ms for the relays, the event loop and a shared CPU)."""
+    """50 ms each way: every 1-byte echo takes at least 100 ms (the delay is never cut
+    short); the median is under 200 ms (the relays, the event loop and a 2-core machine
+    shared with other jobs; the exact schedule is tested sans-IO in test_packet_lane)."""
 
     async def scenario() -> list[float]:
         server, hop, _ = await _hop()
@@ -121,7 +122,7 @@ def test_delay_adds_to_the_round_trip() -> None:
 
     trips = asyncio.run(scenario())
     assert min(trips) >= 0.100
-    assert statistics.median(trips) < 0.130
+    assert statistics.median(trips) < 0.200
 
 
 def test_blackhole_one_direction_then_clear() -> None:
@@ -155,8 +156,8 @@ def test_blackhole_one_direction_then_clear() -> None:
 
 
 def test_rate_limit_bounds_a_bulk_transfer() -> None:
-    """8000 kbit/s downstream: 1 MB of payload (about 1.04 MB of IP packets) takes at least
-    1.0 s and at most 1.6 s."""
+    """8000 kbit/s downstream: 1 MB of payload (about 1.04 MB of IP packets) never arrives
+    faster than the rate allows (1.0 s), and not absurdly slower (3 s, for a loaded host)."""
 
     async def scenario() -> float:
         server, hop, _ = await _hop()
@@ -173,4 +174,4 @@ def test_rate_limit_bounds_a_bulk_transfer() -> None:
         return took
 
     took = asyncio.run(scenario())
-    assert 1.0 <= took <= 1.6, took
+    assert 1.0 <= took <= 3.0, took
