@@ -55,6 +55,7 @@ class ScenarioResult:
     trace_path: str | None = None
     pcap_path: str | None = None
     backends: dict[str, str | None] = field(default_factory=dict)
+    fault_backends: dict[str, str] = field(default_factory=dict)  # e.g. packet: userspace
     timeline: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -84,6 +85,7 @@ class ScenarioResult:
             "trace": self.trace_path,
             "pcap": self.pcap_path,
             "backends": self.backends,
+            "fault_backends": self.fault_backends,
             "timeline": self.timeline,
             "requirements": [
                 {**v.as_dict(), "rule": BY_ID[v.requirement].rule if v.requirement in BY_ID else ""}
@@ -544,6 +546,8 @@ class ScenarioRun:
             if joins is not None and not joins.done():
                 joins.cancel()
             result.backends = self._backends()
+            if self.packet_hop is not None:
+                result.fault_backends["packet"] = self.packet_hop.backend.name
             await self._teardown()
         result.duration = time.monotonic() - self.started
         result.trace_path = str(self.directory / "trace.jsonl")
@@ -558,8 +562,6 @@ class ScenarioRun:
         out: dict[str, str | None] = {"primary": self.primary.backend if self.primary else None}
         for vid, handle in self.viewers.items():
             out[vid] = handle.decoder_backend
-        if self.packet_hop is not None:
-            out["packet"] = self.packet_hop.backend.name
         return out
 
     async def _teardown(self) -> None:

@@ -33,7 +33,7 @@ def loss_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("packet-loss-5")
     result = run_scenario(load_scenario(SCENARIOS / "packet-loss-5.yaml"), directory, seed=1)
     assert result.verdict == "PASS", result.failures
-    assert result.backends["packet"] == "userspace"
+    assert result.fault_backends["packet"] == "userspace"
     return directory
 
 
