@@ -52,6 +52,7 @@ from reference.protocol.timings import DEFAULT_TIMINGS, Timings
 
 if TYPE_CHECKING:
     from harness.checks.engine import Engine
+    from harness.checks.wire import Conn
 
 # Slack for timing rules: scheduling and loopback jitter on a loaded 2-core host.
 # PROTOCOL.md section 10 states it; a scenario may set `tolerance` per requirement.
@@ -93,6 +94,10 @@ class MonitorContext:
     @property
     def now(self) -> float:
         return self.engine.now if self.engine is not None else 0.0
+
+    def viewer_conn(self, viewer: str) -> Conn | None:
+        """The Viewer's newest connection on its own tap: its wire, for cross-checks."""
+        return self.engine.conns.of_viewer(viewer) if self.engine is not None else None
 
 
 class Monitor:
