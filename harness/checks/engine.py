@@ -46,6 +46,7 @@ class Engine:
         from harness.checks import monitors  # noqa: F401  (registers every monitor)
 
         wanted = dict(requested) if requested is not None else dict.fromkeys(MONITORS)
+        self.order = list(wanted)
         self.timings = timings
         self.monitors: dict[str, Monitor] = {}
         self.missing: list[str] = []
@@ -156,9 +157,12 @@ class Engine:
             for episode in self.episodes.remaining():
                 self._call("on_episode_end", episode)
             self._call("on_finish", self.now)
-        verdicts = [m.verdict() for m in self.monitors.values()]
-        verdicts += [not_observed(r, f"no monitor for {r}") for r in self.missing]
-        return verdicts
+        return [
+            self.monitors[r].verdict()
+            if r in self.monitors
+            else not_observed(r, f"no monitor for {r}")
+            for r in self.order
+        ]
 
     def window(self) -> list[Verdict]:
         """Each monitor's verdict over what it judged since the last window."""
