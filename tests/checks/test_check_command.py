@@ -1,4 +1,4 @@
-"""`harness check`: a stored run judged again gives the live run's verdicts; bad input is refused."""
+"""`harness check`: a stored run judged again gives the live verdicts; bad input is refused."""
 
 from __future__ import annotations
 
