@@ -10,8 +10,9 @@ from harness.checks.monitor import Monitor, MonitorContext, monitor
 from harness.checks.wire import Conn, WireFrame
 from harness.trace import P2V, V2P
 from reference.protocol.causes import Cause
-from reference.protocol.messages import Heartbeat
+from reference.protocol.messages import AuthOk, Heartbeat
 from reference.protocol.states import ViewerState
+from reference.protocol.telemetry import RecordKind
 
 
 @dataclass(slots=True)
@@ -48,7 +49,7 @@ class Hb1(Monitor):
     def _judged(self, conn: Conn, direction: str) -> bool:
         return conn.judges_primary if direction == P2V else conn.judges_viewer
 
-    def on_frame(self, frame: WireFrame) -> None:
+    def on_control(self, frame: WireFrame) -> None:
         if not isinstance(frame.message, Heartbeat) or not self._judged(frame.conn, frame.dir):
             return
         beats = self.beats.setdefault((frame.conn, frame.dir), _Beats())
@@ -83,12 +84,16 @@ class Hb1(Monitor):
 
 @dataclass(eq=False, slots=True)
 class _Silence:
-    """The last frame received from the peer on one connection, and the timer watching it."""
+    """One direction of one connection watched for silence from its sender."""
 
     conn: Conn
-    last: float
-    armed_for: float | None = None
+    direction: str
+    armed_for: float  # the last frame's time when the timer was set
     reported: bool = False
+
+    @property
+    def last(self) -> float:
+        return self.conn.last_frame.get(self.direction, self.armed_for)
 
 
 @monitor
@@ -102,59 +107,49 @@ class Hb2(Monitor):
     Primary has sent nothing for the timeout, the Viewer must close (the tap records
     its close) within the same bound; with telemetry, a DISCONNECTED whose cause is
     `heartbeat_timeout` must not come before the timeout minus the tolerance since
-    the last frame from the Primary. Only authenticated connections are judged (the
-    auth timeout, AUTH-3, comes first), and not a connection whose stream broke (a
-    wire error: FRAME-2's). Silence is measured between whole frames on the tap: a
-    peer trickling a partial frame is bounded by the frame deadline, not by this rule,
-    and a scenario that trickles does not expect HB-2. Evidence: the silence and when
-    the connection ended.
+    the last frame from the Primary. Watching starts at AUTH_OK (before it the auth
+    timeout, AUTH-3, governs); a connection whose stream broke (a wire error) is
+    FRAME-2's to judge. Silence is measured between whole frames on the tap: a peer
+    trickling a partial frame is bounded by the frame deadline, not by this rule, and
+    a scenario that trickles does not expect HB-2. Evidence: the silence and when the
+    connection ended.
     """
 
     requirement = "HB-2"
     checks = "silence(s) and heartbeat-timeout disconnect(s)"
+    telemetry_kinds = frozenset({RecordKind.STATE})
 
     def __init__(self, ctx: MonitorContext) -> None:
         super().__init__(ctx)
         self.timeout = self.timings.heartbeat_timeout
         self.watch: dict[tuple[Conn, str], _Silence] = {}
 
-    def _peer_direction(self, conn: Conn) -> list[str]:
-        """The directions whose silence this tap judges: the peer's toward the judged side."""
-        out = []
-        if conn.judges_primary:
-            out.append(V2P)  # the Primary judges the Viewer's silence
-        if conn.judges_viewer:
-            out.append(P2V)  # the Viewer judges the Primary's silence
-        return out
-
-    def on_frame(self, frame: WireFrame) -> None:
+    def on_control(self, frame: WireFrame) -> None:
         conn = frame.conn
-        if frame.dir not in self._peer_direction(conn):
+        if not (frame.from_primary and isinstance(frame.message, AuthOk)):
             return
-        key = (conn, frame.dir)
-        silence = self.watch.get(key)
-        if silence is None:
-            silence = self.watch[key] = _Silence(conn, frame.t)
-        silence.last = frame.t
-        if conn.authenticated_at is not None and silence.armed_for is None:
-            self._arm(key, silence)
+        # The directions whose silence this tap judges: the peer's, toward the judged side.
+        if conn.judges_primary:
+            self._arm(_Silence(conn, V2P, frame.t))
+        if conn.judges_viewer:
+            self._arm(_Silence(conn, P2V, frame.t))
 
-    def _arm(self, key: tuple[Conn, str], silence: _Silence) -> None:
+    def _arm(self, silence: _Silence) -> None:
+        self.watch[(silence.conn, silence.direction)] = silence
         silence.armed_for = silence.last
-        self.ctx.at(silence.last + self.timeout + self.tolerance, partial(self._due, key))
+        self.ctx.at(silence.armed_for + self.timeout + self.tolerance, partial(self._due, silence))
 
-    def _due(self, key: tuple[Conn, str], now: float) -> None:
-        silence = self.watch.get(key)
-        if silence is None:
-            return
+    def _due(self, silence: _Silence, now: float) -> None:
+        if self.watch.get((silence.conn, silence.direction)) is not silence:
+            return  # the connection ended
         if silence.last != silence.armed_for:
-            self._arm(key, silence)  # traffic since: watch the newest silence
+            self._arm(silence)  # traffic since: watch the newest silence
             return
         if silence.conn.wire_errors:
-            return  # a broken stream is FRAME-2's to judge
+            return
         self.check()
         silence.reported = True
-        judged = "Primary" if key[1] == V2P else "Viewer"
+        judged = "Primary" if silence.direction == V2P else "Viewer"
         self.fail(
             silence.last,
             f"peer silent since {silence.last:.2f}; the {judged} still had the connection open "
@@ -179,11 +174,10 @@ class Hb2(Monitor):
         if not rec.is_state(ViewerState.DISCONNECTED) or rec.cause is not Cause.HEARTBEAT_TIMEOUT:
             return
         conn = self.ctx.viewer_conn(rec.viewer)
-        silence = self.watch.get((conn, P2V)) if conn is not None else None
-        if silence is None:
+        if conn is None or (conn, P2V) not in self.watch:
             return
         self.check()
-        quiet = rec.t - silence.last
+        quiet = rec.t - conn.last_frame.get(P2V, rec.t)
         if quiet < self.timeout - self.tolerance:
             self.fail(
                 rec.t,

@@ -50,6 +50,9 @@ class Recon1(Monitor):
 
     requirement = "RECON-1"
     checks = "reconnect(s)"
+    telemetry_kinds = frozenset(
+        {RecordKind.STATE, RecordKind.CONNECTION, RecordKind.DECODER, RecordKind.FRAME}
+    )
 
     def __init__(self, ctx: MonitorContext) -> None:
         super().__init__(ctx)

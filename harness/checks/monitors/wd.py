@@ -61,6 +61,10 @@ class Wd1(Monitor):
 
     requirement = "WD-1"
     checks = "stall detection(s) and armed period(s)"
+    telemetry_kinds = frozenset(
+        {RecordKind.STATE, RecordKind.DECODED, RecordKind.RENDERED, RecordKind.FRAME,
+         RecordKind.KEYFRAME_REQUEST}
+    )
 
     def __init__(self, ctx: MonitorContext) -> None:
         super().__init__(ctx)
@@ -92,7 +96,7 @@ class Wd1(Monitor):
                 episode.viewer,
             )
 
-    def on_frame(self, frame: WireFrame) -> None:
+    def on_control(self, frame: WireFrame) -> None:
         conn = frame.conn
         if conn.side is not TapSide.VIEWER:
             return  # a capture from elsewhere names no Viewer to tie its telemetry to
@@ -207,6 +211,7 @@ class Wd2(Monitor):
 
     requirement = "WD-2"
     checks = "recovery episode(s)"
+    telemetry_kinds = frozenset({RecordKind.STATE, RecordKind.KEYFRAME_REQUEST})
 
     def __init__(self, ctx: MonitorContext) -> None:
         super().__init__(ctx)
@@ -223,7 +228,7 @@ class Wd2(Monitor):
             found = next(iter(self.open.values()))
         return found if found is not None and found.conn is conn else None
 
-    def on_frame(self, frame: WireFrame) -> None:
+    def on_control(self, frame: WireFrame) -> None:
         if not (frame.from_viewer and isinstance(frame.message, ReqKeyframe)):
             return
         recovery = self._recovery_for(frame.conn)
@@ -329,6 +334,7 @@ class Wd3(Monitor):
 
     requirement = "WD-3"
     checks = "recovery/recoveries by keyframe"
+    telemetry_kinds = frozenset({RecordKind.STATE, RecordKind.DECODED})
 
     def __init__(self, ctx: MonitorContext) -> None:
         super().__init__(ctx)
