@@ -190,8 +190,7 @@ def _read_pcapng(handle: BinaryIO, path: str) -> Iterator[CapturedPacket]:
     interfaces: list[_Interface] = []
     last_time = 0.0
     while len(head := handle.read(8)) == 8:
-        block_type = struct.unpack_from("<I", head)[0]
-        if block_type == SHB_TYPE:
+        if head[:4] == _SHB_BYTES:  # the same in either byte order: it sets the order
             magic = handle.read(4)
             if len(magic) < 4:
                 return
@@ -202,7 +201,7 @@ def _read_pcapng(handle: BinaryIO, path: str) -> Iterator[CapturedPacket]:
             handle.seek(length - 12, 1)  # version, section length, options: nothing we need
             interfaces = []  # interface numbers start again in every section
             continue
-        length = struct.unpack_from(order + "I", head, 4)[0]
+        block_type, length = struct.unpack(order + "II", head)
         if length < 12 or length % 4:
             raise CaptureFormatError(f"{path}: a block of impossible length {length}")
         body = handle.read(length - 8)

@@ -9,6 +9,7 @@ skip when it is not installed (`.ci/run` installs it).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import shutil
@@ -18,15 +19,20 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import harness.wire
 from harness.scenarios.loader import load_scenario
 from harness.scenarios.runner import run_scenario
-from harness.trace import Record, read_trace
-from harness.wire.pcap import ETHERNET_MSS, PcapWriter, read_pcap_streams
+from harness.trace import Record, TraceWriter, read_trace
+from harness.wire.capture_format import read_packets
+from harness.wire.pcap import ETHERNET_MSS, PcapConnection, PcapWriter, read_pcap_streams
+from harness.wire.recorder import WireTap
 from harness.wire.scapy_layer import malformed_cases
+from reference.peers.primary import PrimaryConfig, ReferencePrimary, StreamConfig
+from reference.peers.viewer import ReferenceViewer, ViewerConfig
 from reference.protocol.errors import ErrorCode
 from reference.protocol.frames import (
     DEFAULT_MAX_PAYLOAD,
@@ -39,6 +45,7 @@ from reference.protocol.frames import (
     FrameType,
     encode_frame,
 )
+from tests.peers.conftest import Telemetry
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 LUA = Path(harness.wire.__file__).parent / "lvs.lua"  # shipped as package data
@@ -255,3 +262,117 @@ def test_header_errors_are_flagged_as_a_receiver_would_reject_them(tmp_path: Pat
         flagged = tshark(path, "-Y", f"lvs.{code.value}", "-T", "fields", "-e", "tcp.srcport")
         expected = {50_000 + i for i, c in enumerate(cases.values()) if c.rejected_with is code}
         assert {int(p) for p in flagged.split()} == expected, code
+
+
+DUMPCAP = shutil.which("dumpcap")
+SECRET = "s3cret"
+
+
+class Dumpcap:
+    """dumpcap capturing loopback TCP to `path` until `stop()`."""
+
+    def __init__(self, path: Path, ports: tuple[int, ...], *args: str) -> None:
+        assert DUMPCAP is not None
+        self.path = path
+        capture_filter = " or ".join(f"tcp port {port}" for port in ports)
+        self.process = subprocess.Popen(
+            [DUMPCAP, "-f", capture_filter, *args, "-w", str(path)],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stderr is not None
+        said = []
+        for line in self.process.stderr:  # ends when dumpcap does: no line waits forever
+            said.append(line.strip())
+            if line.startswith("File:"):
+                return
+        self.process.wait(10)
+        pytest.skip(f"dumpcap cannot capture here: {' / '.join(said)}")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+async def until_read(
+    path: Path, ports: set[int], expected: list[list[tuple[Any, ...]]], timeout: float
+) -> list[PcapConnection]:
+    """The capture's LVS connections once they hold `expected` (dumpcap writes in batches)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        connections = read_pcap_streams(str(path), ports)
+        if [frame_rows(c) for c in connections] == expected or loop.time() > deadline:
+            return connections
+        await asyncio.sleep(0.05)  # polling a file another process writes; bounded above
+
+
+def frame_rows(conn: PcapConnection) -> list[tuple[Any, ...]]:
+    return [
+        (c.direction, c.frame.type.name, c.frame.epoch, c.frame.sequence, c.frame.timestamp_us,
+         len(c.frame.payload), c.frame.is_keyframe)
+        for c in conn.frames
+    ]  # fmt: skip
+
+
+@pytest.mark.skipif(DUMPCAP is None, reason="dumpcap is not installed (it comes with tshark)")
+def test_reader_takes_real_loopback_captures_in_pcap_and_pcapng(tmp_path: Path) -> None:
+    """A real session (Viewer -> tap -> Primary) captured by dumpcap three ways at once.
+
+    pcapng with two interfaces of different link types (`lo`: Ethernet, `any`:
+    Linux cooked v2), so every packet is there twice; classic pcap from `any`
+    as Linux cooked v1. Real TCP: timestamps options, delayed ACKs, segments
+    up to the loopback MTU. Both connections must read back as the very frames
+    the tap recorded, nothing missing.
+    """
+
+    async def body() -> None:
+        trace = TraceWriter()
+        stream = StreamConfig(width=320, height=180, fps=30, bitrate=300_000, gop=60)
+        primary = ReferencePrimary(PrimaryConfig(secret=SECRET, stream=stream))
+        await primary.start()
+        tap = WireTap("viewer_side", "127.0.0.1", primary.port, trace=trace)
+        await tap.start()
+        ports = (primary.port, tap.port)
+        captures = [
+            Dumpcap(tmp_path / "lo_any.pcapng", ports, "-i", "lo", "-i", "any", "-y", "LINUX_SLL2"),
+            Dumpcap(tmp_path / "any.pcap", ports, "-P", "-i", "any", "-y", "LINUX_SLL"),
+        ]
+        try:
+            telemetry = Telemetry()
+            viewer = ReferenceViewer(
+                ViewerConfig(host="127.0.0.1", port=tap.port, secret=SECRET), sink=telemetry
+            )
+            running = asyncio.create_task(viewer.run())
+            await telemetry.rendered(20)
+            viewer.stop()
+            await asyncio.wait_for(running, 10)
+            await tap.until_connections(0)
+            recorded = [
+                ("c2s" if r["dir"] == "v2p" else "s2c", r["type"], r["epoch"], r["seq"], r["ts"],
+                 r["len"], r["key"])
+                for r in trace.snapshot() if r["kind"] == "frame"
+            ]  # fmt: skip
+            expected = [recorded, recorded]  # viewer -> tap, then tap -> Primary
+            for capture in captures:
+                await until_read(capture.path, set(ports), expected, timeout=10)
+        finally:
+            for capture in captures:
+                capture.stop()
+            await tap.stop()
+            await primary.close()
+        linktypes = {"lo_any.pcapng": {1, 276}, "any.pcap": {113}}
+        for capture in captures:
+            assert {p.linktype for p in read_packets(str(capture.path))} == linktypes[
+                capture.path.name
+            ]
+            connections = read_pcap_streams(str(capture.path), set(ports))
+            assert [frame_rows(c) for c in connections] == expected
+            assert [c.server[1] for c in connections] == [ports[1], ports[0]]
+            for conn in connections:
+                assert conn.errors == [] and conn.unfinished == {}
+        if TSHARK is not None:  # and Wireshark finds each frame once per connection
+            pdus = tshark(captures[1].path, "-Y", "lvs", "-T", "fields", "-e", "lvs.seq")
+            assert len(pdus.replace("\n", ",").strip(",").split(",")) == 2 * len(recorded)
+
+    asyncio.run(asyncio.wait_for(body(), 60))
