@@ -76,34 +76,54 @@ def interface_description(name: str, description: str, linktype: int, snaplen: i
     return _block(IDB_TYPE, body)
 
 
-def check_appendable(path: str) -> None:
-    """A new section may follow a pcapng file only where its last block ends."""
+@dataclass(frozen=True, slots=True)
+class AppendPoint:
+    """What a writer continuing a capture's last section must know of it."""
+
+    interfaces: list[str]  # the section's interface names by number (unnamed: the number)
+    reusable: set[str]  # names of interfaces as `interface_description` writes them
+    comment: str  # the section header's comment ("" for none)
+
+
+def append_point(path: str) -> AppendPoint | None:
+    """The last section of a pcapng file to append to; None for a new or empty file.
+
+    Raises `CaptureFormatError` unless the file is pcapng, ends where a block
+    ends, and its last section is little-endian (the byte order written here).
+    """
     try:
         handle = open(path, "rb")  # noqa: SIM115
     except FileNotFoundError:
-        return
+        return None
     with handle:
-        size = handle.seek(0, 2)
-        handle.seek(0)
-        if size == 0:
-            return
-        if handle.read(4) != struct.pack("<I", SHB_TYPE):
-            raise CaptureFormatError(f"{path} is not a pcapng file: cannot append to it")
-        handle.seek(0)
-        position, order = 0, "<"
-        while position < size:
-            header = handle.read(12)
-            if len(header) < 8:
-                break
-            block_type = struct.unpack_from("<I", header)[0]
-            if block_type == SHB_TYPE and len(header) == 12:
-                order = "<" if struct.unpack_from("<I", header, 8)[0] == _BYTE_ORDER_MAGIC else ">"
-            length = struct.unpack_from(order + "I", header, 4)[0]
-            if length < 12 or length % 4:
-                break
-            position = handle.seek(position + length)
-        if position != size:
-            raise CaptureFormatError(f"{path} ends inside a block: cannot append to it")
+        data = handle.read()
+    if not data:
+        return None
+    if data[:4] != _SHB_BYTES:
+        raise CaptureFormatError(f"{path} is not a pcapng file: cannot append to it")
+    position, order, point = 0, "<", AppendPoint([], set(), "")
+    while position + 12 <= len(data):
+        if data[position : position + 4] == _SHB_BYTES:
+            magic = struct.unpack_from("<I", data, position + 8)[0]
+            order = "<" if magic == _BYTE_ORDER_MAGIC else ">"
+        block_type, length = struct.unpack_from(order + "II", data, position)
+        if length < 12 or length % 4 or position + length > len(data):
+            break
+        body = data[position + 8 : position + length - 4]
+        if block_type == SHB_TYPE:
+            options = _read_options(body, 16, order)
+            point = AppendPoint([], set(), options.get(_OPT_COMMENT, b"").decode(errors="replace"))
+        elif block_type == IDB_TYPE:
+            interface = _interface(body, order, len(point.interfaces))
+            point.interfaces.append(interface.name)
+            if (interface.linktype, interface.units) == (1, 10**NANOSECONDS):
+                point.reusable.add(interface.name)
+        position += length
+    if position != len(data):
+        raise CaptureFormatError(f"{path} ends inside a block: cannot append to it")
+    if order != "<":
+        raise CaptureFormatError(f"{path} ends in a big-endian section: cannot append to it")
+    return point
 
 
 # --- reading -------------------------------------------------------------------
@@ -235,24 +255,29 @@ def _read_pcapng(handle: BinaryIO, path: str) -> Iterator[CapturedPacket]:
         yield CapturedPacket(last_time, interface.name, interface.linktype, data, original)
 
 
-def _interface(body: bytes, order: str, number: int) -> _Interface:
-    linktype, _, snaplen = struct.unpack_from(order + "HHI", body)
-    name, units, offset = str(number), 1_000_000, 0
-    position = 8
+def _read_options(body: bytes, position: int, order: str) -> dict[int, bytes]:
+    """A block's options from `position` on (the last value of a repeated code)."""
+    options: dict[int, bytes] = {}
     while position + 4 <= len(body):
         code, size = struct.unpack_from(order + "HH", body, position)
-        value = body[position + 4 : position + 4 + size]
-        position += 4 + size + (-size % 4)
         if code == _OPT_END:
             break
-        if code == _IF_NAME:
-            name = value.decode("utf-8", errors="replace")
-        elif code == _IF_TSRESOL and value:
-            exponent = value[0] & 0x7F
-            units = 2**exponent if value[0] & 0x80 else 10**exponent
-        elif code == _IF_TSOFFSET and len(value) == 8:
-            offset = struct.unpack(order + "q", value)[0]
-    return _Interface(name, linktype, snaplen, units, offset)
+        options[code] = body[position + 4 : position + 4 + size]
+        position += 4 + size + (-size % 4)
+    return options
+
+
+def _interface(body: bytes, order: str, number: int) -> _Interface:
+    linktype, _, snaplen = struct.unpack_from(order + "HHI", body)
+    options = _read_options(body, 8, order)
+    name = options[_IF_NAME].decode("utf-8", errors="replace") if _IF_NAME in options else ""
+    units, offset = 1_000_000, 0
+    if resolution := options.get(_IF_TSRESOL):
+        exponent = resolution[0] & 0x7F
+        units = 2**exponent if resolution[0] & 0x80 else 10**exponent
+    if len(tsoffset := options.get(_IF_TSOFFSET, b"")) == 8:
+        offset = struct.unpack(order + "q", tsoffset)[0]
+    return _Interface(name or str(number), linktype, snaplen, units, offset)
 
 
 # Link layers, by pcap link type: where the IP packet starts, and its ethertype.

@@ -26,6 +26,7 @@ reach it).
 from __future__ import annotations
 
 import ipaddress
+import re
 import struct
 import threading
 import time
@@ -45,7 +46,8 @@ from harness.wire.capture_format import (
     TCP_FIN,
     TCP_RST,
     TCP_SYN,
-    check_appendable,
+    AppendPoint,
+    append_point,
     interface_description,
     read_packets,
     section_header,
@@ -219,6 +221,11 @@ class PcapWriter:
     difference of the two clocks when the writer opens (0: `t` is already
     wall-clock time). Timestamps have nanosecond resolution.
 
+    `append=True` continues the last section of an existing pcapng file: its
+    interfaces of the same names, and its clock anchor (CLOCK_MONOTONIC is
+    the host's, shared by every process until a reboot), so Wireshark sees
+    one capture.
+
     Each connection must be driven from one thread at a time; the file itself
     may be shared by threads.
     """
@@ -238,16 +245,20 @@ class PcapWriter:
             raise ValueError(f"MSS {mss} is not between 1 and {MAX_MSS}")
         self.path = path
         self.mss = mss
+        point = append_point(path) if append else None
+        anchored = _anchor_in(point.comment) if point is not None else None
         if wall_clock_offset is None:
-            wall_clock_offset = wall_clock_offset_now()
+            wall_clock_offset = wall_clock_offset_now() if anchored is None else anchored
+        elif anchored is not None and round(anchored * 1e9) != round(wall_clock_offset * 1e9):
+            raise ValueError(
+                f"{path} has timestamps CLOCK_MONOTONIC + {anchored:.9f} s: "
+                f"cannot append with + {wall_clock_offset:.9f} s"
+            )
         self.wall_clock_offset = wall_clock_offset
         self._offset_ns = round(wall_clock_offset * 1e9)
         self._syn_options = struct.pack("!BBH", 2, 4, mss)  # kind 2: MSS, 4 bytes long
-        comment = (
-            f"timestamps: the harness host's CLOCK_MONOTONIC (the trace's t) "
-            f"+ {wall_clock_offset:.9f} s"
-        )
-        self._file = _CaptureFile(path, append, flush_interval, flush_bytes, clock, comment)
+        comment = f"{_ANCHOR_TEXT} + {wall_clock_offset:.9f} s"
+        self._file = _CaptureFile(path, append, point, flush_interval, flush_bytes, clock, comment)
         self._connections: dict[Hashable, _WrittenConnection] = {}
         # Like a file object: flushed and closed when dropped without close().
         self._finalizer = weakref.finalize(self, self._file.close)
@@ -421,26 +432,28 @@ class PcapWriter:
 
 
 class _CaptureFile:
-    """The pcapng file, the records not yet in it, and when they go in (see `PcapWriter`).
-
-    Appending starts a new section, with interfaces of its own, after the last
-    block of the file.
-    """
+    """The pcapng file, the records not yet in it, and when they go in (see `PcapWriter`)."""
 
     def __init__(
         self,
         path: str,
         append: bool,
+        point: AppendPoint | None,
         flush_interval: float,
         flush_bytes: int,
         clock: Callable[[], float],
         comment: str,
     ) -> None:
-        if append:
-            check_appendable(path)
         self._file = open(path, "ab" if append else "wb", buffering=0)  # noqa: SIM115
-        self._file.write(section_header(_APPLICATION, comment))
         self._interfaces: dict[str, int] = {}
+        self._interface_count = 0
+        if point is None:
+            self._file.write(section_header(_APPLICATION, comment))
+        else:
+            self._interface_count = len(point.interfaces)
+            for number, name in enumerate(point.interfaces):
+                if name in point.reusable:
+                    self._interfaces[name] = number
         self._flush_interval = flush_interval
         self._flush_bytes = flush_bytes
         self._clock = clock
@@ -461,7 +474,8 @@ class _CaptureFile:
         with self._lock:
             number = self._interfaces.get(name)
             if number is None:
-                number = self._interfaces[name] = len(self._interfaces)
+                number = self._interfaces[name] = self._interface_count
+                self._interface_count += 1
                 self._records.append(
                     interface_description(
                         name, _INTERFACE_DESCRIPTION, _LINKTYPE_ETHERNET, _SNAPLEN
@@ -512,6 +526,15 @@ class _CaptureFile:
         self._buffered = 0
         while data:
             data = data[self._file.write(data) :]
+
+
+_ANCHOR_TEXT = "timestamps: the harness host's CLOCK_MONOTONIC (the trace's t)"
+_ANCHOR = re.compile(re.escape(_ANCHOR_TEXT) + r" \+ (-?[0-9]+\.[0-9]+) s")
+
+
+def _anchor_in(comment: str) -> float | None:
+    found = _ANCHOR.fullmatch(comment)
+    return float(found.group(1)) if found else None
 
 
 def _ip_version(address: str) -> int:

@@ -15,6 +15,7 @@ from scapy.packet import Packet
 from scapy.plist import PacketList
 from scapy.utils import checksum, rdpcap, wrpcap
 
+from harness.wire.capture_format import append_point
 from harness.wire.pcap import (
     DEFAULT_MSS,
     ETHERNET_MSS,
@@ -466,16 +467,31 @@ def test_real_loopback_sized_packets_are_read_whole(tmp_path: Path) -> None:
 
 
 def test_append_continues_a_capture(tmp_path: Path) -> None:
+    """In the same section: the same interfaces for the same names, the same clock anchor."""
     path = tmp_path / "appended.pcapng"
-    for conn in ("first", "second"):
+    anchors = []
+    for conn, interface in (("first", "tap"), ("second", "tap"), ("third", "other")):
         with PcapWriter(str(path), append=True) as writer:
-            writer.open_connection(conn, VIEWER_A, PRIMARY_V4, T0)
-            writer.write(conn, "c2s", encode_frame(HELLO), T0 + 1)
-            writer.close_connection(conn, T0 + 2)
-    assert [c.frames_sent("c2s") for c in read_pcap_streams(str(path))] == [[HELLO], [HELLO]]
+            anchors.append(writer.wall_clock_offset)
+            writer.open_connection(conn, VIEWER_A, PRIMARY_V4, 1.0, interface)
+            writer.write(conn, "c2s", encode_frame(HELLO), 1.5)
+            writer.close_connection(conn, 2.0)
+    read = read_pcap_streams(str(path))
+    assert [c.frames_sent("c2s") for c in read] == [[HELLO], [HELLO], [HELLO]]
+    assert [c.interface for c in read] == ["tap", "tap", "other"]
+    assert anchors == [anchors[0]] * 3
+    data = path.read_bytes()
+    assert data.count(bytes.fromhex("0a0d0d0a")) == 1  # one section header
+    point = append_point(str(path))
+    assert point is not None and point.interfaces == ["tap", "other"]
+    with pytest.raises(ValueError, match="cannot append with"):
+        PcapWriter(str(path), append=True, wall_clock_offset=anchors[0] + 1)
     (tmp_path / "notes.txt").write_text("not a capture")
     with pytest.raises(ValueError, match="cannot append"):
         PcapWriter(str(tmp_path / "notes.txt"), append=True)
+    path.write_bytes(data[:-3])
+    with pytest.raises(ValueError, match="ends inside a block: cannot append"):
+        PcapWriter(str(path), append=True)
 
 
 def test_writer_refuses_unknown_and_closed_connections(tmp_path: Path) -> None:
