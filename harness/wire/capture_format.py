@@ -218,6 +218,8 @@ def _read_pcapng(handle: BinaryIO, path: str) -> Iterator[CapturedPacket]:
             if struct.unpack(order + "I", magic)[0] != _BYTE_ORDER_MAGIC:
                 raise CaptureFormatError(f"{path}: a section header with no byte-order magic")
             length = struct.unpack_from(order + "I", head, 4)[0]
+            if length < 28 or length % 4:
+                raise CaptureFormatError(f"{path}: a section header of impossible length {length}")
             handle.seek(length - 12, 1)  # version, section length, options: nothing we need
             interfaces = []  # interface numbers start again in every section
             continue
