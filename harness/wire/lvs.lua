@@ -164,23 +164,28 @@ local function dissect_frame(tvb, pinfo, tree)
     return tvb:len()
 end
 
-function lvs.dissector(tvb, pinfo, tree)
+local function dissect_stream(tvb, pinfo, tree)
     dissect_tcp_pdus(tvb, tree, HEADER_SIZE, frame_length, dissect_frame, true)
     return tvb:len()
 end
 
+lvs.dissector = dissect_stream
+
 -- The first bytes of a connection's first data segment decide; the conversation
 -- is then LVS for good, so segments that continue a frame are dissected too.
+-- A fault injector may deliver the first header in pieces: judge the bytes there are.
 local function heuristic(tvb, pinfo, tree)
-    if tvb:len() < 4 or tvb(0, 2):string() ~= MAGIC then
+    if tvb:len() < 2 or tvb(0, 2):string() ~= MAGIC then
         return false
     end
-    local frame_type, flags = tvb(2, 1):uint(), tvb(3, 1):uint()
+    local frame_type = tvb:len() >= 3 and tvb(2, 1):uint() or CONTROL
+    local flags = tvb:len() >= 4 and tvb(3, 1):uint() or 0
     if FRAME_TYPES[frame_type] == nil or (flags ~= 0 and (flags ~= KEYFRAME or frame_type ~= VIDEO)) then
         return false
     end
     pinfo.conversation = lvs
-    lvs.dissector(tvb, pinfo, tree)
+    -- Called directly: through the `lvs.dissector` handle it could not ask TCP for more.
+    dissect_stream(tvb, pinfo, tree)
     return true
 end
 

@@ -248,6 +248,21 @@ def test_every_field_of_frames_spanning_segments_and_sharing_them(tmp_path: Path
 
 
 @needs_tshark
+def test_frames_sliced_into_two_byte_segments_are_found_and_reassembled(tmp_path: Path) -> None:
+    """As a slicing fault delivers them: the first segment holds only the magic."""
+    path = tmp_path / "sliced.pcapng"
+    data = b"".join(encode_frame(f) for f in FRAMES[:2])
+    with PcapWriter(str(path)) as writer:
+        writer.open_connection("c", ("10.0.0.2", 50_000), ("10.0.0.1", 40_000), 5.0, "tap")
+        for start in range(0, len(data), 2):
+            writer.write("c", "s2c", data[start : start + 2], 6.0 + start / 1000)
+    packets = tshark_json(path, "lvs", "lvs.seq", "lvs.name", "_ws.expert.message")
+    assert [p["lvs.seq"] for p in packets] == [["0"], ["1"]]
+    assert packets[0]["lvs.name"] == ["STREAM_STATE"]
+    assert not any("_ws.expert.message" in p for p in packets)
+
+
+@needs_tshark
 def test_header_errors_are_flagged_as_a_receiver_would_reject_them(tmp_path: Path) -> None:
     """Each malformed header of the bad-input suite, alone on a connection to port 7450."""
     path = tmp_path / "malformed.pcapng"
