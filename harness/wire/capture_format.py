@@ -342,7 +342,7 @@ def tcp_segment(packet: CapturedPacket) -> TcpSegment | None:
     if ethertype == _ETHERTYPE_IPV4 and len(data) >= start + 20:
         header_size = (data[start] & 0x0F) * 4
         total, fragment = struct.unpack_from("!HxxH", data, start + 2)
-        if fragment & 0x3FFF or data[start + 9] != _IPPROTO_TCP:
+        if header_size < 20 or fragment & 0x3FFF or data[start + 9] != _IPPROTO_TCP:
             return None
         family, address_size, address_at = socket.AF_INET, 4, start + 12
         position = start + header_size

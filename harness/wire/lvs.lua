@@ -91,14 +91,17 @@ local function frame_length(tvb, pinfo, offset)
 end
 
 local function add_control(tree, payload)
-    local text = payload:string(ENC_UTF_8)
+    local text = payload:raw()  -- the bytes as sent, even when not UTF-8 (bad_utf8)
     tree:add(f.msg, payload, text)
+    local function span(start, length)
+        return payload(start, math.max(length, 1))
+    end
     local name = text:match("^[^|]*")
-    tree:add(f.name, payload(0, #name), name)
+    tree:add(f.name, span(0, #name), name)
     local position = #name
     for field in text:sub(#name + 1):gmatch("|([^|]*)") do
         position = position + 1
-        local range = #field > 0 and payload(position, #field) or payload(position - 1, 1)
+        local range = #field > 0 and span(position, #field) or span(position - 1, 1)
         tree:add(f.field, range, field)
         local epoch = field:match("^epoch=(%d+)$")
         if epoch ~= nil then
@@ -113,7 +116,7 @@ local function describe(tvb)
     local frame_type = tvb(2, 1):uint()
     local name = FRAME_TYPES[frame_type] or string.format("type %d", frame_type)
     if frame_type == CONTROL and tvb:len() > HEADER_SIZE then
-        return name .. " " .. tvb(HEADER_SIZE):string(ENC_UTF_8)
+        return name .. " " .. tvb(HEADER_SIZE):raw()
     end
     local key = tvb(3, 1):uint() == KEYFRAME and frame_type == VIDEO and " key" or ""
     return string.format("%s%s epoch=%d seq=%d len=%d", name, key, tvb(4, 4):uint(),
