@@ -301,7 +301,7 @@ class ScenarioRun:
         from harness.wire.pcap import PcapWriter
         from harness.wire.recorder import WireTap
 
-        self.pcap = PcapWriter(str(self.directory / "wire.pcap"))
+        self.pcap = PcapWriter(str(self.directory / "wire.pcapng"))
         tap = WireTap("primary_side", HOST, self.primary_port, trace=self.trace, pcap=self.pcap)
         await tap.start()
         self.cleanups.append(tap.stop)
@@ -523,7 +523,7 @@ class ScenarioRun:
             await self._teardown()
         result.duration = time.monotonic() - self.started
         result.trace_path = str(self.directory / "trace.jsonl")
-        result.pcap_path = str(self.directory / "wire.pcap")
+        result.pcap_path = str(self.directory / "wire.pcapng")
         result.timeline = self.timeline_log
         trace = load(self.trace.snapshot())
         result.verdicts = run_checks(trace, scenario.expect, scenario.timings)
