@@ -9,7 +9,7 @@ import pytest
 from harness.checks.registry import CHECKS, run_checks
 from harness.checks.verdict import Status, Verdict
 from harness.trace import Trace, load
-from reference.protocol.deviations import BREAKS, Deviation
+from reference.protocol.deviations import BREAKS, PRIMARY_DEVIATIONS, Deviation
 from reference.protocol.frames import Frame, FrameType
 from reference.protocol.messages import StreamEventMessage, StreamStateMessage
 from reference.protocol.states import StreamState
@@ -60,10 +60,11 @@ def test_conforming_peers_fail_nothing(sim: Any) -> None:
 @pytest.mark.parametrize("deviation", [
     Deviation.NO_SNAPSHOT, Deviation.NO_EPOCH_DROP, Deviation.EVENTS_AS_STATE,
     Deviation.STALE_CONTROL_APPLIED, Deviation.NO_KEYFRAME_RETRY,
-    Deviation.SELF_DECLARED_STREAMING,
+    Deviation.SELF_DECLARED_STREAMING, Deviation.SLOW_HEARTBEAT, Deviation.STALE_MEDIA_EPOCH,
+    Deviation.NO_LIVENESS_TIMEOUT, Deviation.LATE_STALL_WATCHDOG, Deviation.RECONNECT_TOO_SOON,
 ])
 def test_each_deviation_fails_its_requirement(sim: Any, deviation: Deviation) -> None:
-    is_primary = deviation is Deviation.NO_SNAPSHOT
+    is_primary = deviation in PRIMARY_DEVIATIONS
     lb, rec = sim(**{("primary_deviations" if is_primary else "viewer_deviations"):
                      frozenset({deviation})})
     lb.primary.start(0.0)
@@ -95,6 +96,16 @@ def test_each_deviation_fails_its_requirement(sim: Any, deviation: Deviation) ->
         lb.viewer.receive_data(_frame(Frame(FrameType.VIDEO, b"k", epoch=1, flags=1)), lb.now)  # type: ignore[arg-type]
         lb.pump()
         lb.run_until(3.0)
+    elif deviation in (Deviation.SLOW_HEARTBEAT, Deviation.STALE_MEDIA_EPOCH):
+        lb.run_until(9.0, picture_interval=FPS)
+    elif deviation in (Deviation.NO_LIVENESS_TIMEOUT, Deviation.RECONNECT_TOO_SOON):
+        lb.primary_silent = True  # the Primary goes quiet: the Viewer must declare it dead
+        lb.run_until(16.0)
+        lb.primary_silent = False
+        lb.run_until(20.0, picture_interval=FPS)
+    elif deviation is Deviation.LATE_STALL_WATCHDOG:
+        lb.viewer_bound_filter = lambda f: [] if f.type is FrameType.VIDEO else [f]
+        lb.run_until(7.0, picture_interval=FPS)
     results = verdicts(rec.trace())
     failed = {k for k, v in results.items() if v.status is Status.FAIL}
     assert failed == set(BREAKS[deviation]), {k: results[k].evidence for k in failed}
