@@ -283,10 +283,12 @@ class ViewerConnection(Endpoint):
             return f"stale epoch {epoch} < {self.epoch} (EPOCH-4)"
         self.legacy = self.legacy_confirmed = False  # a STREAM_STATE proves version 2
         self._cancel(TIMER_LEGACY)
-        if epoch != self.epoch:
-            self._enter_epoch(epoch, now)
+        # The new server state is stored before anything it causes is reported: a state
+        # record written while entering the new epoch names the state the wire delivered.
         previous = self.server_state
         self.server_state = code
+        if epoch != self.epoch:
+            self._enter_epoch(epoch, now)
         self._emit(ServerStateChanged(code, epoch))
         if code is StreamState.ACTIVE and previous is not StreamState.ACTIVE:
             self._restart_stall_watch(now)

@@ -73,16 +73,16 @@ def test_each_deviation_fails_its_requirement(sim: Any, deviation: Deviation) ->
     if deviation is Deviation.NO_EPOCH_DROP:
         lb.primary.reconfigure(lb.now)
         lb.run_until(2.5, picture_interval=FPS)
-        lb.viewer.receive_data(_frame(Frame(FrameType.VIDEO, b"old", epoch=1)), lb.now)
+        lb.inject_to_viewer(_frame(Frame(FrameType.VIDEO, b"old", epoch=1)))
         lb.pump()
     elif deviation is Deviation.EVENTS_AS_STATE:
-        lb.viewer.receive_data(_control(StreamEventMessage("RECONFIG_STARTED", 1)), lb.now)
+        lb.inject_to_viewer(_control(StreamEventMessage("RECONFIG_STARTED", 1)))
         lb.pump()
         lb.run_until(4.0)
     elif deviation is Deviation.STALE_CONTROL_APPLIED:
         lb.primary.reconfigure(lb.now)
         lb.run_until(2.5, picture_interval=FPS)
-        lb.viewer.receive_data(_control(StreamStateMessage(StreamState.RECONFIGURING, 1)), lb.now)
+        lb.inject_to_viewer(_control(StreamStateMessage(StreamState.RECONFIGURING, 1)))
         lb.pump()
     elif deviation is Deviation.NO_KEYFRAME_RETRY:
         # The Primary answers every request, but the network eats all video.
@@ -92,8 +92,8 @@ def test_each_deviation_fails_its_requirement(sim: Any, deviation: Deviation) ->
         lb.primary.stream.transition(StreamState.PAUSED, lb.now)
         lb.primary.broadcast_state(lb.now)
         lb.pump()
-        lb.viewer.receive_data(_frame(Frame(FrameType.CSD, b"c", epoch=1)), lb.now)
-        lb.viewer.receive_data(_frame(Frame(FrameType.VIDEO, b"k", epoch=1, flags=1)), lb.now)  # type: ignore[arg-type]
+        lb.inject_to_viewer(_frame(Frame(FrameType.CSD, b"c", epoch=1)))
+        lb.inject_to_viewer(_frame(Frame(FrameType.VIDEO, b"k", epoch=1, flags=1)))  # type: ignore[arg-type]
         lb.pump()
         lb.run_until(3.0)
     elif deviation in (Deviation.SLOW_HEARTBEAT, Deviation.STALE_MEDIA_EPOCH):
