@@ -65,20 +65,16 @@ def hb_2(ctx: CheckContext) -> Verdict:
     bad, checked = [], 0
     # The Primary frees a silent Viewer: measured at the Primary's side.
     for view in primary_conns(ctx):
-        # Freed = the Primary closed its socket: its EOF at the tap, which may reach the
-        # Viewer side (and end the relayed connection) only after a partition heals.
-        ends = [t for t in (view.closed, view.half_closed.get("upstream")) if t is not None]
-        freed = min(ends) if ends else None
         for start, _length in _silences(view, V2P, timeout - tol):
-            if freed is None:
+            if view.closed is None:
                 continue
             checked += 1
-            if abs((freed - start) - timeout) > tol and freed - start > timeout:
+            if abs((view.closed - start) - timeout) > tol and view.closed - start > timeout:
                 bad.append(
                     ev(
                         view,
                         start,
-                        f"Primary freed the session {freed - start:.2f} s "
+                        f"Primary freed the session {view.closed - start:.2f} s "
                         f"after the Viewer fell silent (expected {timeout:g})",
                     )
                 )

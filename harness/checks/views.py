@@ -38,7 +38,6 @@ class ConnView:
     opened: float | None = None
     closed: float | None = None
     close_reason: str = ""
-    half_closed: dict[str, float] = field(default_factory=dict)  # side -> when it sent EOF
     wire_errors: list[Record] = field(default_factory=list)
 
     @property
@@ -110,8 +109,6 @@ def connections(trace: Trace, tap: str) -> list[ConnView]:
             elif record.get("event") == "close":
                 view.closed = record["t"]
                 view.close_reason = record.get("reason", "")
-            elif record.get("event") == "half_close":
-                view.half_closed.setdefault(record.get("side", ""), record["t"])
         elif kind == "wire_error":
             view.wire_errors.append(record)
     return list(views.values())
