@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 from dataclasses import dataclass, field
+from enum import Enum
 from functools import partial
 
 from harness.checks.episodes import Episode, TelemetryRecord
@@ -180,6 +182,21 @@ class Wd1(Monitor):
                 dog.watched = False
 
 
+class _RunEnd(Enum):
+    KEYFRAME = "keyframe"
+    CLOSED = "closed"
+    OPEN = "open"  # the trace ended, or the Viewer moved to another epoch
+
+
+@dataclass(eq=False, slots=True)
+class _WireRun:
+    """Keyframe requests of one epoch on one connection, as the wire shows them."""
+
+    conn: Conn
+    epoch: int
+    requests: list[float] = field(default_factory=list)
+
+
 @dataclass(eq=False, slots=True)
 class _Recovery:
     viewer: str
@@ -205,8 +222,18 @@ class Wd2(Monitor):
     span that ends otherwise, or is still open when the episode or trace ends, must
     not have gone an interval plus the tolerance without a request while retries were
     left. Disconnects with any other cause (heartbeat, the Primary's ERROR or BYE, a
-    closed socket) end a recovery without judging its end. Evidence: the spacing,
-    count or give-up that broke the rule.
+    closed socket) end a recovery without judging its end.
+
+    Without the Viewer's telemetry (a capture, an external Viewer that writes none)
+    the rule is read from the wire alone, as PROTOCOL.md's catalogue observes it: a
+    recovery is a run of REQ_KEYFRAME of one epoch on a connection, ended by a
+    keyframe of that epoch or later from the Primary, by the connection closing, or by
+    the trace ending. The spacing and count are judged as above; a run of all six
+    requests must end with the Viewer's close one interval (± the tolerance) after the
+    last; a run with retries left must not go an interval plus the tolerance without a
+    request. A close sooner than that, with retries left, is not judged: the wire
+    cannot tell a give-up from a heartbeat timeout or a Primary's close. Evidence: the
+    spacing, count or give-up that broke the rule.
     """
 
     requirement = "WD-2"
@@ -220,6 +247,8 @@ class Wd2(Monitor):
         self.open: dict[str, _Recovery] = {}
         # Requests read from one segment with the telemetry can sort just before the span.
         self.recent: dict[Conn, deque[float]] = {}
+        self.runs: dict[Conn, _WireRun] = {}  # the wire's reading, for Viewers without telemetry
+        self.with_telemetry: set[str] = set()
 
     def _recovery_for(self, conn: Conn) -> _Recovery | None:
         viewer = viewer_of(conn)
@@ -229,18 +258,68 @@ class Wd2(Monitor):
         return found if found is not None and found.conn is conn else None
 
     def on_control(self, frame: WireFrame) -> None:
-        if not (frame.from_viewer and isinstance(frame.message, ReqKeyframe)):
+        message = frame.message
+        if not (frame.from_viewer and isinstance(message, ReqKeyframe)):
             return
         recovery = self._recovery_for(frame.conn)
         if recovery is not None:
             self._request(recovery, frame.t)
         else:
             self.recent.setdefault(frame.conn, deque(maxlen=2)).append(frame.t)
+        if frame.conn.judges_viewer:
+            run = self.runs.get(frame.conn)
+            if run is not None and run.epoch != message.epoch:
+                self._settle_run(self.runs.pop(frame.conn), frame.t, _RunEnd.OPEN)
+                run = None
+            if run is None:
+                run = self.runs[frame.conn] = _WireRun(frame.conn, message.epoch)
+            run.requests.append(frame.t)
+
+    def on_media(self, frame: WireFrame) -> None:
+        run = self.runs.get(frame.conn)
+        if run is not None and frame.is_keyframe and frame.epoch >= run.epoch:
+            self._settle_run(self.runs.pop(frame.conn), frame.t, _RunEnd.KEYFRAME)
 
     def on_end(self, conn: Conn) -> None:
         self.recent.pop(conn, None)
+        run = self.runs.pop(conn, None)
+        if run is not None:
+            closed = conn.closed is not None
+            end = conn.closed if conn.closed is not None else self.ctx.now
+            self._settle_run(run, end, _RunEnd.CLOSED if closed else _RunEnd.OPEN)
+
+    def _settle_run(self, run: _WireRun, end: float, how: _RunEnd) -> None:
+        viewer = run.conn.viewer
+        read_from_telemetry = (
+            viewer in self.with_telemetry if viewer is not None else bool(self.with_telemetry)
+        )
+        if read_from_telemetry:
+            return
+        self.check()
+        where, requests = run.conn.where, run.requests
+        for a, b in itertools.pairwise(requests):
+            if abs((b - a) - self.interval) > self.tolerance:
+                self.fail(b, f"keyframe retry after {b - a:.2f} s (expected "
+                          f"{self.interval:g} ± {self.tolerance:g})", where)
+        if len(requests) > self.retries + 1:
+            self.fail(requests[self.retries + 1],
+                      f"more than {self.retries} keyframe retries", where)
+        quiet = end - requests[-1]
+        all_sent = len(requests) >= self.retries + 1
+        if how is _RunEnd.CLOSED and all_sent:
+            if abs(quiet - self.interval) > self.tolerance:
+                self.fail(end, f"closed {quiet:.2f} s after the last retry (expected "
+                          f"{self.interval:g})", where)
+        elif quiet > self.interval + self.tolerance:
+            what = (
+                f"still connected {quiet:.2f} s after the last retry" if all_sent
+                else f"no keyframe retry for {quiet:.2f} s with "
+                     f"{self.retries + 1 - len(requests)} left"
+            )
+            self.fail(requests[-1], what, where)
 
     def on_telemetry(self, rec: TelemetryRecord) -> None:
+        self.with_telemetry.add(rec.viewer)
         recovery = self.open.get(rec.viewer)
         if rec.kind is RecordKind.KEYFRAME_REQUEST:
             if recovery is not None and recovery.conn is None:
@@ -313,6 +392,9 @@ class Wd2(Monitor):
     def on_finish(self, end: float) -> None:
         for recovery in list(self.open.values()):
             self._settle(recovery, end)
+        for run in list(self.runs.values()):
+            self._settle_run(run, end, _RunEnd.OPEN)
+        self.runs.clear()
 
 
 @dataclass(slots=True)
