@@ -14,6 +14,7 @@ import contextlib
 import itertools
 import logging
 import os
+import socket
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -22,10 +23,16 @@ from reference.media.source import SyntheticSource
 from reference.peers.driver import StreamDriver, monotonic
 from reference.protocol.auth import NonceBook
 from reference.protocol.deviations import Deviation
-from reference.protocol.events import Event, KeyframeRequested, StreamRequested
+from reference.protocol.events import (
+    CloseSocket,
+    Event,
+    KeyframeRequested,
+    StreamRequested,
+    ViewerAuthenticated,
+)
 from reference.protocol.frames import FrameType
 from reference.protocol.messages import StreamEvent
-from reference.protocol.primary import PrimaryConnection, StreamStatus
+from reference.protocol.primary import EpochsExhausted, PrimaryConnection, StreamStatus
 from reference.protocol.states import StreamState
 from reference.protocol.timings import DEFAULT_TIMINGS, Timings
 
@@ -34,6 +41,10 @@ log = logging.getLogger("reference.primary")
 # A Viewer whose socket holds more than this unsent is skipped until it drains,
 # so one slow Viewer cannot stall the fan-out to the others.
 MAX_BACKLOG = 2 * 1024 * 1024
+# A Viewer sends only small CONTROL frames: a small read buffer per connection keeps a
+# flood of senders from costing the default 64 KiB (x2 before pausing) each.
+READ_LIMIT = 16 * 1024
+RECEIVE_BUFFER = 8 * 1024  # SO_RCVBUF of the listening socket (Linux doubles it)
 KEYFRAME_MIN_INTERVAL = 0.2  # seconds; well inside KEY-3's 1 s
 STREAM_START_TIMEOUT = 5.0
 
@@ -58,6 +69,11 @@ class PrimaryConfig:
     timings: Timings = DEFAULT_TIMINGS
     deviations: frozenset[Deviation] = frozenset()
     autostart: bool = True
+    # At most this many connections may be open without having authenticated; a new
+    # one beyond it closes the oldest (BYE), so a flood of silent sockets cannot crowd
+    # out a real Viewer. Each costs at most one CONTROL payload of buffer (FRAME-1).
+    max_unauthenticated: int = 256
+    backlog: int = 1024  # listen(2) queue: a burst of connects is queued, not dropped
 
 
 @dataclass
@@ -66,6 +82,7 @@ class ViewerLink:
     driver: StreamDriver
     peer: str
     needs_keyframe: bool = True
+    was_authenticated: bool = False  # for the log: a real Viewer, not a flood's socket
 
 
 class ReferencePrimary:
@@ -81,6 +98,11 @@ class ReferencePrimary:
         self.backend: str | None = None
         self.frames_sent = 0
         self.bytes_sent = 0
+        self.handler_errors = 0  # exceptions caught in connection handlers: each one a bug
+        self.unauthenticated_dropped = 0  # closed by the max_unauthenticated cap
+        # Connections not yet authenticated, oldest first: the cap evicts from the front
+        # without scanning every link (a flood makes that scan quadratic).
+        self._unauthenticated: dict[str, ViewerLink] = {}
         self._sessions = itertools.count(1)
         self._server: asyncio.base_events.Server | None = None
         self._encoder_task: asyncio.Task[None] | None = None
@@ -102,7 +124,19 @@ class ReferencePrimary:
         return port
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, self.config.host, self.config.port)
+        if self.config.max_unauthenticated < 1:
+            raise ValueError("max_unauthenticated must be at least 1")
+        self._server = await asyncio.start_server(
+            self._serve,
+            self.config.host,
+            self.config.port,
+            backlog=self.config.backlog,
+            limit=READ_LIMIT,
+        )
+        for listener in self._server.sockets:
+            # Accepted sockets inherit it: the kernel then holds (and one read returns) at
+            # most this much per Viewer, instead of a media-sized window nobody needs.
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
         log.info(
             "primary listening on %s:%d (version %d)",
             self.config.host,
@@ -211,6 +245,9 @@ class ReferencePrimary:
             "frames_sent": self.frames_sent,
             "bytes_sent": self.bytes_sent,
             "version": self.config.version,
+            "handler_errors": self.handler_errors,
+            "unauthenticated": len(self._unauthenticated),
+            "unauthenticated_dropped": self.unauthenticated_dropped,
         }
 
     # --- stream state -------------------------------------------------------
@@ -227,13 +264,27 @@ class ReferencePrimary:
             )
 
     def _set_state(self, target: StreamState, why: str) -> None:
-        self.stream.transition(target, monotonic())
+        try:
+            self.stream.transition(target, monotonic())
+        except EpochsExhausted:
+            self._restart_epochs()
+            self.stream.transition(target, monotonic())
         log.info("stream %s epoch %d (%s)", target.name, self.stream.epoch, why)
         self._record("state", reason=why)
         now = monotonic()
         for link in self.links.values():
             if link.conn.send_stream_state(now):
                 link.driver.poke()
+
+    def _restart_epochs(self) -> None:
+        """Epochs never wrap (2.4): every Viewer is sent away (BYE), numbering restarts at 0."""
+        now = monotonic()
+        log.warning("epoch %d is the last one: closing every connection", self.stream.epoch)
+        for link in self.links.values():
+            link.conn.close(now, "epoch space exhausted: reconnect")
+            link.driver.poke()
+        self.stream.restart_epochs(now)
+        self._record("state", reason="epochs restarted: 2^32 - 1 was the last")
 
     def _broadcast_event(self, event: StreamEvent) -> None:
         now = monotonic()
@@ -413,21 +464,59 @@ class ReferencePrimary:
             deviations=self.config.deviations,
         )
         conn.connection_made(monotonic())
+        self._make_room_for_one_more()
         holder: list[ViewerLink] = []
         driver = StreamDriver(
-            conn, reader, writer, lambda event, now: self._on_event(holder[0], event, now)
+            conn, reader, writer, lambda event, now: self._guarded(holder[0], event, now)
         )
         link = ViewerLink(conn, driver, peer)
         holder.append(link)
         self.links[session_id] = link
-        log.info("viewer %s connected (session %s)", peer, session_id)
+        self._unauthenticated[session_id] = link
+        # Per-connection lines only at DEBUG until the peer authenticates: a flood of
+        # sockets must not become a flood of log lines (the status line counts them).
+        log.debug("connection from %s (session %s)", peer, session_id)
         try:
             await link.driver.run()
+        except Exception:  # a bug in the driver: logged and counted, never silent
+            self._handler_failed(link, "connection driver")
         finally:
             self.links.pop(session_id, None)
-            log.info("viewer %s gone: %s", peer, conn.close_reason)
+            self._unauthenticated.pop(session_id, None)
+            level = logging.INFO if link.was_authenticated else logging.DEBUG
+            log.log(level, "viewer %s gone: %s", peer, conn.close_reason)
+
+    def _make_room_for_one_more(self) -> None:
+        """The unauthenticated cap: close the oldest unauthenticated connections first."""
+        now = monotonic()
+        while len(self._unauthenticated) >= self.config.max_unauthenticated:
+            oldest = next(iter(self._unauthenticated))
+            link = self._unauthenticated.pop(oldest)
+            if link.conn.socket_open and not link.conn.authenticated:
+                link.conn.close(now, "too many unauthenticated connections")
+                link.driver.poke()
+                self.unauthenticated_dropped += 1
+
+    async def _guarded(self, link: ViewerLink, event: Event, now: float) -> None:
+        """No exception escapes a connection handler: each is a bug, logged and counted."""
+        try:
+            await self._on_event(link, event, now)
+        except Exception:  # the Viewer is told with ERROR internal
+            self._handler_failed(link, f"handling {type(event).__name__}")
+
+    def _handler_failed(self, link: ViewerLink, where: str) -> None:
+        self.handler_errors += 1
+        log.exception("viewer %s: %s failed (handler error #%d)", link.peer, where,
+                      self.handler_errors)
+        link.conn.abort(monotonic(), f"{where} failed")
+        link.driver.poke()
 
     async def _on_event(self, link: ViewerLink, event: Event, now: float) -> None:
+        if isinstance(event, ViewerAuthenticated):
+            link.was_authenticated = True
+            log.info("viewer %s authenticated (session %s)", link.peer, event.session_id)
+        if isinstance(event, ViewerAuthenticated | CloseSocket):
+            self._unauthenticated.pop(link.conn.session_id, None)
         if isinstance(event, StreamRequested):
             await self._negotiate(link, event, now)
         elif isinstance(event, KeyframeRequested):
@@ -438,6 +527,8 @@ class ReferencePrimary:
                 self._keyframe_requested_at = now
 
     async def _negotiate(self, link: ViewerLink, event: StreamRequested, now: float) -> None:
+        if not link.conn.awaiting_answer:
+            return  # the connection closed after the request was queued: nobody to answer
         request, cfg = event.request, self.stream_config
         if request.codec.lower() != "h264":
             link.conn.reject_stream(now, f"codec {request.codec} not offered; use h264")
@@ -459,7 +550,7 @@ class ReferencePrimary:
             # The broken Primary starts the media before it has accepted anything.
             link.needs_keyframe = True
             await asyncio.sleep(0.5)
-            if not link.conn.socket_open:
+            if not link.conn.awaiting_answer:
                 return
             now = monotonic()
         link.conn.accept_stream(
@@ -473,3 +564,4 @@ class ReferencePrimary:
             backend=self.backend,
         )
         link.needs_keyframe = True  # KEY-3: the next tick forces a keyframe for it
+
