@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from reference.loopback import Loopback
 from reference.protocol.auth import NonceBook, compute_response
 from reference.protocol.connection import TIMER_FRAME
-from reference.protocol.errors import LocalProtocolError
+from reference.protocol.errors import LocalProtocolError, RemoteProtocolError
 from reference.protocol.events import (
     CloseSocket,
     KeyframeRequestSent,
@@ -410,3 +410,17 @@ def test_protocol_error_disconnect_names_code_and_reason() -> None:
     down = [e.reason for _, e in lb.events_of(StateChanged)  # type: ignore[attr-defined]
             if e.state is V.DISCONNECTED]
     assert down == ["protocol error: bad_magic: bad magic b'ZZ', expected b'LV'"]
+
+
+def test_decoder_judges_a_header_before_buffering_the_rest_of_the_read() -> None:
+    """FRAME-1: a bad header in a big read costs no buffer the size of that read."""
+    decoder = FrameDecoder(max_payload=MAX_CONTROL_PAYLOAD)
+    decoder.feed(encode_header(FrameType.VIDEO, 0, 1, 0, 0, FOUR_MIB) + b"\x00" * 262_144)
+    assert decoder.buffered == 0
+    with pytest.raises(RemoteProtocolError, match="oversize"):
+        decoder.next_frame()
+    good = FrameDecoder()
+    frame = control(Heartbeat())
+    good.feed(frame[:10])
+    good.feed(frame[10:] + frame)
+    assert [f.payload for f in good.frames()] == [Heartbeat().encode()] * 2
