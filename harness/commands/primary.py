@@ -38,6 +38,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fps", type=int, default=30)
     parser.add_argument("--bitrate", type=int, default=800_000)
     parser.add_argument("--legacy", action="store_true", help="behave as a version-1 Primary")
+    parser.add_argument("--no-audio", action="store_true", help="stream video only (no Opus)")
     parser.add_argument(
         "--control",
         type=host_port,
@@ -98,6 +99,7 @@ async def serve(args: argparse.Namespace) -> int:
             bitrate=args.bitrate,
             gop=args.fps * 2,
         ),
+        audio=not args.no_audio,
         deviations=parse_deviations(args.deviation),
         max_unauthenticated=args.max_unauthenticated,
     )

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from reference.codecs import EncoderFailure, VideoEncoder, open_encoder
+from reference.media.audio import PACKET_SAMPLES, SAMPLE_RATE, OpusEpochEncoder, open_audio_encoder
 from reference.media.source import SyntheticSource
 from reference.peers.driver import StreamDriver, monotonic
 from reference.protocol.auth import NonceBook
@@ -45,6 +46,8 @@ MAX_BACKLOG = 2 * 1024 * 1024
 # flood of senders from costing the default 64 KiB (x2 before pausing) each.
 READ_LIMIT = 16 * 1024
 RECEIVE_BUFFER = 8 * 1024  # SO_RCVBUF of the listening socket (Linux doubles it)
+AUDIO_PACKET = PACKET_SAMPLES / SAMPLE_RATE  # seconds of sound per AUDIO frame (20 ms)
+AUDIO_CATCH_UP = 0.2  # behind by more than this, the audio clock skips rather than bursts
 KEYFRAME_MIN_INTERVAL = 0.2  # seconds; well inside KEY-3's 1 s
 STREAM_START_TIMEOUT = 5.0
 
@@ -69,6 +72,7 @@ class PrimaryConfig:
     timings: Timings = DEFAULT_TIMINGS
     deviations: frozenset[Deviation] = frozenset()
     autostart: bool = True
+    audio: bool = True  # the stream has an Opus track (reference/media/audio.py), epoch-tagged
     # At most this many connections may be open without having authenticated; a new
     # one beyond it closes the oldest (BYE), so a flood of silent sockets cannot crowd
     # out a real Viewer. Each costs at most one CONTROL payload of buffer (FRAME-1).
@@ -95,8 +99,11 @@ class ReferencePrimary:
         self.links: dict[str, ViewerLink] = {}
         self.encoder: VideoEncoder | None = None
         self.source: SyntheticSource | None = None
+        self.audio_encoder: OpusEpochEncoder | None = None
+        self._audio_next_at: float | None = None  # capture time of the next AUDIO frame
         self.backend: str | None = None
         self.frames_sent = 0
+        self.audio_frames_sent = 0
         self.bytes_sent = 0
         self.handler_errors = 0  # exceptions caught in connection handlers: each one a bug
         self.unauthenticated_dropped = 0  # closed by the max_unauthenticated cap
@@ -243,6 +250,8 @@ class ReferencePrimary:
             "fps": self.stream_config.fps,
             "bitrate": self.stream_config.bitrate,
             "frames_sent": self.frames_sent,
+            "audio": self.config.audio,
+            "audio_frames_sent": self.audio_frames_sent,
             "bytes_sent": self.bytes_sent,
             "version": self.config.version,
             "handler_errors": self.handler_errors,
@@ -319,6 +328,9 @@ class ReferencePrimary:
         )
         self.backend = self.encoder.backend
         self.source = SyntheticSource(cfg.width, cfg.height, cfg.fps, self.stream.epoch)
+        # A new epoch is a new audio stream too: its tone and its packets carry the epoch.
+        self.audio_encoder = open_audio_encoder(self.stream.epoch) if self.config.audio else None
+        self._audio_next_at = None
         self._record("encoder", width=cfg.width, height=cfg.height, fps=cfg.fps)
 
     def _close_encoder(self) -> None:
@@ -373,6 +385,40 @@ class ReferencePrimary:
                 self._publish_keyframe(unit)
             elif self.stream.state is StreamState.ACTIVE:
                 self._fan_out(unit)
+        self._send_audio()
+
+    def _send_audio(self) -> None:
+        """The AUDIO frames due by now, while ACTIVE, to Viewers that have the keyframe.
+
+        Sound follows the pictures: a Viewer still waiting for the epoch's keyframe
+        gets no audio of it yet, and nothing is sent while PAUSED or RECONFIGURING.
+        """
+        encoder = self.audio_encoder
+        if encoder is None or self.stream.state is not StreamState.ACTIVE:
+            self._audio_next_at = None
+            return
+        now = monotonic()
+        if self._audio_next_at is None or now - self._audio_next_at > AUDIO_CATCH_UP:
+            self._audio_next_at = now
+        epoch = self.stream.epoch
+        while self._audio_next_at <= now:
+            capture_us = round(self._audio_next_at * 1_000_000)
+            self._audio_next_at += AUDIO_PACKET
+            for packet in encoder.next_packets():
+                self._fan_out_audio(packet.data, epoch, capture_us)
+
+    def _fan_out_audio(self, data: bytes, epoch: int, capture_us: int) -> None:
+        now = monotonic()
+        for link in self.links.values():
+            if not self._wants_media(link) or link.needs_keyframe or not link.conn.socket_open:
+                continue
+            if link.driver.writer.transport.get_write_buffer_size() > MAX_BACKLOG:
+                continue
+            link.conn.send_media(
+                FrameType.AUDIO, data, epoch=epoch, now=now, timestamp_us=capture_us
+            )
+            self.audio_frames_sent += 1
+            link.driver.poke()
 
     def _publish_keyframe(self, unit: Any) -> None:
         """CSD + keyframe to every accepted Viewer, then ACTIVE if this starts the epoch."""

@@ -349,3 +349,55 @@ def test_the_last_epoch_restarts_the_session_instead_of_wrapping() -> None:
                 await asyncio.wait_for(task, 10)
 
     run(body())
+
+
+# --- audio (the seed's Opus track) -------------------------------------------------------
+
+
+def test_audio_is_streamed_epoch_tagged_and_its_output_released() -> None:
+    async def body() -> None:
+        async with primary() as p:
+            telemetry = Telemetry()
+            v = ReferenceViewer(
+                ViewerConfig(host="127.0.0.1", port=p.port, secret=SECRET), sink=telemetry
+            )
+            task = asyncio.create_task(v.run())
+
+            def audio_frames(epoch: int) -> list[dict[str, Any]]:
+                return [r for r in telemetry.of("frame")
+                        if r["type"] == "AUDIO" and r["action"] == "decode" and r["epoch"] == epoch]
+
+            try:
+                await telemetry.until(lambda: len(audio_frames(1)) >= 10, 10, "audio of epoch 1")
+                created = [r for r in telemetry.of("audio") if r["action"] == "create"]
+                assert created and created[0]["epoch"] == 1 and created[0]["codec"] == "opus"
+                assert v.stats.audio_samples >= 5 * 960  # decoded for real, 20 ms a packet
+                assert await p.reconfigure(width=320, height=180) == 2
+                await telemetry.until(lambda: len(audio_frames(2)) >= 5, 10, "audio of epoch 2")
+            finally:
+                v.stop()
+                await asyncio.wait_for(task, 10)
+            released = [r for r in telemetry.of("audio") if r["action"] == "release"]
+            assert len(released) == 1  # STATE-7: the output goes with the decoder
+            assert p.status()["audio_frames_sent"] > 0
+
+    run(body())
+
+
+def test_a_stream_without_audio_sends_no_audio_frames() -> None:
+    async def body() -> None:
+        async with primary(audio=False) as p:
+            telemetry = Telemetry()
+            v = ReferenceViewer(
+                ViewerConfig(host="127.0.0.1", port=p.port, secret=SECRET), sink=telemetry
+            )
+            task = asyncio.create_task(v.run())
+            try:
+                await telemetry.rendered(20)
+            finally:
+                v.stop()
+                await asyncio.wait_for(task, 10)
+            assert not [r for r in telemetry.of("frame") if r["type"] == "AUDIO"]
+            assert not telemetry.of("audio")
+
+    run(body())
