@@ -28,11 +28,12 @@ from reference.protocol.events import (
     CloseSocket,
     Event,
     KeyframeRequested,
+    MessageReceived,
     StreamRequested,
     ViewerAuthenticated,
 )
 from reference.protocol.frames import FrameType
-from reference.protocol.messages import StreamEvent
+from reference.protocol.messages import Hello, StreamEvent
 from reference.protocol.primary import EpochsExhausted, PrimaryConnection, StreamStatus
 from reference.protocol.states import StreamState
 from reference.protocol.timings import DEFAULT_TIMINGS, Timings
@@ -74,8 +75,9 @@ class PrimaryConfig:
     autostart: bool = True
     audio: bool = True  # the stream has an Opus track (reference/media/audio.py), epoch-tagged
     # At most this many connections may be open without having authenticated; a new
-    # one beyond it closes the oldest (BYE), so a flood of silent sockets cannot crowd
-    # out a real Viewer. Each costs at most one CONTROL payload of buffer (FRAME-1).
+    # one beyond it closes the oldest (BYE): the oldest that has sent nothing yet, else
+    # the oldest that has sent HELLO. A flood of silent sockets cannot crowd out a real
+    # Viewer. Each costs at most one CONTROL payload of buffer (FRAME-1).
     max_unauthenticated: int = 256
     backlog: int = 1024  # listen(2) queue: a burst of connects is queued, not dropped
 
@@ -107,9 +109,11 @@ class ReferencePrimary:
         self.bytes_sent = 0
         self.handler_errors = 0  # exceptions caught in connection handlers: each one a bug
         self.unauthenticated_dropped = 0  # closed by the max_unauthenticated cap
-        # Connections not yet authenticated, oldest first: the cap evicts from the front
-        # without scanning every link (a flood makes that scan quadratic).
-        self._unauthenticated: dict[str, ViewerLink] = {}
+        # Connections not yet authenticated, oldest first, apart by progress: the cap
+        # evicts from the front of the silent ones, then of the greeted ones, without
+        # scanning every link (a flood would make that scan quadratic).
+        self._silent: dict[str, ViewerLink] = {}  # nothing acted on yet
+        self._greeted: dict[str, ViewerLink] = {}  # HELLO received, no AUTH_OK yet
         self._sessions = itertools.count(1)
         self._server: asyncio.base_events.Server | None = None
         self._encoder_task: asyncio.Task[None] | None = None
@@ -255,7 +259,7 @@ class ReferencePrimary:
             "bytes_sent": self.bytes_sent,
             "version": self.config.version,
             "handler_errors": self.handler_errors,
-            "unauthenticated": len(self._unauthenticated),
+            "unauthenticated": len(self._silent) + len(self._greeted),
             "unauthenticated_dropped": self.unauthenticated_dropped,
         }
 
@@ -518,7 +522,7 @@ class ReferencePrimary:
         link = ViewerLink(conn, driver, peer)
         holder.append(link)
         self.links[session_id] = link
-        self._unauthenticated[session_id] = link
+        self._silent[session_id] = link
         # Per-connection lines only at DEBUG until the peer authenticates: a flood of
         # sockets must not become a flood of log lines (the status line counts them).
         log.debug("connection from %s (session %s)", peer, session_id)
@@ -528,16 +532,17 @@ class ReferencePrimary:
             self._handler_failed(link, "connection driver")
         finally:
             self.links.pop(session_id, None)
-            self._unauthenticated.pop(session_id, None)
+            self._silent.pop(session_id, None)
+            self._greeted.pop(session_id, None)
             level = logging.INFO if link.was_authenticated else logging.DEBUG
             log.log(level, "viewer %s gone: %s", peer, conn.close_reason)
 
     def _make_room_for_one_more(self) -> None:
         """The unauthenticated cap: close the oldest unauthenticated connections first."""
         now = monotonic()
-        while len(self._unauthenticated) >= self.config.max_unauthenticated:
-            oldest = next(iter(self._unauthenticated))
-            link = self._unauthenticated.pop(oldest)
+        while len(self._silent) + len(self._greeted) >= self.config.max_unauthenticated:
+            waiting = self._silent or self._greeted
+            link = waiting.pop(next(iter(waiting)))
             if link.conn.socket_open and not link.conn.authenticated:
                 link.conn.close(now, "too many unauthenticated connections")
                 link.driver.poke()
@@ -561,8 +566,13 @@ class ReferencePrimary:
         if isinstance(event, ViewerAuthenticated):
             link.was_authenticated = True
             log.info("viewer %s authenticated (session %s)", link.peer, event.session_id)
-        if isinstance(event, ViewerAuthenticated | CloseSocket):
-            self._unauthenticated.pop(link.conn.session_id, None)
+        session = link.conn.session_id
+        if isinstance(event, MessageReceived) and isinstance(event.message, Hello):
+            if event.acted_on and self._silent.pop(session, None) is not None:
+                self._greeted[session] = link
+        elif isinstance(event, ViewerAuthenticated | CloseSocket):
+            self._silent.pop(session, None)
+            self._greeted.pop(session, None)
         if isinstance(event, StreamRequested):
             await self._negotiate(link, event, now)
         elif isinstance(event, KeyframeRequested):

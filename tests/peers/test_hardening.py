@@ -257,23 +257,28 @@ def test_a_trickle_after_auth_is_closed_at_the_frame_deadline() -> None:
 
 
 def test_the_oldest_unauthenticated_connections_are_dropped_first() -> None:
+    """Cap 4: the oldest silent sockets go first; one that said HELLO outlives them."""
+
     async def body() -> None:
         async with primary(max_unauthenticated=4) as p:
             conns = []
-            for _ in range(6):
-                conns.append(await asyncio.open_connection("127.0.0.1", p.port))
-                await asyncio.sleep(0)  # let the accept run, so the order is the connect order
-            async with asyncio.timeout(5):
-                while p.unauthenticated_dropped < 2 or p.status()["unauthenticated"] > 4:
-                    await asyncio.sleep(0.01)
+            for index in range(7):
+                reader, writer = await asyncio.open_connection("127.0.0.1", p.port)
+                if index == 0:
+                    writer.write(control(Hello()))  # the oldest, but it has begun
+                    await messages_until(reader, "AUTH_CHALLENGE")
+                conns.append((reader, writer))
+                async with asyncio.timeout(5):  # the Primary has seen this connect
+                    while p.status()["unauthenticated"] + p.unauthenticated_dropped <= index:
+                        await asyncio.sleep(0.01)
             for index, (reader, writer) in enumerate(conns):
-                if index < 2:
+                if index in (1, 2, 3):  # the three oldest silent ones
                     got = await read_until_eof(reader, 2)
                     assert [m.NAME for m in got] == ["BYE"]
                 else:
                     assert not reader.at_eof()
                 writer.close()
-            assert p.status()["unauthenticated_dropped"] == 2
+            assert p.status()["unauthenticated_dropped"] == 3
             telemetry = Telemetry()
             v = ReferenceViewer(
                 ViewerConfig(host="127.0.0.1", port=p.port, secret=SECRET, decode=False),
@@ -285,6 +290,15 @@ def test_the_oldest_unauthenticated_connections_are_dropped_first() -> None:
             await asyncio.wait_for(task, 10)
 
     run(body())
+
+
+async def messages_until(reader: asyncio.StreamReader, name: str) -> None:
+    decoder = FrameDecoder()
+    async with asyncio.timeout(5):
+        while True:
+            decoder.feed(await reader.read(65536))
+            if any(name == decode_message(f.payload).NAME for f in decoder.frames()):
+                return
 
 
 # --- a hostile Primary ------------------------------------------------------------------
