@@ -7,6 +7,7 @@ is wrong; the suite reports it as that scenario's failure and runs the rest.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import resources
@@ -18,6 +19,12 @@ import yaml
 
 from reference.protocol.requirements import BY_ID
 from reference.protocol.timings import DEFAULT_TIMINGS, Timings
+
+FORMAT_KEY = "lvs"
+FORMAT_VERSION = 2
+# A top-level `lvs:` key at the start of a line: how a YAML file says it is an LVS scenario.
+_FORMAT_LINE = re.compile(rb"^" + FORMAT_KEY.encode() + rb"[ \t]*:", re.MULTILINE)
+DEFAULT_TIMEOUT = 60.0
 
 
 class ScenarioError(Exception):
@@ -135,6 +142,14 @@ def _error_path(error: jsonschema.ValidationError) -> list[Any]:
 
 def _schema_problem(error: jsonschema.ValidationError) -> str:
     where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
+    top_level = not list(error.absolute_path)
+    if top_level and error.validator == "required" and FORMAT_KEY in error.message:
+        return (
+            f"not marked as an LVS scenario: add `{FORMAT_KEY}: {FORMAT_VERSION}` "
+            "as a top-level key"
+        )
+    if list(error.absolute_path) == [FORMAT_KEY]:
+        return f"{FORMAT_KEY}: this harness reads scenario format {FORMAT_VERSION}"
     if error.validator == "oneOf" and list(error.absolute_path)[:1] == ["timeline"]:
         return f"{where}: a step needs exactly one of 'do', 'wait' or 'hold'"
     if error.validator == "additionalProperties":
@@ -208,7 +223,7 @@ def _build(path: Path, root: yaml.Node | None, data: dict[str, Any]) -> Scenario
         covers=list(data["covers"]),
         expect=expect,
         description=data.get("description", ""),
-        timeout=float(data.get("timeout", 60)),
+        timeout=float(data.get("timeout", DEFAULT_TIMEOUT)),
         seed=data.get("seed"),
         secret=data.get("secret", "lvs-secret"),
         timings=timings,
@@ -256,11 +271,36 @@ def _defaults() -> dict[str, Any]:
     return {f: getattr(DEFAULT_TIMINGS, f) for f in DEFAULT_TIMINGS.__dataclass_fields__}
 
 
+def declares_scenario(path: Path) -> bool:
+    """Whether a YAML file says it is an LVS scenario (a top-level `lvs:` key).
+
+    Read as bytes and matched by line, not parsed: collection looks at every YAML
+    file under the given folders, most of which belong to other projects.
+    """
+    try:
+        return _FORMAT_LINE.search(path.read_bytes()) is not None
+    except OSError:
+        return False
+
+
+def declared_timeout(path: Path) -> float:
+    """The scenario's own `timeout`, for the pytest item; the default if the file is broken."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return DEFAULT_TIMEOUT
+    value = data.get("timeout") if isinstance(data, dict) else None
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    return DEFAULT_TIMEOUT
+
+
 def scenario_files(paths: Iterable[Path]) -> list[Path]:
+    """Scenario files under the given paths: marked `*.yaml` in folders, any file named."""
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
-            files += sorted(path.glob("*.yaml"))
+            files += [p for p in sorted(path.glob("*.yaml")) if declares_scenario(p)]
         elif path.suffix == ".yaml":
             files.append(path)
     return files
