@@ -169,8 +169,18 @@ def test_ctrl_c_writes_a_report_that_says_interrupted(tmp_path: Path, workers: s
     (tmp_path / "fast.yaml").write_text(FAST)
     out = tmp_path / "out"
     process = subprocess.Popen(
-        [sys.executable, "-m", "harness.cli", "run", "fast.yaml", "long.yaml", "-n", workers,
-         "--report-dir", str(out)],
+        [
+            sys.executable,
+            "-m",
+            "harness.cli",
+            "run",
+            "fast.yaml",
+            "long.yaml",
+            "-n",
+            workers,
+            "--report-dir",
+            str(out),
+        ],
         cwd=tmp_path,
         env=env(),
         stdout=subprocess.PIPE,
@@ -216,8 +226,17 @@ def test_the_run_directory_line_is_not_wrapped_when_piped(tmp_path: Path) -> Non
     folder = tmp_path / ("a-rather-long-folder-name-for-the-reports-" * 3)
     (tmp_path / "fast.yaml").write_text(FAST)
     run = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "run", "fast.yaml", "-n", "0",
-         "--report-dir", str(folder)],
+        [
+            sys.executable,
+            "-m",
+            "harness.cli",
+            "run",
+            "fast.yaml",
+            "-n",
+            "0",
+            "--report-dir",
+            str(folder),
+        ],
         capture_output=True,
         text=True,
         timeout=180,
