@@ -32,7 +32,7 @@ import pytest
 from harness.report.summary import ItemOutcome, RunInfo
 from harness.scenarios.loader import (
     ScenarioError,
-    declared_timeout,
+    declared_timing,
     declares_scenario,
     load_scenario,
 )
@@ -72,6 +72,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--lvs-no-report",
         action="store_true",
         help="write no report.json/report.html/junit.xml at the end of the session",
+    )
+    group.addoption(
+        "--lvs-order",
+        choices=("longest-first", "file"),
+        default="file",
+        help="with xdist: hand scenarios to workers longest first, each worker starting as "
+        "soon as it is ready (harness run does), or xdist's own load scheduling (default)",
     )
     group.addoption(
         "--lvs-timeout-grace",
@@ -120,9 +127,20 @@ def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> ScenarioFi
 class ScenarioFile(pytest.File):
     def collect(self) -> Iterator[ScenarioItem]:
         item = ScenarioItem.from_parent(self, name=self.path.stem)
+        timing = declared_timing(self.path)
         grace = float(self.config.getoption("--lvs-timeout-grace"))
-        item.add_marker(pytest.mark.timeout(declared_timeout(self.path) + grace))
+        item.add_marker(pytest.mark.timeout(timing.timeout + grace))
         yield item
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """With `--lvs-order longest-first`, xdist hands out scenarios longest first."""
+    if config.getoption("--lvs-order") != "longest-first":
+        return None
+    from harness.scenarios.scheduling import LongestFirstScheduling
+
+    return LongestFirstScheduling(config, log)
 
 
 class ScenarioFailure(Exception):

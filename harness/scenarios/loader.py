@@ -283,16 +283,56 @@ def declares_scenario(path: Path) -> bool:
         return False
 
 
-def declared_timeout(path: Path) -> float:
-    """The scenario's own `timeout`, for the pytest item; the default if the file is broken."""
+@dataclass(frozen=True)
+class Timing:
+    """What collection needs to know of a scenario before running it."""
+
+    timeout: float = DEFAULT_TIMEOUT  # the scenario's own bound
+    expected: float = 0.0  # a lower bound of its run time, for longest-first scheduling
+
+
+def _number(value: object, default: float = 0.0) -> float:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+    return float(value) if ok else default  # type: ignore[arg-type]
+
+
+# How much of a wait's deadline, or of a raw client's linger, a run typically spends: waits
+# on protocol timers end well inside their deadline, raw clients are usually answered at once.
+WAIT_SHARE, LINGER_SHARE = 0.4, 0.3
+
+
+def _expected_duration(data: dict[str, Any]) -> float:
+    """A rough estimate of a scenario's run time from its script, to run long ones first.
+
+    `at` times, holds and outages count in full; waits and raw clients count in part
+    (WAIT_SHARE, LINGER_SHARE). It orders scenarios and decides nothing else.
+    """
+    t = 0.0
+    for step in data.get("timeline") or []:
+        if not isinstance(step, dict):
+            continue
+        given = step.get("with")
+        args: dict[str, Any] = given if isinstance(given, dict) else {}
+        t = max(t, _number(step.get("at")))
+        t += _number(step.get("hold")) + _number(args.get("down_for"))
+        if "wait" in step:
+            t += WAIT_SHARE * _number(step.get("within"), 10.0)
+        if step.get("do") == "raw":
+            t += LINGER_SHARE * _number(args.get("linger"), 1.0)
+    joins = [_number(v.get("join")) for v in data.get("viewers") or [] if isinstance(v, dict)]
+    return max([t, *joins])
+
+
+def declared_timing(path: Path) -> Timing:
+    """The scenario's own `timeout` and expected run time; defaults if the file is broken."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return DEFAULT_TIMEOUT
-    value = data.get("timeout") if isinstance(data, dict) else None
-    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
-        return float(value)
-    return DEFAULT_TIMEOUT
+        return Timing()
+    if not isinstance(data, dict):
+        return Timing()
+    timeout = _number(data.get("timeout"), DEFAULT_TIMEOUT) or DEFAULT_TIMEOUT
+    return Timing(timeout=timeout, expected=_expected_duration(data))
 
 
 def scenario_files(paths: Iterable[Path]) -> list[Path]:
