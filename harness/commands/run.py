@@ -24,6 +24,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=None, help="seed for every random fault")
     parser.add_argument(
+        "--schedule",
+        choices=("longest-first", "xdist"),
+        default="longest-first",
+        help="how workers get scenarios: longest first (default) or xdist's load scheduling",
+    )
+    parser.add_argument(
         "--report-dir",
         type=Path,
         default=None,

@@ -92,7 +92,8 @@ def run_suite(args: argparse.Namespace, files: list[Path]) -> int:
     ]
     workers = choose_workers(args.workers, len(files))
     if workers:
-        pytest_args += ["-n", str(workers), "--lvs-order", "longest-first"]
+        order = "longest-first" if args.schedule == "longest-first" else "file"
+        pytest_args += ["-n", str(workers), "--lvs-order", order]
     if args.keyword:
         pytest_args += ["-k", args.keyword]
     console.print(
