@@ -1,15 +1,18 @@
-"""xdist scheduling for scenarios: longest first, and no worker waits for the others to start.
+"""xdist scheduling for scenarios: longest first.
 
 Scenarios spend their time waiting on protocol timers, so the suite's wall time is set by
-how they are packed onto workers. xdist's own load scheduling waits until every worker has
-collected, then gives each worker a run of consecutive items; the two longest scenarios can
-land on one worker, one after the other. Here:
+how they are packed onto workers. xdist's own load scheduling gives each worker a run of
+consecutive items, so the two longest scenarios can land on one worker, one after the
+other. Here, once every worker has collected:
 
-- a worker gets work as soon as *it* has collected (starting 10 Python processes on 2 cores
-  takes seconds, which the first workers spend running scenarios);
-- a fresh worker gets the longest scenario left and the shortest one left (an xdist worker
+- each worker gets the longest scenario left and the shortest one left (an xdist worker
   runs an item only once it knows the next one, so it always holds two);
 - whenever a worker finishes one, it gets the longest scenario left.
+
+Scheduling deliberately waits for every worker to start, as xdist does: starting the
+first scenarios while the other workers still import and collect (tried) starves those
+scenarios of CPU on a 2-core machine, and timing verdicts of reconfigure-mid-stream and
+events-lost-and-late then changed (docs/scenarios.md, "Speed").
 
 The expected durations are estimates from the scenario files (loader.declared_timing).
 """
@@ -38,11 +41,6 @@ class LongestFirstScheduling(LoadScheduling):  # type: ignore[misc]
 
         self.expected = expected
 
-    @property
-    def collection_is_completed(self) -> bool:
-        """Scheduling starts with the first worker that has collected."""
-        return bool(self.node2collection)
-
     def schedule(self) -> None:
         if getattr(self, "collection", None) is None:
             collection: list[str] = next(iter(self.node2collection.values()))
@@ -52,14 +50,14 @@ class LongestFirstScheduling(LoadScheduling):  # type: ignore[misc]
             )
         for node in self.nodes:
             self.check_schedule(node)
-        if not self.pending:  # all handed out: the busy finish theirs, the late ones need not
+        if not self.pending:  # all handed out: each worker finishes what it holds
             for node in self.nodes:
                 if not node.shutting_down:
                     node.shutdown()
 
     def check_schedule(self, node: Any, duration: float = 0) -> None:
         if node.shutting_down or node not in self.node2collection:
-            return  # a worker still starting is served once it has collected
+            return
         queued = self.node2pending[node]
         if self.pending and not queued:
             longest = self.pending.pop(0)

@@ -1,5 +1,4 @@
-"""Longest-first xdist scheduling: the long scenarios spread over workers, and a worker
-starts as soon as it has collected."""
+"""Longest-first xdist scheduling: the long scenarios spread over workers."""
 
 from __future__ import annotations
 
@@ -33,44 +32,45 @@ class Config:
 
     rootpath = ROOT
 
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+
     def getvalue(self, name: str) -> object:
-        return {"tx": ["popen"], "numprocesses": None}.get(name)
+        return {"tx": [f"{self.workers}*popen"], "numprocesses": None}.get(name)
 
     def getoption(self, name: str) -> object:
         return None
 
 
 def scheduler(*nodes: Node) -> LongestFirstScheduling:
-    sched = LongestFirstScheduling(Config())  # type: ignore[arg-type]
+    sched = LongestFirstScheduling(Config(len(nodes)))  # type: ignore[arg-type]
     sched.expected = lambda nodeid: DURATIONS[nodeid.split("::")[1]]
     for node in nodes:
         sched.add_node(node)
     return sched
 
 
-def collected(sched: LongestFirstScheduling, node: Node) -> None:
-    sched.add_node_collection(node, IDS)
+def collected(sched: LongestFirstScheduling, *nodes: Node) -> None:
+    """Like xdist's DSession: schedule once every worker has collected."""
+    for node in nodes:
+        assert not sched.collection_is_completed
+        sched.add_node_collection(node, IDS)
     assert sched.collection_is_completed
     sched.schedule()
 
 
-def test_the_first_ready_worker_starts_with_the_longest_and_the_shortest() -> None:
+def test_each_worker_starts_with_the_longest_and_the_shortest_left() -> None:
     one, two, three = Node("one"), Node("two"), Node("three")
     sched = scheduler(one, two, three)
-    collected(sched, one)
-    assert one.sent == ["b", "a"] and two.sent == [] and three.sent == []
-    collected(sched, two)
-    assert two.sent == ["d", "f"]
-    collected(sched, three)
-    assert three.sent == ["e", "c"]
+    collected(sched, one, two, three)
+    assert (one.sent, two.sent, three.sent) == (["b", "a"], ["d", "f"], ["e", "c"])
     assert all(node.shutting_down for node in (one, two, three))
 
 
 def test_a_worker_that_finishes_gets_the_longest_left() -> None:
     one, two = Node("one"), Node("two")
     sched = scheduler(one, two)
-    collected(sched, one)
-    collected(sched, two)
+    collected(sched, one, two)
     assert (one.sent, two.sent) == (["b", "a"], ["d", "f"])
     sched.mark_test_complete(two, IDS.index("d.yaml::d"))
     assert two.sent == ["d", "f", "e"]
