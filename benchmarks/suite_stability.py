@@ -129,6 +129,13 @@ def main() -> int:
             longest = max((s["duration"] for s in report["scenarios"]), default=0.0)
             ratio = wall / longest if longest else float("inf")
             ratios.append(ratio)
+            # Each run's line as soon as it is known: a long measurement can be read as it goes.
+            print(
+                f"run {number}: load {load:.1f} exit {status} wall {wall:.1f} s "
+                f"longest {longest:.1f} s ratio {ratio:.2f} "
+                f"differences so far {len(differences)}",
+                flush=True,
+            )
             table.add_row(
                 str(number),
                 f"{load:.1f}",
