@@ -164,7 +164,7 @@ class ScenarioItem(pytest.Item):
             from harness.packet.backends import packet_unavailable
 
             if reason := packet_unavailable():
-                pytest.skip(f"packet-level scenario skipped: {reason}")
+                pytest.skip(f"packet-level scenario: {reason}")
         directory = Path(os.environ[RUN_DIR_ENV]) / "scenarios" / scenario.name
         result = run_scenario(scenario, directory, int(os.environ[SEED_ENV]))
         self.user_properties.append((RESULT_PROPERTY, str(directory / "result.json")))

@@ -190,4 +190,4 @@ def test_packet_scenarios_skip_with_the_reason(tmp_path: object) -> None:
         check=False,
     )
     assert "1 skipped" in done.stdout
-    assert "packet-level scenario skipped: packet backend no-such-backend" in done.stdout
+    assert "packet-level scenario: packet backend no-such-backend" in done.stdout
