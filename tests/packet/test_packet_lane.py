@@ -160,34 +160,3 @@ def test_clean_lane_delivers_at_once() -> None:
 def test_bad_parameters_say_what_is_wrong(params: dict[str, object], problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
         Impairment.from_args(params)
-
-
-def test_packet_scenarios_skip_with_the_reason(tmp_path: object) -> None:
-    """No usable backend: the scenario is reported skipped, and the reason says why."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[2]
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-p",
-            "no:cacheprovider",
-            "-rs",
-            "-q",
-            str(root / "scenarios" / "packet-loss-1.yaml"),
-            "--lvs-run-dir",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=root,
-        env={**os.environ, "LVS_PACKET_BACKEND": "no-such-backend"},
-        check=False,
-    )
-    assert "1 skipped" in done.stdout
-    assert "packet-level scenario: packet backend no-such-backend" in done.stdout
