@@ -76,6 +76,7 @@ async def watch(args: argparse.Namespace) -> int:
             viewer.stats.dropped += 1
         if out is not None:
             out.write(json.dumps(record, separators=(",", ":")) + "\n")
+            out.flush()  # PROTOCOL.md 9.1: the harness reads the file while we run
 
     viewer = ReferenceViewer(
         ViewerConfig(

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 HARNESS = [sys.executable, "-m", "harness.cli"]
 
@@ -72,3 +73,35 @@ def test_requirements_command_prints_the_catalogue() -> None:
                          timeout=60, check=True).stdout
     rows = json.loads(out)
     assert len(rows) == 40 and {"id", "rule", "observed", "scenarios"} <= set(rows[0])
+
+
+def test_viewer_telemetry_is_readable_while_the_viewer_runs(tmp_path: Path) -> None:
+    """PROTOCOL.md 9.1: each telemetry record is flushed as it happens.
+
+    A Viewer pointed at a closed port writes a handful of records (hello, then a failed
+    connect per retry), far less than a block buffer: a buffered file stays empty until the
+    Viewer exits. Records carry CLOCK_MONOTONIC `t` (9.3), so the delay between an event
+    and its record being readable is measured directly; tolerance 1 s (polling every
+    20 ms, plus scheduling on a busy 2-core machine).
+    """
+    telemetry = tmp_path / "viewer.jsonl"
+    viewer = subprocess.Popen(
+        [*HARNESS, "viewer", "--connect", f"127.0.0.1:{free_port()}", "--secret", "s",
+         "--telemetry", str(telemetry), "--quiet"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30  # start-up includes importing PyAV
+        seen: dict[str, Any] | None = None
+        while seen is None and time.monotonic() < deadline and viewer.poll() is None:
+            lines = telemetry.read_text().splitlines() if telemetry.exists() else []
+            records = [json.loads(line) for line in lines]
+            seen = next((r for r in records if r["event"] == "connection"), None)
+            if seen is None:
+                time.sleep(0.02)  # polling a file another process writes
+        read_at = time.monotonic()
+    finally:
+        viewer.terminate()
+        viewer.wait(timeout=20)
+    assert seen is not None, "no connection record readable while the Viewer ran"
+    assert read_at - seen["t"] < 1.0, f"record readable {read_at - seen['t']:.3f} s late"
