@@ -5,11 +5,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-HELP = "Run the scenario suite against the reference peers behind the fault injectors."
-
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("paths", nargs="*", type=Path, default=[Path("scenarios")])
+    parser.add_argument(
+        "paths",
+        nargs="*",
+        type=Path,
+        default=[Path("scenarios")],
+        metavar="PATH",
+        help="scenario files, or folders of them (default: scenarios)",
+    )
     parser.add_argument("-k", dest="keyword", default=None, help="only scenarios matching EXPR")
     parser.add_argument("-n", dest="workers", default="auto", help="parallel workers")
     parser.add_argument("--seed", type=int, default=None, help="seed for every random fault")
