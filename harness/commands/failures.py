@@ -10,8 +10,11 @@ class CommandFailed(Exception):
 
 
 def os_reason(exc: OSError) -> str:
-    """The operating system's words for an error ("Address already in use")."""
-    return os.strerror(exc.errno) if exc.errno else str(exc)
+    """The operating system's words for an error ("Address already in use").
+
+    Name lookups fail with a negative errno and carry their words in `strerror`.
+    """
+    return os.strerror(exc.errno) if exc.errno and exc.errno > 0 else str(exc.strerror or exc)
 
 
 def cannot_listen(what: str, host: str, port: int, exc: OSError) -> CommandFailed:

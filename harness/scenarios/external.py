@@ -57,7 +57,8 @@ class Testee:
             command, directory / f"{slug}.stdout.log", directory / f"{slug}.stderr.log"
         )
         self.process: asyncio.subprocess.Process | None = None
-        self.stopping = False
+        self.stopping = False  # the harness asked it to end
+        self.ended = False  # its whole group has been killed and the leader reaped
 
     async def start(self) -> None:
         """Start the command; raise TesteeFailed (with the command) if it cannot start."""
@@ -114,15 +115,17 @@ class Testee:
     async def stop(self) -> None:
         """End the testee's whole process group: SIGTERM, then SIGKILL after a grace."""
         process = self.process
-        if process is None:
-            return
+        if process is None or self.ended:
+            return  # a second stop must not signal a group id the system may have reused
         self.stopping = True
         _signal_group(process.pid, signal.SIGTERM)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(process.wait(), TERMINATE_GRACE_S)
-        # Even when the leader has gone, children it left behind share its group.
+        # Even when the leader has gone, children it left behind share its group. The grace
+        # is the leader's: we cannot wait on processes that are not our children.
         _signal_group(process.pid, signal.SIGKILL)
         await process.wait()
+        self.ended = True
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

@@ -154,8 +154,10 @@ class ReferenceViewer:
         try:
             reader, writer = await asyncio.open_connection(self.config.host, self.config.port)
         except OSError as exc:
-            # The system's words ("Connection refused"), not asyncio's "Connect call failed".
-            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            # The system's words ("Connection refused"), not asyncio's "Connect call failed";
+            # name lookups (negative errno) carry theirs in strerror.
+            errno = exc.errno or 0
+            reason = os.strerror(errno) if errno > 0 else str(exc.strerror or exc)
             self.conn.connection_failed(monotonic(), reason)
             self._emit({"event": "connection", "action": "failed", "reason": reason})
             return

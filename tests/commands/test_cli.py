@@ -144,3 +144,10 @@ def test_viewer_at_a_closed_port_says_why_it_is_disconnected() -> None:
     why = f"cannot connect to 127.0.0.1:{port}: Connection refused"
     assert done.stderr.count(f"disconnected: {why}") == 1, done.stderr  # once, not per retry
     assert f"viewer finished in state DISCONNECTED ({why})" in done.stderr
+
+
+def test_an_address_that_does_not_resolve_is_a_one_line_error() -> None:
+    done = harness("toxiproxy", "--host", "no-such-host.invalid", "--port", "0")
+    line = _one_line_error(done)
+    assert line.startswith("harness toxiproxy: cannot listen on no-such-host.invalid:0 ")
+    assert "Unknown error" not in line  # a lookup's negative errno is not an OS errno
