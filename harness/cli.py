@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Collection, Sequence
 from importlib import metadata
@@ -85,8 +86,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     module = _load(args.command)
     try:
         result: int = module.run(args)
+        sys.stdout.flush()
     except CommandFailed as exc:
         print(f"harness {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        # The reader went away (`harness completion bash | head`): not an error of ours.
+        # Point stdout at /dev/null so the interpreter's final flush cannot fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     return result
 

@@ -151,3 +151,22 @@ def test_an_address_that_does_not_resolve_is_a_one_line_error() -> None:
     line = _one_line_error(done)
     assert line.startswith("harness toxiproxy: cannot listen on no-such-host.invalid:0 ")
     assert "Unknown error" not in line  # a lookup's negative errno is not an OS errno
+
+
+def test_a_reader_that_is_gone_gets_no_traceback() -> None:
+    """`harness completion bash | head -1`: a closed pipe ends the command quietly.
+
+    The pipe's reading end is closed before the command writes anything, so every write
+    fails, however small the output.
+    """
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(
+            [*HARNESS, "completion", "bash"], stdout=write_end, stderr=subprocess.PIPE,
+            text=True, timeout=60,
+        )
+    finally:
+        os.close(write_end)
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr, done.stderr
