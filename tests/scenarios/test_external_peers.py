@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from dataclasses import replace
@@ -202,3 +203,44 @@ def test_reference_viewer_as_testee_keeps_its_console_in_a_log(tmp_path: Path) -
     assert not result.problems, result.problems
     stderr = Path(result.testees["viewer v1"]["stderr"]).read_text()
     assert "viewer finished in state" in stderr  # its last console line, after SIGTERM
+
+
+INTERRUPTED_RUN = """
+import sys
+from pathlib import Path
+from harness.scenarios.loader import Step, ViewerSpec, load_scenario
+from harness.scenarios.runner import run_scenario
+
+scenario = load_scenario(Path(sys.argv[1]))
+scenario.viewers = [ViewerSpec(id="v1", kind="external", command=sys.argv[2])]
+scenario.timeline = [Step(line=1, hold=60)]
+run_scenario(scenario, Path(sys.argv[3]), seed=3)
+"""
+
+
+def test_an_interrupted_run_still_ends_its_testees(tmp_path: Path) -> None:
+    """Ctrl-C reaches the harness, not the testees (their own session): teardown ends them.
+
+    Deadlines: the testee's pid appears within 30 s of the start (imports included); the
+    grandchild is gone within 5 s of the interrupted run's exit.
+    """
+    pidfile = tmp_path / "grandchild.pid"
+    command = f"sh -c 'sleep 100002 & echo $! > {pidfile}.tmp; mv {pidfile}.tmp {pidfile}; wait'"
+    run = subprocess.Popen(
+        [PY, "-c", INTERRUPTED_RUN, str(ROOT / "first-connect.yaml"), command, str(tmp_path / "r")]
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not pidfile.exists():
+            assert time.monotonic() < deadline and run.poll() is None, "the testee never started"
+            time.sleep(0.05)  # polling for a file another process writes
+        grandchild = int(pidfile.read_text())
+        run.send_signal(signal.SIGINT)
+        run.wait(timeout=30)
+        assert _wait_until_gone(grandchild, within=5), "an interrupted run left its testee"
+    finally:
+        if run.poll() is None:
+            run.kill()
+        if pidfile.exists():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pidfile.read_text()), signal.SIGKILL)
