@@ -25,6 +25,7 @@ DISTRIBUTION = "lvs-harness"
 # imports no subcommand.
 SUBCOMMANDS: dict[str, str] = {
     "run": "Run the scenario suite against peers behind fault injectors.",
+    "check": "Judge a stored run, trace or capture with today's monitors.",
     "requirements": "Print the requirement catalogue and each ID's scenarios.",
     "primary": "Run the reference Primary (streams real H.264).",
     "viewer": "Run the reference Viewer (decode, audit, telemetry).",
