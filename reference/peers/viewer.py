@@ -40,7 +40,7 @@ log = logging.getLogger("reference.viewer")
 
 TelemetrySink = Callable[[dict[str, Any]], None]
 # The `audio` telemetry record (PROTOCOL.md 9.2): the audio output created / released.
-AUDIO_RECORD = "audio"
+AUDIO_RECORD = telemetry.RecordKind.AUDIO.value
 MAX_LATENCY_SAMPLES = 200_000
 
 

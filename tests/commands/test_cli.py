@@ -60,7 +60,7 @@ def test_help_and_requirements_import_no_media_stack() -> None:
 
 def test_run_help_explains_its_positional_paths() -> None:
     out = harness("run", "--help", COLUMNS="100").stdout
-    assert re.search(r"^\s+PATH\s+scenario files, or folders of them", out, re.MULTILINE), out
+    assert re.search(r"^\s+PATH\s+scenario files,? or folders of them", out, re.MULTILINE), out
 
 
 def test_bash_completion_completes_subcommands_options_and_paths(tmp_path: Path) -> None:
