@@ -244,3 +244,26 @@ def test_an_interrupted_run_still_ends_its_testees(tmp_path: Path) -> None:
         if pidfile.exists():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(pidfile.read_text()), signal.SIGKILL)
+
+
+def test_report_json_names_a_dead_testees_logs_relative_to_the_report(tmp_path: Path) -> None:
+    """`harness run`: the testee's problem and its logs reach report.json (schema-valid)."""
+    import jsonschema
+
+    from harness.report.summary import report_schema
+    from tests.scenarios.suite_runs import harness, report
+
+    (tmp_path / "dead.yaml").write_text(
+        "lvs: 2\ncovers: [SNAP-1]\nexpect: {SNAP-1: {}}\nviewers:\n  - id: v1\n"
+        "    kind: external\n    command: \"sh -c 'echo no display >&2; exit 3'\"\n"
+        "timeline:\n  - wait: {viewer: v1, state: STREAMING}\n    within: 20\n"
+    )
+    run = harness(str(tmp_path / "dead.yaml"), "--report-dir", "out", cwd=tmp_path)
+    assert run.returncode == 1, run.stdout + run.stderr
+    data = report(tmp_path / "out")
+    jsonschema.Draft202012Validator(report_schema()).validate(data)
+    (scenario,) = data["scenarios"]
+    assert any("viewer v1 exited with status 3" in p for p in scenario["problems"])
+    logs = scenario["testees"]["viewer v1"]
+    assert not Path(logs["stderr"]).is_absolute()
+    assert (tmp_path / "out" / logs["stderr"]).read_text() == "no display\n"
