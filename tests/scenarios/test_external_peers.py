@@ -267,3 +267,5 @@ def test_report_json_names_a_dead_testees_logs_relative_to_the_report(tmp_path: 
     logs = scenario["testees"]["viewer v1"]
     assert not Path(logs["stderr"]).is_absolute()
     assert (tmp_path / "out" / logs["stderr"]).read_text() == "no display\n"
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert f'href="{logs["stderr"]}"' in page  # the page links the testee's logs
