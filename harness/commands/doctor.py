@@ -13,8 +13,6 @@ from rich.table import Table
 
 from harness.packet.backends import BACKEND_ENV, Backend, netem, packet_backend, userspace
 
-HELP = "List the fault backends this machine offers (Toxiproxy, frame proxy, netem, userspace)."
-
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
