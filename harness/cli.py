@@ -30,7 +30,7 @@ SUBCOMMANDS: dict[str, str] = {
     "primary": "Run the reference Primary (streams real H.264).",
     "viewer": "Run the reference Viewer (decode, audit, telemetry).",
     "toxiproxy": "Run the embedded Toxiproxy 2.x API server.",
-    "doctor": "List the fault backends on this machine, and why any is missing.",
+    "doctor": "List the fault backends this machine offers, and why not.",
     "completion": "Print a shell completion script (bash, zsh, tcsh).",
 }
 
