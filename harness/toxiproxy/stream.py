@@ -28,7 +28,7 @@ class Direction(enum.IntEnum):
 
     @classmethod
     def parse(cls, stream: str) -> Direction:
-        return cls[stream.upper()]
+        return cls[stream.upper()]  # any case, as Go's ParseDirection
 
 
 @dataclass(slots=True)

@@ -68,6 +68,16 @@ def test_unreachable_upstream_closes_the_client(make_proxy: MakeProxy) -> None:
         assert recv_until_closed(sock) == b""
 
 
+@pytest.mark.parametrize("upstream", ["127.0.0.1:99999", "127.0.0.1:no-such-service", "nohost"])
+def test_an_upstream_that_cannot_be_dialled_closes_the_client(
+    make_proxy: MakeProxy, upstream: str
+) -> None:
+    """Like a refused dial: accepted at creation (as Toxiproxy does), closed per client."""
+    proxy = make_proxy(upstream)
+    with proxy.connect() as sock:
+        assert recv_until_closed(sock) == b""
+
+
 def test_client_close_closes_upstream(make_proxy: MakeProxy, sink: RecordingSink) -> None:
     proxy = make_proxy(sink.address)
     with proxy.connect() as sock:

@@ -25,6 +25,8 @@ from harness.toxiproxy.stream import ChunkChannel, StreamChunk
 
 log = logging.getLogger(__name__)
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
 
 @dataclasses.dataclass(frozen=True)
 class Toxic:
@@ -60,9 +62,13 @@ class Toxic:
             value = attributes.get(field.name)
             if value is None:
                 continue
-            if isinstance(value, bool) or not isinstance(value, int):
+            # Toxiproxy's attributes are Go int64s: a fraction or a number out of that
+            # range does not decode.
+            if isinstance(value, bool) or not isinstance(value, int) or not (
+                INT64_MIN <= value <= INT64_MAX
+            ):
                 raise BAD_REQUEST_BODY.joined(
-                    f"attribute {field.name!r} of {cls.type_name} must be an integer, "
+                    f"attribute {field.name!r} of {cls.type_name} must be a 64-bit integer, "
                     f"got {value!r}"
                 )
             changes[field.name] = value
