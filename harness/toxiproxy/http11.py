@@ -25,6 +25,7 @@ import contextlib
 import email.utils
 import http
 import logging
+import re
 import string
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -41,7 +42,7 @@ MAX_BODY_BYTES = 16 * 1024 * 1024
 LINGER_S = 0.5
 
 _TOKEN = frozenset(string.ascii_letters + string.digits + "!#$%&'*+-.^_`|~")
-_KEEP_ALIVE_VERSIONS = {"HTTP/1.1": True, "HTTP/1.0": False}
+_VERSION = re.compile(r"HTTP/(\d)\.(\d)")  # net/http's ParseHTTPVersion: one digit each
 
 
 @dataclass(frozen=True)
@@ -115,10 +116,10 @@ def _parse_head(head: bytes) -> tuple[str, str, str, dict[str, str]]:
         raise BAD_REQUEST
     if not (target.startswith("/") or "://" in target or target == "*"):
         raise BAD_REQUEST  # net/http: "invalid URI for request"
-    major, minor = version.removeprefix("HTTP/").partition(".")[::2]
-    if not version.startswith("HTTP/") or not (major.isdigit() and minor.isdigit()):
+    parsed = _VERSION.fullmatch(version)
+    if parsed is None:
         raise BAD_REQUEST
-    if major != "1":
+    if parsed[1] != "1":
         raise RequestError(505, "unsupported protocol version")
     headers: dict[str, str] = {}
     hosts = 0

@@ -351,6 +351,14 @@ def test_populate_with_no_proxies_returns_null(api: str) -> None:
     assert strict_json(response) == {"proxies": None}
 
 
+def _has_ipv6_loopback() -> bool:
+    try:
+        socket.create_server(("::1", 0), family=socket.AF_INET6).close()
+    except OSError:
+        return False
+    return True
+
+
 def _echo_at(host: str, port: int) -> bytes:
     with socket.create_connection((host, port), timeout=5) as sock:
         sock.sendall(b"dual")
@@ -371,7 +379,8 @@ def test_wildcard_listen_binds_dual_stack_like_go(
     assert bound.startswith("[::]:"), bound
     port = int(bound.rsplit(":", 1)[1])
     assert _echo_at("127.0.0.1", port) == b"dual"
-    assert _echo_at("::1", port) == b"dual"
+    if _has_ipv6_loopback():
+        assert _echo_at("::1", port) == b"dual"
 
 
 # --- validation: what cannot be served is a 400, never a 500 or invalid JSON -------------
