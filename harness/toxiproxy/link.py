@@ -146,6 +146,22 @@ class Endpoint(asyncio.BufferedProtocol):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
 
+class WriterChannel(ChunkChannel):
+    """The channel the link's writer task drains. A chunk put while it is empty and the
+    destination takes data is written at once: nothing is queued ahead of it and the
+    writer holds nothing between its reads, so the order is the same, one task hop
+    per chunk fewer. End of stream always queues, so the writer closes after the rest."""
+
+    def __init__(self, budget: LinkBudget, write_now: Callable[[StreamChunk], bool]) -> None:
+        super().__init__(budget)
+        self._write_now = write_now
+
+    def put(self, chunk: StreamChunk | None) -> None:
+        if chunk is not None and not len(self) and self._write_now(chunk):
+            return
+        super().put(chunk)
+
+
 class ToxicLink:
     def __init__(
         self,
@@ -173,7 +189,8 @@ class ToxicLink:
             self.stubs.append(self._new_stub(self.stubs[-1].output, wrapper.name))
             self.wrappers.append(wrapper)
         # New stubs are always spliced in before this channel, so it stays the writer's.
-        self._output = self.stubs[-1].output
+        self._output = WriterChannel(self.budget, self._write_now)
+        self.stubs[-1].output = self._output
         self._writer: asyncio.Task[None] | None = None
         self._started = False
         self._stopped = False
@@ -223,6 +240,13 @@ class ToxicLink:
         if not self._eof:
             self._eof = True
             self._head.put(None)
+
+    def _write_now(self, chunk: StreamChunk) -> bool:
+        """Write a chunk the writer task would take next anyway, saving its wake-up."""
+        if not self._started or not self.dest.writable.is_set():
+            return False
+        self.dest.write(chunk.data)
+        return True
 
     async def _write(self) -> None:
         while True:
