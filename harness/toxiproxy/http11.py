@@ -163,7 +163,7 @@ async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str], vers
             parts.append(await reader.readexactly(size))
             await reader.readexactly(2)
     length_text = headers.get("content-length", "0")
-    if not length_text.isdigit() or int(length_text) > MAX_BODY_BYTES:
+    if not (length_text.isascii() and length_text.isdigit()) or int(length_text) > MAX_BODY_BYTES:
         raise BAD_REQUEST
     length = int(length_text)
     return await reader.readexactly(length) if length else b""
@@ -244,6 +244,9 @@ async def serve_connection(
                 if exc.partial or first_byte:
                     await _reply_and_close(reader, writer, BAD_REQUEST.encode())
                 return  # otherwise the client closed between requests
+            except asyncio.LimitOverrunError:  # a chunk-size line without an end
+                await _reply_and_close(reader, writer, BAD_REQUEST.encode())
+                return
             except TimeoutError:
                 return  # net/http closes a client that is too slow without a word
             write_deadline = loop.time() + timeouts.write_s

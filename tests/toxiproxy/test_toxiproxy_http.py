@@ -132,6 +132,10 @@ def test_http11_without_host_is_a_400(api: str) -> None:
         (b"GET /version HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n", 400),
         (b"POST /proxies HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
         (b"POST /proxies HTTP/1.1\r\nHost: x\r\nContent-Length: +2\r\n\r\n{}", 400),
+        (b"POST /proxies HTTP/1.1\r\nHost: x\r\nContent-Length: \xb2\r\n\r\n{}", 400),
+        (b"POST /proxies HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
+        (b"POST /proxies HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+         + b"1" * (2 << 20), 400),
     ],
 )
 def test_malformed_requests_get_net_http_statuses(
