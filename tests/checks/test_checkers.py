@@ -94,6 +94,9 @@ def test_each_deviation_fails_its_requirement(sim: Any, deviation: Deviation) ->
         lb.viewer.receive_data(_frame(Frame(FrameType.CSD, b"c", epoch=1)), lb.now)
         lb.viewer.receive_data(_frame(Frame(FrameType.VIDEO, b"k", epoch=1, flags=1)), lb.now)  # type: ignore[arg-type]
         lb.pump()
+        lb.run_until(2.5)
+        lb.primary.broadcast_state(lb.now)  # the truth again: a record past the leave deadline
+        lb.pump()
         lb.run_until(3.0)
     results = verdicts(rec.trace())
     failed = {k for k, v in results.items() if v.status is Status.FAIL}

@@ -1,0 +1,52 @@
+"""VER-4 (the Viewer infers nothing on version 2); VER-1..3 live in ver.py."""
+
+from __future__ import annotations
+
+from harness.checks.episodes import TelemetryRecord
+from harness.checks.monitor import Monitor, MonitorContext, monitor
+from harness.checks.monitors.viewer_link import Deferred, Links
+from harness.checks.wire import WireFrame
+from reference.protocol.states import ViewerState
+
+
+@monitor
+class Ver4(Monitor):
+    """VER-4: with version 2, STREAM_STATE is authoritative and the Viewer infers nothing.
+
+    Read from the Viewer's telemetry against its own tap: every `state` record
+    entering STREAMING on a connection where the Primary announced version 2
+    (PROTO version 2 or a STREAM_STATE on the tap, delivered at or before the
+    record) must carry a `server_state`: a STREAMING entry without one is
+    inference from media. Which server state it carries is STATE-2's reading;
+    inference on version 1 is LEGACY-1's. Without a Viewer tap the version is
+    unknown and the rule is not judged. No window. Evidence: the entry with no
+    server state.
+    """
+
+    requirement = "VER-4"
+    checks = "STREAMING entry/entries on version 2"
+
+    def __init__(self, ctx: MonitorContext) -> None:
+        super().__init__(ctx)
+        self.links = Links()
+        self.deferred = Deferred(self)
+
+    def on_frame(self, frame: WireFrame) -> None:
+        self.links.frame(frame)
+
+    def on_finish(self, end: float) -> None:
+        self.deferred.finish()
+
+    def on_telemetry(self, rec: TelemetryRecord) -> None:
+        episode = rec.episode
+        if episode is None or not rec.is_state(ViewerState.STREAMING):
+            return
+        if episode.state is ViewerState.STREAMING:
+            return
+        link = self.links.of(rec.viewer, episode.start)
+        if link is None or link.speaks_v2 is not True:
+            return
+        self.check()
+        if rec.server_state is None:
+            self.fail(rec.t, "entered STREAMING by inference (no server state) on version 2",
+                      episode.where)
