@@ -65,6 +65,7 @@ class Evt1(Monitor):
         self.links = Links()
         self.deferred = Deferred(self)
         self.ready: dict[str, _Ready] = {}
+        self.judged: dict[str, tuple[Link, int]] = {}
         self.streaming_at: dict[str, float] = {}  # viewer -> last STREAMING entry
         self.lost_at: dict[str, float] = {}  # viewer -> last reported decoder/surface loss
         self.within = self.timings.stall_window[0] + self.tolerance
@@ -80,9 +81,9 @@ class Evt1(Monitor):
         ):
             return
         key = viewer_key(link)
-        pending = self.ready.get(key)
-        if pending is not None and pending.link is link and pending.generation == link.generation:
-            return
+        if self.judged.get(key) == (link, link.generation):
+            return  # this delivery is already waiting for, or judged
+        self.judged[key] = (link, link.generation)
         ready = _Ready(max(link.ready_at, last.t), last.epoch, link, link.generation)
         self.ready[key] = ready
         self.ctx.at(ready.t + self.within, partial(self._due, key, ready))

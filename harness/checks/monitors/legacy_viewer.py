@@ -39,7 +39,7 @@ class Legacy1(Monitor):
     """
 
     requirement = "LEGACY-1"
-    checks = "connection(s) to a version-1 Primary"
+    checks = "inference(s) against a version-1 Primary"
 
     def __init__(self, ctx: MonitorContext) -> None:
         super().__init__(ctx)
@@ -47,6 +47,7 @@ class Legacy1(Monitor):
         self.authed: dict[str, float] = {}  # viewer -> NEGOTIATING entry of the episode
         self.streaming_at: dict[str, float] = {}
         self.due: dict[str, _Due] = {}
+        self.judged: dict[str, tuple[Link, int]] = {}
         self.fallback = self.timings.legacy_fallback
         self.within = self.timings.stall_window[0] + self.tolerance
 
@@ -62,9 +63,9 @@ class Legacy1(Monitor):
         if link is None or not self._v1(link) or link.ready_at is None:
             return
         key = viewer_key(link)
-        pending = self.due.get(key)
-        if pending is not None and pending.link is link and pending.generation == link.generation:
-            return
+        if self.judged.get(key) == (link, link.generation):
+            return  # this delivery is already waiting for, or judged
+        self.judged[key] = (link, link.generation)
         episode = episode_of(self, key)
         authed = self.authed.get(episode.viewer) if episode is not None else None
         start = link.ready_at
