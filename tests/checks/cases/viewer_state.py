@@ -26,13 +26,13 @@ V = ViewerState
 VIEWER_TAP = "viewer_side:v1"
 
 
-def watched(trace: Trace) -> tuple[Wire, Viewer, float]:
-    """A Viewer that joins a running stream, seen by its own tap and its telemetry."""
+def watched(trace: Trace) -> tuple[Wire, Viewer]:
+    """A Viewer that joins a running stream (STREAMING at 0.07), seen by its tap and telemetry."""
     wire = trace.wire(VIEWER_TAP)
     viewer = trace.viewer()
     accepted_stream(wire, 0.0)
-    t = streaming_viewer(viewer, 0.0)
-    return wire, viewer, t
+    streaming_viewer(viewer, 0.0)
+    return wire, viewer
 
 
 def frames(wire: Wire, viewer: Viewer, start: float, end: float, epoch: int = 1) -> None:
@@ -56,7 +56,7 @@ def state_1(broken: bool) -> Trace:
 def state_2(broken: bool) -> Trace:
     """PAUSED reaches a STREAMING Viewer; it leaves 2.5 ms later, the broken one keeps STREAMING."""
     trace = Trace()
-    wire, viewer, t = watched(trace)
+    wire, viewer = watched(trace)
     wire.p2v(0.5, StreamStateMessage(state=PAUSED, epoch=1))
     if not broken:
         viewer.to(0.5025, V.RECONFIGURING, Cause.SERVER_STATE, epoch=1, server_state=PAUSED)
@@ -97,7 +97,7 @@ def state_4(broken: bool) -> Trace:
 def state_5(broken: bool) -> Trace:
     """A 1 s pause; the broken Viewer asks for a keyframe in the middle of it."""
     trace = Trace()
-    wire, viewer, t = watched(trace)
+    wire, viewer = watched(trace)
     wire.p2v(0.5, StreamStateMessage(state=PAUSED, epoch=1))
     viewer.to(0.501, V.RECONFIGURING, Cause.SERVER_STATE, epoch=1, server_state=PAUSED)
     wire.v2p(1.0, Heartbeat())
@@ -110,7 +110,7 @@ def state_5(broken: bool) -> Trace:
 def state_6(broken: bool) -> Trace:
     """A stall and its recovery; the broken Viewer 'stalls' 0.1 s after its last frame (a flap)."""
     trace = Trace()
-    wire, viewer, t = watched(trace)
+    wire, viewer = watched(trace)
     last = 0.5 if not broken else 2.4
     frames(wire, viewer, 0.1, last)
     viewer.to(2.5, V.RECOVERING, Cause.STALL, epoch=1, server_state=ACTIVE)
@@ -182,7 +182,7 @@ def snap_3(broken: bool) -> Trace:
 def ver_4(broken: bool) -> Trace:
     """STREAMING on version 2; the broken Viewer infers it (no server state)."""
     trace = Trace()
-    wire, viewer, t = watched(trace)
+    _, viewer = watched(trace)
     viewer.to(0.5, V.RECONFIGURING, Cause.DECODER_LOST, epoch=1, server_state=ACTIVE)
     viewer.decode(0.6, FrameType.VIDEO, 1, key=True)
     viewer.to(0.61, V.STREAMING, Cause.CONDITIONS_MET, epoch=1,
