@@ -24,6 +24,14 @@ class Deviation(str, Enum):
     SELF_DECLARED_STREAMING = "self_declared_streaming"
     EVENTS_AS_STATE = "events_as_state"
     STALE_CONTROL_APPLIED = "stale_control_applied"
+    IGNORES_SNAPSHOT = "ignores_snapshot"  # waits for an event instead of the snapshot
+    FLAP_ON_KEYFRAME = "flap_on_keyframe"  # leaves and re-enters STREAMING on a keyframe
+    WATCHDOG_WHILE_PAUSED = "watchdog_while_paused"  # stall watchdog runs under PAUSED
+    NO_DECODER_FLUSH = "no_decoder_flush"  # a new epoch is decoded without a flush
+    KEEPS_DECODER = "keeps_decoder"  # no decoder release on DISCONNECTED
+    RECONNECT_ON_PAUSE = "reconnect_on_pause"  # PAUSED taken for the end: reconnect
+    INFER_ON_V2 = "infer_on_v2"  # ignores STREAM_STATE, infers STREAMING from media
+    NO_LEGACY_INFERENCE = "no_legacy_inference"  # never infers against a version-1 Primary
 
 
 BREAKS: dict[Deviation, tuple[str, ...]] = {
@@ -37,6 +45,15 @@ BREAKS: dict[Deviation, tuple[str, ...]] = {
     Deviation.SELF_DECLARED_STREAMING: ("STATE-2", "STATE-3"),
     Deviation.EVENTS_AS_STATE: ("EVT-1",),
     Deviation.STALE_CONTROL_APPLIED: ("EPOCH-4",),
+    Deviation.IGNORES_SNAPSHOT: ("EVT-1",),
+    Deviation.FLAP_ON_KEYFRAME: ("STATE-6",),
+    # A watchdog under PAUSED also sends the keyframe requests STATE-5 forbids.
+    Deviation.WATCHDOG_WHILE_PAUSED: ("STATE-5", "STATE-6"),
+    Deviation.NO_DECODER_FLUSH: ("STATE-4",),
+    Deviation.KEEPS_DECODER: ("STATE-7",),
+    Deviation.RECONNECT_ON_PAUSE: ("STATE-5",),
+    Deviation.INFER_ON_V2: ("VER-4",),
+    Deviation.NO_LEGACY_INFERENCE: ("LEGACY-1",),
 }
 
 PRIMARY_DEVIATIONS = frozenset(

@@ -401,7 +401,9 @@ class State5(Monitor):
     Viewer's telemetry: no `state` record to DISCONNECTED while its tap's last
     STREAM_STATE, delivered at least the tolerance before, was PAUSED or STOPPED,
     unless its cause is a transport or peer cause (heartbeat timeout, the server
-    closed / sent ERROR or BYE, protocol error, socket error, told to stop).
+    closed / sent ERROR or BYE, protocol error, socket error, told to stop); one
+    whose cause is `server_state` fails as soon as a PAUSED it may have read (any
+    in the last tolerance) was delivered, since no server state justifies leaving.
     Evidence: the request, the silent pause or the disconnect and its cause.
     """
 
@@ -452,10 +454,15 @@ class State5(Monitor):
         link = self.links.of(rec.viewer, episode.start if episode is not None else None)
         if link is None:
             return
-        held = [d for d in link.states if d.t <= rec.t - self.tolerance]
-        if held and held[-1].state in HELD:
+        # Paused for sure: the last state delivered a tolerance before. A disconnect the
+        # Viewer blames on the server state needs only a PAUSED it may have read by then.
+        held = link.candidates(rec.t, self.tolerance)
+        sure = held[:1] if held and held[0].t <= rec.t - self.tolerance else []
+        blamed = held if rec.cause is Cause.SERVER_STATE else sure
+        paused = [d for d in blamed if d.state in HELD]
+        if paused:
             cause = rec.cause.value if rec.cause is not None else rec.record.get("cause")
-            self.fail(rec.t, f"disconnected while {held[-1].state.name} (cause {cause})",
+            self.fail(rec.t, f"disconnected while {paused[-1].state.name} (cause {cause})",
                       rec.viewer)
 
 
