@@ -530,8 +530,9 @@ class State6(_ViewerMonitor):
         if episode is None:
             return
         viewer = rec.viewer
-        if rec.decodes or (rec.kind is RecordKind.DECODED):
-            self.progress[viewer] = rec.t
+        picture = rec.decodes and rec.record.get("type") == FrameType.VIDEO.name
+        if picture or rec.kind is RecordKind.DECODED:
+            self.progress[viewer] = rec.t  # a CSD alone is no progress: no picture comes of it
             return
         if rec.kind is not RecordKind.STATE or rec.state is None:
             return

@@ -13,18 +13,20 @@ from reference.protocol.states import ViewerState
 class Ver4(Monitor):
     """VER-4: with version 2, STREAM_STATE is authoritative and the Viewer infers nothing.
 
-    Read from the Viewer's telemetry against its own tap: every `state` record
-    entering STREAMING on a connection where the Primary announced version 2
+    Read from the Viewer's telemetry against its own tap, on every `state` record
+    entering STREAMING. On a connection where the Primary announced version 2
     (PROTO version 2 or a STREAM_STATE on the tap, delivered at or before the
-    record) must carry a `server_state`: a STREAMING entry without one is
-    inference from media. Which server state it carries is STATE-2's reading;
-    inference on version 1 is LEGACY-1's. Without a Viewer tap the version is
-    unknown and the rule is not judged. No window. Evidence: the entry with no
-    server state.
+    record) the entry must carry a `server_state`: an entry without one is
+    inference from media. On a version-1 connection (AUTH_CHALLENGE with no PROTO
+    before it) the entry must carry none: no STREAM_STATE was ever delivered, so a
+    server state in the record is invented. Which server state a version-2 entry
+    names is STATE-2's reading; when a version-1 Viewer may infer is LEGACY-1's.
+    Without a Viewer tap the version is unknown and the rule is not judged. No
+    window. Evidence: the entry and the connection's version.
     """
 
     requirement = "VER-4"
-    checks = "STREAMING entry/entries on version 2"
+    checks = "STREAMING entry/entries with a known version"
 
     def __init__(self, ctx: MonitorContext) -> None:
         super().__init__(ctx)
@@ -44,9 +46,13 @@ class Ver4(Monitor):
         if episode.state is ViewerState.STREAMING:
             return
         link = self.links.of(rec.viewer, episode.start)
-        if link is None or link.speaks_v2 is not True:
+        if link is None or link.speaks_v2 is None:
             return
         self.check()
-        if rec.server_state is None:
+        said = rec.server_state
+        if link.speaks_v2 and said is None:
             self.fail(rec.t, "entered STREAMING by inference (no server state) on version 2",
                       episode.where)
+        elif not link.speaks_v2 and said is not None:
+            self.fail(rec.t, f"entered STREAMING with server state {said.name} on version 1, "
+                      "which has no STREAM_STATE", episode.where)
