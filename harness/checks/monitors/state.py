@@ -495,7 +495,8 @@ class State6(_ViewerMonitor):
       it); `new_epoch` with a newer epoch delivered by then; `stall` with no
       decodable frame (a `frame` decode or `decoded` record) for at least the
       stall window's lower bound (Timings.stall_window, 1.5 s); `decoder_lost` or
-      `surface_lost` reported by the Viewer. Without a tap, the record's own
+      `surface_lost` reported by the Viewer. Every STREAMING stint counts as
+      a case checked: one that never leaves is no flap. Without a tap, the record's own
       `server_state` and `epoch` stand for the wire. A normal stall episode,
       STREAMING -> RECOVERING -> STREAMING, is thus two transitions.
     Evidence: the RECOVERING entry and the server's state, or the unjustified leave
@@ -538,6 +539,7 @@ class State6(_ViewerMonitor):
             return
         previous = episode.state
         if rec.state is STREAMING and previous is not STREAMING:
+            self.check()  # a stint watched for a flap; judged if it leaves and returns
             self.streaming[viewer] = rec.t
             self.streaming_epoch[viewer] = rec.epoch if rec.epoch is not None else episode.epoch
             left = self.left.pop(viewer, None)
@@ -575,7 +577,6 @@ class State6(_ViewerMonitor):
         self.deferred.judge(t, rec.viewer, rule)
 
     def _judge_return(self, rec: TelemetryRecord, left: _Leave) -> None:
-        self.check()
         why = self._unjustified(rec, left)
         if why is not None:
             gone = 1000 * (rec.t - left.t)
