@@ -1,11 +1,10 @@
 """One module per requirement group of the catalogue; importing this registers every monitor."""
 
-from harness.checks.monitors import (  # noqa: F401
-    epoch,
-    evt,
-    key,
-    legacy_viewer,
-    snap_viewer,
-    state,
-    ver_viewer,
-)
+# isort: off
+from harness.checks.monitors import epoch, key  # noqa: F401
+from harness.checks.monitors import evt  # noqa: F401
+from harness.checks.monitors import legacy_viewer  # noqa: F401
+from harness.checks.monitors import snap_viewer  # noqa: F401
+from harness.checks.monitors import state  # noqa: F401
+from harness.checks.monitors import ver_viewer  # noqa: F401
+# isort: on
