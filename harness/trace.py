@@ -121,8 +121,8 @@ class TraceFormatError(ValueError):
     pass
 
 
-def read_trace(path: Path) -> list[Record]:
-    records: list[Record] = []
+def iter_trace(path: Path) -> Iterator[Record]:
+    """The records of a stored trace one at a time, in the order they were written."""
     with path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
@@ -133,8 +133,13 @@ def read_trace(path: Path) -> list[Record]:
                 raise TraceFormatError(f"{path}:{number}: not JSON: {exc.msg}") from None
             if not isinstance(record, dict) or "kind" not in record or "t" not in record:
                 raise TraceFormatError(f"{path}:{number}: a record needs 't' and 'kind'")
-            records.append(record)
-    return records
+            if not isinstance(record["t"], int | float):
+                raise TraceFormatError(f"{path}:{number}: 't' is not a number")
+            yield record
+
+
+def read_trace(path: Path) -> list[Record]:
+    return list(iter_trace(path))
 
 
 @dataclass

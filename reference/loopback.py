@@ -229,6 +229,15 @@ class Loopback:
                 self._observe("viewer", "p2v", delivered)
                 self.viewer.receive_data(delivered, self.now)
 
+    def inject_to_viewer(self, data: bytes) -> None:
+        """Bytes from the network, not the Primary: seen by the Viewer's tap, then delivered.
+
+        This is what the frame proxy's injections look like to the Viewer (a stale-epoch
+        frame, a replayed control message): its own tap records them.
+        """
+        self._observe("viewer", "p2v", data)
+        self.viewer.receive_data(data, self.now)
+
     def _flush_then_close(self, pipe: Pipe) -> None:
         last = pipe.primary_side.data_to_send()
         if last:

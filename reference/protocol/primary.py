@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from reference.protocol.auth import NonceBook
-from reference.protocol.connection import Endpoint
+from reference.protocol.connection import TIMER_HEARTBEAT, Endpoint
 from reference.protocol.deviations import Deviation
 from reference.protocol.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
 from reference.protocol.events import (
@@ -109,6 +109,7 @@ class PrimaryConnection(Endpoint):
         self.nonce: str | None = None
         self.caps: Caps | None = None
         self.keyframe_sent_epochs: set[int] = set()
+        self._mistag_next = False  # Deviation.STALE_MEDIA_EPOCH
         self.close_reason: str | None = None
 
     # --- inputs from the caller ---------------------------------------------
@@ -198,6 +199,11 @@ class PrimaryConnection(Endpoint):
             raise LocalProtocolError(ErrorCode.UNEXPECTED, "media before STREAM_ACCEPTED (NEG-1)")
         key = keyframe and frame_type is FrameType.VIDEO
         flags = FrameFlags.KEYFRAME if key else FrameFlags.NONE
+        if Deviation.STALE_MEDIA_EPOCH in self.deviations and frame_type is FrameType.VIDEO:
+            # EPOCH-2 broken: the first delta frame after each keyframe carries a past epoch.
+            if not key and self._mistag_next:
+                epoch -= 1
+            self._mistag_next = key
         frame = self._send_frame(
             frame_type, payload, now=now, epoch=epoch, flags=flags, timestamp_us=timestamp_us
         )
@@ -297,6 +303,13 @@ class PrimaryConnection(Endpoint):
         if name == TIMER_AUTH and not self.authenticated and self.socket_open:
             self._send(Error(code=ErrorCode.TIMEOUT.value, reason="authentication timeout"), now)
             self._close_for("authentication timeout (AUTH-3)")
+
+    def _start_heartbeats(self, now: float) -> None:
+        if Deviation.SLOW_HEARTBEAT in self.deviations:
+            # HB-1 broken: heartbeats 1.6 intervals apart, still well inside the timeout.
+            self._set_deadline(TIMER_HEARTBEAT, now + 1.6 * self.timings.heartbeat_interval)
+        else:
+            super()._start_heartbeats(now)
 
     def _on_liveness_timeout(self, now: float) -> None:
         self._close_for("heartbeat timeout (HB-2)")

@@ -296,10 +296,12 @@ class ViewerConnection(Endpoint):
             return f"stale epoch {epoch} < {self.epoch} (EPOCH-4)"
         self.legacy = self.legacy_confirmed = False  # a STREAM_STATE proves version 2
         self._cancel(TIMER_LEGACY)
-        if epoch != self.epoch:
-            self._enter_epoch(epoch, now)
+        # The new server state is stored before anything it causes is reported: a state
+        # record written while entering the new epoch names the state the wire delivered.
         previous = self.server_state
         self.server_state = code
+        if epoch != self.epoch:
+            self._enter_epoch(epoch, now)
         self._emit(ServerStateChanged(code, epoch))
         if code is StreamState.ACTIVE and previous is not StreamState.ACTIVE:
             self._restart_stall_watch(now)
@@ -408,15 +410,21 @@ class ViewerConnection(Endpoint):
             self.conditions.server_active or held
         )
 
+    @property
+    def _stall_timeout(self) -> float:
+        if Deviation.LATE_STALL_WATCHDOG in self.deviations:
+            return 1.75 * self.timings.stall_timeout  # WD-1 broken: beyond the window
+        return self.timings.stall_timeout
+
     def _restart_stall_watch(self, now: float) -> None:
-        self._set_deadline(TIMER_STALL, now + self.timings.stall_timeout)
+        self._set_deadline(TIMER_STALL, now + self._stall_timeout)
         self._update_watchdog(now)
 
     def _update_watchdog(self, now: float) -> None:
         if not self._watchdog_armed():
             self._cancel(TIMER_STALL)
         elif TIMER_STALL not in self._deadlines:
-            self._set_deadline(TIMER_STALL, now + self.timings.stall_timeout)
+            self._set_deadline(TIMER_STALL, now + self._stall_timeout)
         if self.state is not ViewerState.RECOVERING:
             self._cancel(TIMER_KEYFRAME_RETRY)
 
@@ -457,6 +465,8 @@ class ViewerConnection(Endpoint):
             self._evaluate(now, "legacy fallback: no STREAM_STATE", Cause.CONDITIONS_MET)
 
     def _on_liveness_timeout(self, now: float) -> None:
+        if Deviation.NO_LIVENESS_TIMEOUT in self.deviations:
+            return  # HB-2 broken: a silent Primary is never declared dead
         self._disconnect(now, "heartbeat timeout (HB-2)", Cause.HEARTBEAT_TIMEOUT)
 
     def _on_eof(self, now: float) -> None:
@@ -506,5 +516,7 @@ class ViewerConnection(Endpoint):
             self.timings.reconnect_initial * (2 ** min(self.reconnect_attempt, 16)),
         )
         delay = ceiling * (0.5 + 0.5 * self.rng.random())
+        if Deviation.RECONNECT_TOO_SOON in self.deviations:
+            delay = 0.02  # RECON-1 broken: no backoff at all
         self.reconnect_attempt += 1
         self._set_deadline(TIMER_RECONNECT, now + delay)

@@ -71,4 +71,6 @@ def test_requirements_command_prints_the_catalogue() -> None:
     out = subprocess.run([*HARNESS, "requirements", "--json"], capture_output=True, text=True,
                          timeout=60, check=True).stdout
     rows = json.loads(out)
-    assert len(rows) == 40 and {"id", "rule", "observed", "scenarios"} <= set(rows[0])
+    assert len(rows) >= 40 and {"id", "rule", "observed", "scenarios", "monitor"} <= set(rows[0])
+    where = {row["id"]: row["monitor"] for row in rows}
+    assert where["KEY-2"] == "harness/checks/monitors/key.py:Key2"
