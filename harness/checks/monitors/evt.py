@@ -59,6 +59,7 @@ class Evt1(Monitor):
 
     requirement = "EVT-1"
     checks = "state transition(s) against the wire and delivered ACTIVE stream(s)"
+    telemetry_kinds = frozenset({RecordKind.STATE})
 
     def __init__(self, ctx: MonitorContext) -> None:
         super().__init__(ctx)

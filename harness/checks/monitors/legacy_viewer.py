@@ -10,6 +10,7 @@ from harness.checks.monitor import Monitor, MonitorContext, monitor
 from harness.checks.monitors.viewer_link import Link, Links, episode_of, viewer_key
 from harness.checks.wire import WireFrame
 from reference.protocol.states import ViewerState
+from reference.protocol.telemetry import RecordKind
 
 
 @dataclass(eq=False, slots=True)
@@ -40,6 +41,7 @@ class Legacy1(Monitor):
 
     requirement = "LEGACY-1"
     checks = "inference(s) against a version-1 Primary"
+    telemetry_kinds = frozenset({RecordKind.STATE})
 
     def __init__(self, ctx: MonitorContext) -> None:
         super().__init__(ctx)

@@ -7,6 +7,7 @@ from harness.checks.monitor import Monitor, MonitorContext, monitor
 from harness.checks.monitors.viewer_link import Deferred, Links
 from harness.checks.wire import WireFrame
 from reference.protocol.states import ViewerState
+from reference.protocol.telemetry import RecordKind
 
 
 @monitor
@@ -26,6 +27,7 @@ class Snap3(Monitor):
 
     requirement = "SNAP-3"
     checks = "(re)connection(s) reaching STREAMING"
+    telemetry_kinds = frozenset({RecordKind.STATE})
 
     def __init__(self, ctx: MonitorContext) -> None:
         super().__init__(ctx)
@@ -33,7 +35,7 @@ class Snap3(Monitor):
         self.deferred = Deferred(self)
         self.judged: set[str] = set()  # viewers whose current episode was judged
 
-    def on_frame(self, frame: WireFrame) -> None:
+    def on_control(self, frame: WireFrame) -> None:
         self.links.frame(frame)
 
     def on_episode_end(self, episode: Episode) -> None:

@@ -69,7 +69,7 @@ class State1(Monitor):
     requirement = "STATE-1"
     checks = "STREAM_STATE message(s)"
 
-    def on_frame(self, frame: WireFrame) -> None:
+    def on_control(self, frame: WireFrame) -> None:
         if not (frame.from_primary and frame.conn.judges_primary and frame.is_control):
             return
         if isinstance(frame.message, StreamStateMessage):
@@ -184,8 +184,9 @@ class State2(_ViewerMonitor):
 
     requirement = "STATE-2"
     checks = "Primary-driven transition(s)"
+    telemetry_kinds = frozenset({RecordKind.STATE})
 
-    def on_frame(self, frame: WireFrame) -> None:
+    def on_control(self, frame: WireFrame) -> None:
         link = self.links.frame(frame)
         if link is None or not isinstance(frame.message, StreamStateMessage):
             return
@@ -244,12 +245,15 @@ class State3(_ViewerMonitor):
 
     requirement = "STATE-3"
     checks = "entry/entries into STREAMING and condition loss(es)"
+    telemetry_kinds = frozenset(
+        {RecordKind.STATE, RecordKind.FRAME, RecordKind.DECODED, RecordKind.DECODER}
+    )
 
     def __init__(self, ctx: MonitorContext) -> None:
         super().__init__(ctx)
         self.decoded: dict[str, _Decoded] = {}
 
-    def on_frame(self, frame: WireFrame) -> None:
+    def on_control(self, frame: WireFrame) -> None:
         link = self.links.frame(frame)
         if link is None or not isinstance(frame.message, StreamStateMessage):
             return
@@ -328,6 +332,9 @@ class State4(Monitor):
 
     requirement = "STATE-4"
     checks = "epoch change(s) seen by a Viewer"
+    telemetry_kinds = frozenset(
+        {RecordKind.STATE, RecordKind.FRAME, RecordKind.RENDERED, RecordKind.DECODER}
+    )
 
     def __init__(self, ctx: MonitorContext) -> None:
         super().__init__(ctx)
@@ -409,13 +416,14 @@ class State5(Monitor):
 
     requirement = "STATE-5"
     checks = "pause(s)"
+    telemetry_kinds = frozenset({RecordKind.STATE})
 
     def __init__(self, ctx: MonitorContext) -> None:
         super().__init__(ctx)
         self.links = Links()
         self.paused: dict[Conn, _Pause] = {}
 
-    def on_frame(self, frame: WireFrame) -> None:
+    def on_control(self, frame: WireFrame) -> None:
         link = self.links.frame(frame)
         if link is None:
             return
@@ -505,6 +513,7 @@ class State6(_ViewerMonitor):
 
     requirement = "STATE-6"
     checks = "STREAMING/RECOVERING transition(s)"
+    telemetry_kinds = frozenset({RecordKind.STATE, RecordKind.FRAME, RecordKind.DECODED})
 
     def __init__(self, ctx: MonitorContext) -> None:
         super().__init__(ctx)
@@ -513,7 +522,7 @@ class State6(_ViewerMonitor):
         self.progress: dict[str, float] = {}  # viewer -> last decodable frame
         self.left: dict[str, _Leave] = {}
 
-    def on_frame(self, frame: WireFrame) -> None:
+    def on_control(self, frame: WireFrame) -> None:
         link = self.links.frame(frame)
         if link is None or not isinstance(frame.message, StreamStateMessage):
             return
@@ -638,12 +647,13 @@ class State7(_ViewerMonitor):
 
     requirement = "STATE-7"
     checks = "decoder lifecycle event(s)"
+    telemetry_kinds = frozenset({RecordKind.STATE, RecordKind.FRAME, RecordKind.DECODER})
 
     def __init__(self, ctx: MonitorContext) -> None:
         super().__init__(ctx)
         self.held: dict[str, _Held] = {}
 
-    def on_frame(self, frame: WireFrame) -> None:
+    def on_control(self, frame: WireFrame) -> None:
         self.links.frame(frame)
 
     def on_telemetry(self, rec: TelemetryRecord) -> None:

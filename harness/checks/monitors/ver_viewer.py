@@ -7,6 +7,7 @@ from harness.checks.monitor import Monitor, MonitorContext, monitor
 from harness.checks.monitors.viewer_link import Deferred, Links
 from harness.checks.wire import WireFrame
 from reference.protocol.states import ViewerState
+from reference.protocol.telemetry import RecordKind
 
 
 @monitor
@@ -27,13 +28,14 @@ class Ver4(Monitor):
 
     requirement = "VER-4"
     checks = "STREAMING entry/entries with a known version"
+    telemetry_kinds = frozenset({RecordKind.STATE})
 
     def __init__(self, ctx: MonitorContext) -> None:
         super().__init__(ctx)
         self.links = Links()
         self.deferred = Deferred(self)
 
-    def on_frame(self, frame: WireFrame) -> None:
+    def on_control(self, frame: WireFrame) -> None:
         self.links.frame(frame)
 
     def on_finish(self, end: float) -> None:
