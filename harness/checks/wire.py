@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
-from harness.trace import P2V, V2P, Record
+from harness.trace import P2V, PRIMARY_SIDE, V2P, VIEWER_SIDE, Record
 from reference.protocol.errors import RemoteProtocolError
 from reference.protocol.frames import MEDIA_TYPES, FrameFlags, FrameType
 from reference.protocol.messages import (
@@ -36,8 +36,6 @@ from reference.protocol.messages import (
 )
 from reference.protocol.states import StreamState
 
-PRIMARY_SIDE = "primary_side"
-VIEWER_SIDE = "viewer_side"
 ANY_VIEWER = ""  # the key of a viewer-side tap that names no Viewer
 
 

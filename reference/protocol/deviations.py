@@ -57,8 +57,9 @@ BREAKS: dict[Deviation, tuple[str, ...]] = {
     Deviation.RECONNECT_TOO_SOON: ("RECON-1",),
     Deviation.IGNORES_SNAPSHOT: ("EVT-1",),
     Deviation.FLAP_ON_KEYFRAME: ("STATE-6",),
-    # A watchdog under PAUSED also sends the keyframe requests STATE-5 forbids.
-    Deviation.WATCHDOG_WHILE_PAUSED: ("STATE-5", "STATE-6"),
+    # A watchdog under PAUSED also sends the keyframe requests STATE-5 forbids, and
+    # declares a stall after time WD-1 does not count (its timer is suspended then).
+    Deviation.WATCHDOG_WHILE_PAUSED: ("STATE-5", "STATE-6", "WD-1"),
     Deviation.NO_DECODER_FLUSH: ("STATE-4",),
     Deviation.KEEPS_DECODER: ("STATE-7",),
     Deviation.RECONNECT_ON_PAUSE: ("STATE-5",),
