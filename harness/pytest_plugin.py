@@ -160,6 +160,11 @@ class ScenarioItem(pytest.Item):
             raise ScenarioFailure(f"broken scenario file: {exc}") from None
         for requirement in scenario.covers:
             self.add_marker(pytest.mark.requirement(requirement))
+        if "packet" in scenario.fault_path:
+            from harness.packet.backends import packet_unavailable
+
+            if reason := packet_unavailable():
+                pytest.skip(f"packet-level scenario: {reason}")
         directory = Path(os.environ[RUN_DIR_ENV]) / "scenarios" / scenario.name
         result = run_scenario(scenario, directory, int(os.environ[SEED_ENV]))
         self.user_properties.append((RESULT_PROPERTY, str(directory / "result.json")))

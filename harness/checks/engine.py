@@ -137,6 +137,8 @@ class Engine:
         event = record.get("event")
         if event == "open":
             self._call("on_open", self.conns.opened(record))
+        elif event == "half_close":
+            self.conns.half_closing(record)
         elif event == "close":
             conn = self.conns.closing(record)
             self._call("on_end", conn)

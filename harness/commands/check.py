@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-HELP = "Judge a stored run, trace.jsonl or packet capture with the current monitors."
 TRACE_NAME = "trace.jsonl"
 CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap")
 

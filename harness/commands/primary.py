@@ -12,11 +12,10 @@ from rich.text import Text
 
 from harness.commands.addresses import host_port
 from harness.commands.console import CONSOLE, setup_logging
+from harness.commands.failures import cannot_listen
 from reference.peers.control import ControlServer
 from reference.peers.primary import PrimaryConfig, ReferencePrimary, StreamConfig
 from reference.protocol.deviations import PRIMARY_DEVIATIONS, parse_deviations
-
-HELP = "Run the reference Primary (streams real H.264 to Viewers)."
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -104,11 +103,19 @@ async def serve(args: argparse.Namespace) -> int:
         max_unauthenticated=args.max_unauthenticated,
     )
     primary = ReferencePrimary(config)
-    await primary.start()
+    try:
+        await primary.start()
+    except OSError as exc:
+        raise cannot_listen("Viewers", host, port, exc) from None
     control = None
     if args.control:
         control = ControlServer(primary, *args.control)
-        await control.start()
+        try:
+            await control.start()
+        except OSError as exc:
+            await primary.close()
+            control_host, control_port = args.control
+            raise cannot_listen("the control API", control_host, control_port, exc) from None
     console = CONSOLE
     console.print(
         f"primary listening on {host}:{primary.port}"

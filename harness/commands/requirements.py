@@ -11,8 +11,6 @@ from rich.table import Table
 
 from reference.protocol.requirements import CATALOGUE
 
-HELP = "Print the requirement catalogue (and which scenarios cover each ID)."
-
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-HELP = "Run the scenario suite against the reference peers behind the fault injectors."
-
 # pytest's exit-status conventions: nothing usable given (4), nothing collected (5).
 USAGE_ERROR, NO_TESTS_COLLECTED = 4, 5
 
@@ -16,6 +14,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "paths",
         nargs="*",
         type=Path,
+        metavar="PATH",
         help="scenario files or folders of them (default: ./scenarios, else the packaged suite)",
     )
     parser.add_argument("-k", dest="keyword", default=None, help="only scenarios matching EXPR")

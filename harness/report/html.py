@@ -707,6 +707,12 @@ def _scenario(
         f"<tr><td>backends</td><td>{esc(json.dumps(scenario.get('backends', {})))}</td></tr>",
         f"<tr><td>files</td><td>{_link(run_dir, scenario.get('trace'), 'trace.jsonl')}<br>"
         f"{_link(run_dir, scenario.get('pcap'), 'wire.pcapng')}</td></tr>",
+        *(
+            f"<tr><td>{esc(role)}</td><td><code>{esc(logs.get('command'))}</code><br>"
+            f"{_link(run_dir, logs.get('stdout'), 'stdout')}<br>"
+            f"{_link(run_dir, logs.get('stderr'), 'stderr')}</td></tr>"
+            for role, logs in (scenario.get("testees") or {}).items()
+        ),
         "</table>",
     ]
     problems = scenario.get("problems", []) or []

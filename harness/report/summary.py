@@ -206,6 +206,11 @@ def scenario_entry(run: RunInfo, item: ItemOutcome, result: dict[str, Any]) -> d
         "path": relative(result.get("path") or item.file, base),
         "trace": relative(result.get("trace"), base),
         "pcap": relative(result.get("pcap"), base),
+        "testees": {
+            role: {**logs, "stdout": relative(logs["stdout"], base),
+                   "stderr": relative(logs["stderr"], base)}
+            for role, logs in result.get("testees", {}).items()
+        },
         "verdict": verdict,
         "started": started,
         "timeline": timeline,

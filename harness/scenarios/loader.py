@@ -246,6 +246,8 @@ def _check_step(step: Step, viewers: list[str], fault_path: list[str], fail: Any
         "enable_proxy": "toxiproxy",
         "fault": "frame_proxy",
         "remove_fault": "frame_proxy",
+        "impair": "packet",
+        "clear_impairment": "packet",
     }
     if step.do in needs and needs[step.do] not in fault_path:
         raise fail(f"'{step.do}' needs '{needs[step.do]}' in the scenario's path")
@@ -259,6 +261,13 @@ def _check_step(step: Step, viewers: list[str], fault_path: list[str], fail: Any
             make_fault(dict(step.args))
         except (ValueError, TypeError, KeyError) as exc:
             raise fail(f"bad frame fault: {exc}") from None
+    if step.do in ("impair", "clear_impairment"):
+        from harness.packet.impairment import directions, parse_step
+
+        try:
+            parse_step(step.args) if step.do == "impair" else directions(step.args)
+        except ValueError as exc:
+            raise fail(f"bad impairment: {exc}") from None
     if step.do == "toxic" and "type" not in step.args:
         raise fail("a toxic needs a 'type' (latency, bandwidth, timeout, ...)")
 

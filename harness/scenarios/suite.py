@@ -57,6 +57,9 @@ class ProgressPlugin:
             self.progress.console.print(
                 f"[{colour}]{report.outcome.upper():7}[/] {name} ({report.duration:.1f} s)"
             )
+            if report.skipped and isinstance(report.longrepr, tuple):
+                # Never silently: a skip says why (e.g. no packet backend on this machine).
+                self.progress.console.print(f"        {report.longrepr[2]}")
 
 
 def _run_id() -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -162,8 +163,12 @@ class ReferenceViewer:
         try:
             reader, writer = await asyncio.open_connection(self.config.host, self.config.port)
         except OSError as exc:
-            self.conn.connection_failed(monotonic(), str(exc))
-            self._emit({"event": "connection", "action": "failed", "reason": str(exc)})
+            # The system's words ("Connection refused"), not asyncio's "Connect call failed";
+            # name lookups (negative errno) carry theirs in strerror.
+            errno = exc.errno or 0
+            reason = os.strerror(errno) if errno > 0 else str(exc.strerror or exc)
+            self.conn.connection_failed(monotonic(), reason)
+            self._emit({"event": "connection", "action": "failed", "reason": reason})
             return
         self.stats.connects += 1
         self._emit({"event": "connection", "action": "connect"})
