@@ -29,6 +29,14 @@ class Deviation(str, Enum):
     NO_LIVENESS_TIMEOUT = "no_liveness_timeout"
     LATE_STALL_WATCHDOG = "late_stall_watchdog"
     RECONNECT_TOO_SOON = "reconnect_too_soon"
+    IGNORES_SNAPSHOT = "ignores_snapshot"  # waits for an event instead of the snapshot
+    FLAP_ON_KEYFRAME = "flap_on_keyframe"  # leaves and re-enters STREAMING on a keyframe
+    WATCHDOG_WHILE_PAUSED = "watchdog_while_paused"  # stall watchdog runs under PAUSED
+    NO_DECODER_FLUSH = "no_decoder_flush"  # a new epoch is decoded without a flush
+    KEEPS_DECODER = "keeps_decoder"  # no decoder release on DISCONNECTED
+    RECONNECT_ON_PAUSE = "reconnect_on_pause"  # PAUSED taken for the end: reconnect
+    INFER_ON_V2 = "infer_on_v2"  # ignores STREAM_STATE, infers STREAMING from media
+    NO_LEGACY_INFERENCE = "no_legacy_inference"  # never infers against a version-1 Primary
 
 
 BREAKS: dict[Deviation, tuple[str, ...]] = {
@@ -47,6 +55,16 @@ BREAKS: dict[Deviation, tuple[str, ...]] = {
     Deviation.NO_LIVENESS_TIMEOUT: ("HB-2",),
     Deviation.LATE_STALL_WATCHDOG: ("WD-1",),
     Deviation.RECONNECT_TOO_SOON: ("RECON-1",),
+    Deviation.IGNORES_SNAPSHOT: ("EVT-1",),
+    Deviation.FLAP_ON_KEYFRAME: ("STATE-6",),
+    # A watchdog under PAUSED also sends the keyframe requests STATE-5 forbids, and
+    # declares a stall after time WD-1 does not count (its timer is suspended then).
+    Deviation.WATCHDOG_WHILE_PAUSED: ("STATE-5", "STATE-6", "WD-1"),
+    Deviation.NO_DECODER_FLUSH: ("STATE-4",),
+    Deviation.KEEPS_DECODER: ("STATE-7",),
+    Deviation.RECONNECT_ON_PAUSE: ("STATE-5",),
+    Deviation.INFER_ON_V2: ("VER-4",),
+    Deviation.NO_LEGACY_INFERENCE: ("LEGACY-1",),
 }
 
 PRIMARY_DEVIATIONS = frozenset(

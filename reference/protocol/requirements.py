@@ -104,7 +104,8 @@ CATALOGUE: tuple[Requirement, ...] = (
        "reconnects."),
     _r("STATE-6", "State authority", V, B,
        "The server's state wins: no flapping between RECOVERING and STREAMING while the "
-       "server says ACTIVE (at most two transitions per stall episode)."),
+       "server says ACTIVE (at most two transitions per stall episode), and no RECOVERING "
+       "while it says PAUSED or STOPPED."),
     _r("STATE-7", "State authority", V, T,
        "No decoder and no frame buffers before the handshake completes; released on "
        "DISCONNECTED."),

@@ -170,6 +170,10 @@ class ViewerConnection(Endpoint):
             return
         if keyframe:
             self.keyframe_decoded = True
+            streaming = self.state is ViewerState.STREAMING
+            if Deviation.FLAP_ON_KEYFRAME in self.deviations and streaming:
+                self._transition(ViewerTrigger.CONDITIONS_LOST, "keyframe: resync", now,
+                                 Cause.NEW_EPOCH)
         if self.keyframe_decoded:
             self._restart_stall_watch(now)
         self._evaluate(
@@ -197,6 +201,8 @@ class ViewerConnection(Endpoint):
         server_active = self.server_state is StreamState.ACTIVE
         if self.legacy_confirmed and self.server_state is None:
             server_active = True  # LEGACY-1: inference, only against a version-1 Primary
+        if Deviation.INFER_ON_V2 in self.deviations and self.server_state is None:
+            server_active = True
         if Deviation.SELF_DECLARED_STREAMING in self.deviations:
             server_active = True
         return StreamingConditions(
@@ -285,6 +291,13 @@ class ViewerConnection(Endpoint):
     def _on_stream_state(self, code: StreamState, epoch: int, now: float) -> str | None:
         if self.version == 1:
             return "STREAM_STATE ignored by a version-1 Viewer"
+        if Deviation.INFER_ON_V2 in self.deviations:
+            return "STREAM_STATE ignored (deviation)"
+        if Deviation.IGNORES_SNAPSHOT in self.deviations and self.state is ViewerState.NEGOTIATING:
+            return "snapshot ignored, waiting for an event (deviation)"
+        if Deviation.RECONNECT_ON_PAUSE in self.deviations and code is StreamState.PAUSED:
+            self._disconnect(now, "paused: reconnecting (deviation)", Cause.SERVER_STATE)
+            return None
         if not control_epoch_acceptable(self.epoch, epoch) and (
             Deviation.STALE_CONTROL_APPLIED not in self.deviations
         ):
@@ -382,7 +395,7 @@ class ViewerConnection(Endpoint):
         self.csd_passed = self.csd_applied = False
         self.keyframe_passed = self.keyframe_decoded = False
         self._stall_left = None
-        if self.decoder_started:
+        if self.decoder_started and Deviation.NO_DECODER_FLUSH not in self.deviations:
             self._emit(FlushDecoder(epoch))
         self._evaluate(now, f"new epoch {epoch}", Cause.NEW_EPOCH)
 
@@ -406,8 +419,10 @@ class ViewerConnection(Endpoint):
 
     def _watchdog_armed(self) -> bool:
         """WD-1 runs only while the server says ACTIVE (never while PAUSED, STATE-5)."""
+        held = Deviation.WATCHDOG_WHILE_PAUSED in self.deviations and self.server_state in (
+            StreamState.PAUSED, StreamState.STOPPED)
         return self.state in (ViewerState.STREAMING, ViewerState.RECONFIGURING) and (
-            self.conditions.server_active
+            self.conditions.server_active or held
         )
 
     @property
@@ -466,6 +481,8 @@ class ViewerConnection(Endpoint):
                 )
             else:
                 self._request_keyframe(now)
+        elif name == TIMER_LEGACY and Deviation.NO_LEGACY_INFERENCE in self.deviations:
+            return
         elif name == TIMER_LEGACY and self.legacy and self.server_state is None:
             self.legacy_confirmed = True  # LEGACY-1: no STREAM_STATE in time
             self._evaluate(now, "legacy fallback: no STREAM_STATE", Cause.CONDITIONS_MET)
@@ -528,7 +545,7 @@ class ViewerConnection(Endpoint):
         self._cancel(TIMER_LEGACY)
         self._transition(trigger, reason, now, cause)
         self.decoder_started = False
-        if had_decoder:
+        if had_decoder and Deviation.KEEPS_DECODER not in self.deviations:
             self._emit(ReleaseDecoder())  # STATE-7
         if reconnect and self.auto_reconnect:
             self._schedule_reconnect(now)

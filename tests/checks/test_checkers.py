@@ -95,6 +95,9 @@ def test_each_deviation_fails_its_requirement(sim: Any, deviation: Deviation) ->
         lb.inject_to_viewer(_frame(Frame(FrameType.CSD, b"c", epoch=1)))
         lb.inject_to_viewer(_frame(Frame(FrameType.VIDEO, b"k", epoch=1, flags=1)))  # type: ignore[arg-type]
         lb.pump()
+        lb.run_until(2.5)
+        lb.primary.broadcast_state(lb.now)  # the truth again: a record past the leave deadline
+        lb.pump()
         lb.run_until(3.0)
     elif deviation in (Deviation.SLOW_HEARTBEAT, Deviation.STALE_MEDIA_EPOCH):
         lb.run_until(9.0, picture_interval=FPS)
@@ -180,3 +183,48 @@ def test_version_one_viewer_legacy_2(sim: Any) -> None:
     lb.run_until(3.0, picture_interval=FPS)
     results = verdicts(rec.trace(), ["LEGACY-2"])
     assert results["LEGACY-2"].status is Status.PASS
+
+
+def _viewer_state_deviation(sim: Any, deviation: Deviation) -> Trace:
+    """The smallest life in which each Viewer-state deviation shows (issue 8 item 7)."""
+    primary_version = 1 if deviation is Deviation.NO_LEGACY_INFERENCE else 2
+    lb, rec = sim(viewer_deviations=frozenset({deviation}), primary_version=primary_version)
+    lb.primary.start(0.0)
+    lb.connect()
+    lb.run_until(2.0, picture_interval=FPS)
+    if deviation is Deviation.FLAP_ON_KEYFRAME:
+        for conn in lb.primary.live():  # a keyframe mid-stream (a new GOP): the Viewer flaps
+            lb.primary.send_keyframe(conn, lb.now)
+        lb.run_until(4.0, picture_interval=FPS)
+    elif deviation in (Deviation.WATCHDOG_WHILE_PAUSED, Deviation.RECONNECT_ON_PAUSE):
+        # A request under PAUSED goes unanswered, so WD-3 has no keyframe to judge.
+        lb.primary.answer_keyframe_requests = False
+        lb.primary.stream.transition(StreamState.PAUSED, lb.now)
+        lb.primary.broadcast_state(lb.now)
+        lb.run_until(6.0)
+    elif deviation is Deviation.NO_DECODER_FLUSH:
+        lb.primary.reconfigure(lb.now)
+        lb.run_until(4.0, picture_interval=FPS)
+    elif deviation is Deviation.KEEPS_DECODER:
+        lb.primary_silent = True  # heartbeat loss: the Viewer disconnects and reconnects
+        lb.run_until(9.0)
+        lb.primary_silent = False
+        lb.run_until(14.0, picture_interval=FPS)
+    else:
+        lb.run_until(6.0, picture_interval=FPS)
+    return rec.trace()
+
+
+@pytest.mark.parametrize("deviation", [
+    Deviation.IGNORES_SNAPSHOT, Deviation.FLAP_ON_KEYFRAME, Deviation.WATCHDOG_WHILE_PAUSED,
+    Deviation.NO_DECODER_FLUSH, Deviation.KEEPS_DECODER, Deviation.RECONNECT_ON_PAUSE,
+    Deviation.INFER_ON_V2, Deviation.NO_LEGACY_INFERENCE,
+])
+def test_each_viewer_state_deviation_fails_exactly_its_requirement(
+    sim: Any, deviation: Deviation
+) -> None:
+    results = verdicts(_viewer_state_deviation(sim, deviation), secret="s3cret")
+    failed = {k for k, v in results.items() if v.status is Status.FAIL}
+    assert failed == set(BREAKS[deviation]), {k: results[k].evidence for k in failed}
+    for requirement in BREAKS[deviation]:
+        assert results[requirement].evidence

@@ -36,6 +36,14 @@ CASES: dict[Deviation, tuple[str, set[str]]] = {
     Deviation.NO_LIVENESS_TIMEOUT: ("primary-silent", {"HB-2"}),
     Deviation.LATE_STALL_WATCHDOG: ("frame-loss-recovery", {"WD-1"}),
     Deviation.RECONNECT_TOO_SOON: ("primary-restart", {"RECON-1"}),
+    Deviation.IGNORES_SNAPSHOT: ("snapshot-without-events", {"EVT-1"}),
+    Deviation.FLAP_ON_KEYFRAME: ("keyframes-mid-stream", {"STATE-6"}),
+    Deviation.WATCHDOG_WHILE_PAUSED: ("stall-while-paused", {"STATE-5", "STATE-6"}),
+    Deviation.NO_DECODER_FLUSH: ("reconfigure-mid-stream", {"STATE-4"}),
+    Deviation.KEEPS_DECODER: ("snapshot-without-events", {"STATE-7"}),
+    Deviation.RECONNECT_ON_PAUSE: ("pause-resume", {"STATE-5"}),
+    Deviation.INFER_ON_V2: ("snapshot-without-events", {"VER-4"}),
+    Deviation.NO_LEGACY_INFERENCE: ("legacy-primary", {"LEGACY-1"}),
 }
 
 
