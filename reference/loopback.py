@@ -109,6 +109,9 @@ class SimPrimary:
         if not conn.socket_open:
             return  # queued before the connection closed: nobody to answer
         if isinstance(event, StreamRequested):
+            if event.request.codec.lower() != "h264":  # as the reference Primary (NEG-3)
+                conn.reject_stream(now, f"codec {event.request.codec} not offered; use h264")
+                return
             conn.accept_stream(now, width=640, height=360, fps=30)
             if self.stream.state is StreamState.ACTIVE:
                 self.send_keyframe(conn, now)  # KEY-3
@@ -212,6 +215,20 @@ class Loopback:
                 else:
                     self.primary.handle(conn, event, self.now)
         return moved
+
+    def inject(self, direction: str, data: bytes) -> None:
+        """Bytes that enter between the two sides, as a frame proxy injects them: only the
+        receiving side's observer sees them ("v2p": the Primary's, "p2v": the Viewer's)."""
+        pipe = self.pipe
+        if pipe is None or not pipe.open:
+            raise RuntimeError("inject needs an open connection")
+        if direction == "v2p":
+            self._observe("primary", "v2p", data)
+            pipe.primary_side.receive_data(data, self.now)
+        else:
+            self._observe("viewer", "p2v", data)
+            self.viewer.receive_data(data, self.now)
+        self.pump()
 
     def _observe(self, side: str, direction: str, data: bytes) -> None:
         if self.wire_observer is not None and self.pipe is not None:

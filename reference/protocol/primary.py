@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from reference.protocol.auth import NonceBook
+from reference.protocol.auth import NonceBook, new_nonce
 from reference.protocol.connection import Endpoint
 from reference.protocol.deviations import Deviation
 from reference.protocol.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
@@ -55,6 +55,12 @@ from reference.protocol.states import (
 from reference.protocol.timings import DEFAULT_TIMINGS, Timings
 
 TIMER_AUTH = "auth"
+
+
+def _same_bytes(count: int) -> bytes:
+    """The REUSE_NONCE deviation's randomness: the same bytes every time."""
+    return bytes(count)
+
 MAX_VERSION = 2
 _P = PrimaryConnectionState
 
@@ -151,10 +157,11 @@ class PrimaryConnection(Endpoint):
             raise LocalProtocolError(
                 ErrorCode.UNEXPECTED, f"accept_stream in state {self.state.value}"
             )
+        no_epoch = Deviation.ACCEPT_WITHOUT_EPOCH in self.deviations
         self._send(
             StreamAccepted(
-                epoch=self.stream.epoch, codec=codec, width=width, height=height, fps=fps,
-                bitrate=bitrate, profile=profile, backend=backend,
+                epoch=None if no_epoch else self.stream.epoch, codec=codec, width=width,
+                height=height, fps=fps, bitrate=bitrate, profile=profile, backend=backend,
             ),
             now,
         )
@@ -164,11 +171,14 @@ class PrimaryConnection(Endpoint):
         """NEG-3: a clear rejection; the session stays up."""
         if not self.authenticated:
             raise LocalProtocolError(ErrorCode.UNEXPECTED, "reject_stream before AUTH_OK")
+        if Deviation.SILENT_REJECTION in self.deviations:
+            return
         self._send(StreamRejected(reason=reason, epoch=self.stream.epoch), now)
 
     def send_stream_state(self, now: float) -> bool:
         """Tell this Viewer the stream's current truth; only version 2 has STREAM_STATE."""
-        if not (self.socket_open and self.authenticated and self.speaks_v2):
+        to_version_1 = Deviation.STATE_TO_VERSION_1 in self.deviations
+        if not (self.socket_open and self.authenticated and (self.speaks_v2 or to_version_1)):
             return False
         self._send(StreamStateMessage(state=self.stream.state, epoch=self.stream.epoch), now)
         return True
@@ -215,6 +225,8 @@ class PrimaryConnection(Endpoint):
 
     def _receive_message(self, message: Message, frame: Frame, now: float) -> str | None:
         if isinstance(message, UnknownMessage):
+            if Deviation.ERROR_ON_UNKNOWN in self.deviations:
+                raise RemoteProtocolError(ErrorCode.BAD_MESSAGE, f"unknown {message.name}")
             return "unknown message (VER-3)"
         if isinstance(message, Hello):
             return self._on_hello(message, now)
@@ -255,9 +267,13 @@ class PrimaryConnection(Endpoint):
         if message.version < 1:
             raise RemoteProtocolError(ErrorCode.VERSION, f"version {message.version} unsupported")
         self.version = min(message.version, self.max_version)
-        if self.version >= 2:
+        if self.version >= 2 and Deviation.NO_PROTO not in self.deviations:
             self._send(Proto(version=self.version), now)  # VER-2
-        self.nonce = self.nonces.issue(self.random_bytes)  # AUTH-1
+        random_bytes = self.random_bytes
+        if Deviation.REUSE_NONCE in self.deviations:
+            random_bytes = _same_bytes
+            self.nonces.discard(new_nonce(random_bytes))
+        self.nonce = self.nonces.issue(random_bytes)  # AUTH-1
         self._send(AuthChallenge(nonce=self.nonce), now)
         self.state = _P.CHALLENGED
         return None
@@ -271,7 +287,8 @@ class PrimaryConnection(Endpoint):
             self._close_for("AUTH before AUTH_CHALLENGE")
             return None
         nonce, self.nonce = self.nonce, None
-        if not self.nonces.consume(self.secret, nonce, message.response):  # AUTH-2, AUTH-5
+        right = self.nonces.consume(self.secret, nonce, message.response)  # AUTH-2, AUTH-5
+        if not right and Deviation.ACCEPT_WRONG_ANSWER not in self.deviations:
             self._send(AuthFail(reason="bad_response"), now)
             self._emit(AuthRejected("bad_response"))
             self._close_for("authentication failed (AUTH-2)")
@@ -280,7 +297,10 @@ class PrimaryConnection(Endpoint):
         self.state = _P.AUTHENTICATED
         self._send(AuthOk(), now)
         self._send(Session(id=self.session_id), now)
-        if Deviation.NO_SNAPSHOT not in self.deviations:
+        if Deviation.STALE_SNAPSHOT in self.deviations and self.speaks_v2:
+            stale = StreamStateMessage(state=StreamState.STOPPED, epoch=self.stream.epoch)
+            self._send(stale, now)  # SNAP-2 broken: not the truth
+        elif Deviation.NO_SNAPSHOT not in self.deviations:
             self.send_stream_state(now)  # SNAP-1: before any other stream message
         self._start_heartbeats(now)
         self._emit(ViewerAuthenticated(self.session_id, self.version or 1))
@@ -294,6 +314,8 @@ class PrimaryConnection(Endpoint):
     # --- timers and closing -------------------------------------------------
 
     def _on_role_timer(self, name: str, now: float) -> None:
+        if Deviation.NO_AUTH_TIMEOUT in self.deviations:
+            return
         if name == TIMER_AUTH and not self.authenticated and self.socket_open:
             self._send(Error(code=ErrorCode.TIMEOUT.value, reason="authentication timeout"), now)
             self._close_for("authentication timeout (AUTH-3)")

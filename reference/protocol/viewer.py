@@ -132,7 +132,8 @@ class ViewerConnection(Endpoint):
         self._reset_session_state()
         self._open_socket(now)
         self._transition(ViewerTrigger.TCP_CONNECTED, "tcp connected", now, Cause.TCP_CONNECTED)
-        self._send(Hello(client="viewer", version=self.version), now)
+        role = "player" if Deviation.HELLO_WITHOUT_ROLE in self.deviations else "viewer"
+        self._send(Hello(client=role, version=self.version), now)
 
     def connection_failed(self, now: float, reason: str) -> None:
         """A connect attempt failed: back off and try again."""
@@ -207,6 +208,8 @@ class ViewerConnection(Endpoint):
     def _receive_message(self, message: Message, frame: Frame, now: float) -> str | None:
         state = self.state
         if isinstance(message, UnknownMessage):
+            if Deviation.VIEWER_ERROR_ON_UNKNOWN in self.deviations:
+                raise RemoteProtocolError(ErrorCode.BAD_MESSAGE, f"unknown {message.name}")
             return "unknown message (VER-3)"
         if isinstance(message, Proto):
             if state is not ViewerState.SOCKET_CONNECTED:
@@ -237,6 +240,8 @@ class ViewerConnection(Endpoint):
                 self._set_deadline(TIMER_LEGACY, now + self.timings.legacy_fallback)
             self._send(self.caps, now)
             self._send(self.request, now)
+            if Deviation.EARLY_KEYFRAME_REQUEST in self.deviations:
+                self._send(ReqKeyframe(epoch=self.epoch or 0), now)  # NEG-4 broken
             return None
         if isinstance(message, AuthFail):
             if state is not ViewerState.AUTHENTICATING:
@@ -444,6 +449,13 @@ class ViewerConnection(Endpoint):
 
     def _on_eof(self, now: float) -> None:
         self._disconnect(now, "connection closed by primary", Cause.SERVER_CLOSED)
+
+    def _protocol_violation(self, error: RemoteProtocolError, now: float) -> None:
+        if Deviation.SILENT_CLOSE_ON_BAD_INPUT in self.deviations:
+            self._close(f"protocol error: {error}", error)  # FRAME-2 broken: no ERROR
+            self._after_protocol_violation(now)
+            return
+        super()._protocol_violation(error, now)
 
     def _after_protocol_violation(self, now: float) -> None:
         self._disconnect(now, "protocol error", Cause.PROTOCOL_ERROR)
