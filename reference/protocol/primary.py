@@ -10,10 +10,11 @@ and the per-connection media gate (NEG-1). Sans-IO, like the Viewer.
 from __future__ import annotations
 
 import os
+import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from reference.protocol.auth import NonceBook, new_nonce
+from reference.protocol.auth import NonceBook
 from reference.protocol.connection import Endpoint
 from reference.protocol.deviations import Deviation
 from reference.protocol.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
@@ -55,11 +56,6 @@ from reference.protocol.states import (
 from reference.protocol.timings import DEFAULT_TIMINGS, Timings
 
 TIMER_AUTH = "auth"
-
-
-def _same_bytes(count: int) -> bytes:
-    """The REUSE_NONCE deviation's randomness: the same bytes every time."""
-    return bytes(count)
 
 MAX_VERSION = 2
 _P = PrimaryConnectionState
@@ -271,8 +267,8 @@ class PrimaryConnection(Endpoint):
             self._send(Proto(version=self.version), now)  # VER-2
         random_bytes = self.random_bytes
         if Deviation.REUSE_NONCE in self.deviations:
-            random_bytes = _same_bytes
-            self.nonces.discard(new_nonce(random_bytes))
+            # AUTH-1 broken: a generator reseeded per connection repeats its first nonce.
+            random_bytes = random.Random(0).randbytes
         self.nonce = self.nonces.issue(random_bytes)  # AUTH-1
         self._send(AuthChallenge(nonce=self.nonce), now)
         self.state = _P.CHALLENGED

@@ -252,7 +252,7 @@ class Neg4(Monitor):
         self.fail(frame.t, f"{frame.label} {when}", frame.where())
 
     def on_end(self, conn: Conn) -> None:
-        if conn not in self.judged and conn.authenticated_at is not None:
+        if conn.judges_viewer and conn not in self.judged and conn.authenticated_at is not None:
             self.check()
         self.judged.discard(conn)
         self.early.discard(conn)
