@@ -31,6 +31,20 @@ CASES: dict[Deviation, tuple[str, set[str]]] = {
     Deviation.SELF_DECLARED_STREAMING: ("pause-resume", {"STATE-2", "STATE-5"}),
     Deviation.EVENTS_AS_STATE: ("events-lost-and-late", {"EVT-1"}),
     Deviation.STALE_CONTROL_APPLIED: ("stale-epoch-injection", {"EPOCH-4"}),
+    Deviation.NO_PROTO: ("first-connect", {"VER-2"}),
+    Deviation.REUSE_NONCE: ("viewer-malformed-frames", {"AUTH-1"}),
+    # A replayed answer is a wrong answer for the new nonce: accepted, it is both.
+    Deviation.ACCEPT_WRONG_ANSWER: ("replayed-answer", {"AUTH-2", "AUTH-5"}),
+    Deviation.NO_AUTH_TIMEOUT: ("half-open-sockets", {"AUTH-3"}),
+    Deviation.STALE_SNAPSHOT: ("first-connect", {"SNAP-2"}),
+    Deviation.ACCEPT_WITHOUT_EPOCH: ("first-connect", {"NEG-2"}),
+    Deviation.SILENT_REJECTION: ("unsatisfiable-request", {"NEG-3"}),
+    Deviation.ERROR_ON_UNKNOWN: ("unknown-messages", {"VER-3"}),
+    Deviation.STATE_TO_VERSION_1: ("legacy-viewer", {"LEGACY-2"}),
+    Deviation.HELLO_WITHOUT_ROLE: ("first-connect", {"VER-1"}),
+    Deviation.EARLY_KEYFRAME_REQUEST: ("first-connect", {"NEG-4"}),
+    Deviation.VIEWER_ERROR_ON_UNKNOWN: ("viewer-unknown-messages", {"VER-3"}),
+    Deviation.SILENT_CLOSE_ON_BAD_INPUT: ("viewer-malformed-frames", {"FRAME-2"}),
 }
 
 

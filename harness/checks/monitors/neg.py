@@ -9,6 +9,7 @@ from harness.checks.episodes import Episode, TelemetryRecord
 from harness.checks.monitor import Monitor, MonitorContext, monitor
 from harness.checks.wire import Conn, WireFrame
 from reference.protocol.messages import (
+    Auth,
     AuthOk,
     Bye,
     Caps,
@@ -129,10 +130,13 @@ class _Rejection:
 class Neg3(Monitor):
     """NEG-3: an unsatisfiable SET_STREAM gets STREAM_REJECTED|reason=...; the session stays up.
 
-    Read on every Primary-side connection, in wire order. Each SET_STREAM sent after
-    the connection's AUTH_OK and before its STREAM_ACCEPTED (one negotiation per
-    session: later ones are ignored, PROTOCOL.md 4.4) must get STREAM_ACCEPTED or
-    STREAM_REJECTED within `answer_within` (default 1 s) plus the tolerance. Each
+    Read on every Primary-side connection, in wire order. Each SET_STREAM the Viewer
+    sent after its AUTH and before the connection's STREAM_ACCEPTED (one negotiation
+    per session: later ones are ignored, PROTOCOL.md 4.4) must get STREAM_ACCEPTED or
+    STREAM_REJECTED within `answer_within` (default 1 s) plus the tolerance, if the
+    connection was authenticated by then: the Primary reads its input in order, so a
+    request pipelined right behind a right AUTH is acted on after it, even though
+    the tap may record it before the AUTH_OK. Each
     STREAM_REJECTED is one item checked: it must carry a `reason`, and within
     `stay_up` (default 1 s) plus the tolerance after it the Primary must send no BYE
     or ERROR and the connection must not close unless the Viewer left (BYE or ERROR
@@ -149,13 +153,16 @@ class Neg3(Monitor):
         self.stay_up = float(self.ctx.param("stay_up", 1.0)) + self.tolerance
         self.requests: dict[Conn, list[_Request]] = {}
         self.rejections: dict[Conn, _Rejection] = {}
+        self.authed: set[Conn] = set()  # the Viewer sent AUTH on the connection
 
     def on_frame(self, frame: WireFrame) -> None:
         conn, message = frame.conn, frame.message
         if not conn.judges_primary:
             return
         if frame.from_viewer:
-            if isinstance(message, SetStream) and conn.authenticated_at is not None and (
+            if isinstance(message, Auth):
+                self.authed.add(conn)
+            elif isinstance(message, SetStream) and conn in self.authed and (
                 conn.accepted is None
             ):
                 request = _Request(conn, frame.t)
@@ -185,6 +192,8 @@ class Neg3(Monitor):
         if request.answered or request not in self.requests.get(request.conn, []):
             return
         self.requests[request.conn].remove(request)
+        if request.conn.authenticated_at is None:
+            return  # never authenticated: the request was rightly not acted on
         self.check()
         self.fail(request.t, f"SET_STREAM unanswered for {self.answer_within:.1f} s",
                   request.conn.where)
@@ -196,6 +205,7 @@ class Neg3(Monitor):
 
     def on_end(self, conn: Conn) -> None:
         self.requests.pop(conn, None)
+        self.authed.discard(conn)
         rejection = self.rejections.pop(conn, None)
         if rejection is None or rejection.left or conn.closed is None:
             return
