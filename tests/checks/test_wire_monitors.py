@@ -135,3 +135,11 @@ def test_frame_2_judges_a_primary_receiver_too() -> None:
 
     assert status(answered(True), "FRAME-2") is Status.PASS
     assert status(answered(False), "FRAME-2") is Status.FAIL
+
+
+def test_a_frame_proxy_wire_error_is_not_a_tap_connection() -> None:
+    trace = Trace()
+    t = accepted_stream(trace.wire(), 0.0)
+    trace.add({"t": t, "kind": "wire_error", "source": "frame_proxy", "proxy": "frame_proxy",
+               "conn": "c1", "dir": V2P, "code": "bad_magic", "error": "bad magic"})
+    assert status(trace, "FRAME-2") is Status.NOT_OBSERVED
