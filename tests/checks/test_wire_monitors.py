@@ -143,3 +143,22 @@ def test_a_frame_proxy_wire_error_is_not_a_tap_connection() -> None:
     trace.add({"t": t, "kind": "wire_error", "source": "frame_proxy", "proxy": "frame_proxy",
                "conn": "c1", "dir": V2P, "code": "bad_magic", "error": "bad magic"})
     assert status(trace, "FRAME-2") is Status.NOT_OBSERVED
+
+
+def test_a_bye_in_answer_to_unknown_input_is_fatal_but_the_senders_bye_is_not() -> None:
+    from reference.protocol.messages import Bye
+
+    def closed_by(viewer: bool) -> Trace:
+        trace = Trace()
+        wire = trace.wire("viewer_side:v1")
+        t = accepted_stream(wire, 0.0)
+        wire.p2v(t + 0.1, "FUTURE_THING|x=1")
+        if viewer:
+            wire.v2p(t + 0.2, Bye(reason="confused"))
+        else:
+            wire.p2v(t + 0.2, Bye(reason="primary shutting down"))
+        wire.close(t + 0.3)
+        return trace
+
+    assert status(closed_by(viewer=True), "VER-3") is Status.FAIL
+    assert status(closed_by(viewer=False), "VER-3") is Status.PASS

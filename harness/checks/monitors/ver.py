@@ -135,6 +135,7 @@ class _Unknown:
     direction: str
     what: str
     settled: bool = False
+    explained: bool = False  # a close after it is not the receiver's doing
 
 
 @monitor
@@ -147,11 +148,11 @@ class Ver3(Monitor):
     parses as UnknownMessage; an unknown field is a known message with `extra`
     fields (BYE and ERROR, which close anyway, are not judged). Within `window`
     (default 1 s, the promptness FRAME-2 asks of an ERROR) plus the tolerance after
-    it, in wire order, the receiver must not send ERROR on the connection, and the
-    connection must not close unless a BYE, ERROR or AUTH_FAIL in between explains
-    the close. Input whose window outlasts the connection's explained end, or the
-    trace, counts as ignored up to that point. Evidence: the ERROR or the close,
-    with the unknown text.
+    it, in wire order, the receiver must send no ERROR and no BYE on the
+    connection, and the connection must not close unless the sender's BYE or ERROR,
+    or an AUTH_FAIL (a wrong answer refused), explains the close. Input whose
+    window outlasts the connection's explained end, or the trace, counts as ignored
+    up to that point. Evidence: the ERROR, BYE or close, with the unknown text.
     """
 
     requirement = "VER-3"
@@ -161,24 +162,21 @@ class Ver3(Monitor):
         super().__init__(ctx)
         self.within = float(self.ctx.param("window", 1.0)) + self.tolerance
         self.pending: dict[Conn, list[_Unknown]] = {}
-        self.explained: set[Conn] = set()  # a BYE, ERROR or AUTH_FAIL went by: a close is fine
 
     def on_frame(self, frame: WireFrame) -> None:
         conn, message = frame.conn, frame.message
         if message is None:
             return
-        waiting = self.pending.get(conn)
-        if waiting:
-            reply = [u for u in waiting if frame.dir == reply_direction(u.direction)]
-            if isinstance(message, Error) and reply:
-                for item in reply:
-                    if frame.t <= item.t + self.within:
-                        self._settle(item, f"{receiver_name(item.direction)} answered ERROR "
-                                     f"to {item.what}", frame.t)
-            if isinstance(message, (Bye, Error, AuthFail)):
-                self.explained.add(conn)
-        elif isinstance(message, (Bye, Error, AuthFail)):
-            self.explained.add(conn)
+        for item in list(self.pending.get(conn, ())):
+            from_receiver = frame.dir == reply_direction(item.direction)
+            if from_receiver and isinstance(message, (Error, Bye)):
+                if frame.t <= item.t + self.within:
+                    self._settle(item, f"{receiver_name(item.direction)} answered "
+                                 f"{frame.label} to {item.what}", frame.t)
+            elif isinstance(message, AuthFail) or (
+                not from_receiver and isinstance(message, (Bye, Error))
+            ):
+                item.explained = True  # the sender left, or a wrong AUTH was refused
         unknown = isinstance(message, UnknownMessage) or (
             bool(message.extra) and not isinstance(message, (Bye, Error))
         )
@@ -205,11 +203,8 @@ class Ver3(Monitor):
     def on_end(self, conn: Conn) -> None:
         for item in list(self.pending.pop(conn, [])):
             closed = conn.closed
-            if closed is not None and closed <= item.t + self.within and (
-                conn not in self.explained
-            ):
+            if closed is not None and closed <= item.t + self.within and not item.explained:
                 self._settle(item, f"connection closed {closed - item.t:.2f} s after "
                              f"{item.what}", closed)
             else:
                 self._settle(item, None, closed if closed is not None else item.t)
-        self.explained.discard(conn)
