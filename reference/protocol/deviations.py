@@ -37,6 +37,7 @@ class Deviation(str, Enum):
     EARLY_KEYFRAME_REQUEST = "early_keyframe_request"
     VIEWER_ERROR_ON_UNKNOWN = "viewer_error_on_unknown"
     SILENT_CLOSE_ON_BAD_INPUT = "silent_close_on_bad_input"
+    FLAGGED_CAPS = "flagged_caps"
 
 
 BREAKS: dict[Deviation, tuple[str, ...]] = {
@@ -64,6 +65,7 @@ BREAKS: dict[Deviation, tuple[str, ...]] = {
     Deviation.EARLY_KEYFRAME_REQUEST: ("NEG-4",),
     Deviation.VIEWER_ERROR_ON_UNKNOWN: ("VER-3",),
     Deviation.SILENT_CLOSE_ON_BAD_INPUT: ("FRAME-2",),
+    Deviation.FLAGGED_CAPS: ("FRAME-1",),
 }
 
 PRIMARY_DEVIATIONS = frozenset(

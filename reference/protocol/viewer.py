@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 from reference.protocol import auth
 from reference.protocol.causes import Cause
-from reference.protocol.connection import TIMER_HEARTBEAT, TIMER_LIVENESS, Endpoint
+from reference.protocol.connection import TIMER_HEARTBEAT, TIMER_LIVENESS, Endpoint, to_us
 from reference.protocol.deviations import Deviation
 from reference.protocol.errors import ErrorCode, RemoteProtocolError
 from reference.protocol.events import (
@@ -32,7 +32,13 @@ from reference.protocol.events import (
     StreamEventReceived,
     StreamRejectedReceived,
 )
-from reference.protocol.frames import DEFAULT_MAX_PAYLOAD, Frame, FrameType
+from reference.protocol.frames import (
+    DEFAULT_MAX_PAYLOAD,
+    Frame,
+    FrameFlags,
+    FrameType,
+    pack_frame,
+)
 from reference.protocol.messages import (
     Auth,
     AuthChallenge,
@@ -238,7 +244,13 @@ class ViewerConnection(Endpoint):
             self._start_heartbeats(now)
             if self.legacy and not self.legacy_confirmed:
                 self._set_deadline(TIMER_LEGACY, now + self.timings.legacy_fallback)
-            self._send(self.caps, now)
+            if Deviation.FLAGGED_CAPS in self.deviations:  # FRAME-1 broken: flags on CONTROL
+                caps = Frame(FrameType.CONTROL, self.caps.encode(), sequence=self._sequence,
+                             timestamp_us=to_us(now), flags=FrameFlags.KEYFRAME)
+                self._out += pack_frame(caps)
+                self._sequence += 1
+            else:
+                self._send(self.caps, now)
             self._send(self.request, now)
             if Deviation.EARLY_KEYFRAME_REQUEST in self.deviations:
                 self._send(ReqKeyframe(epoch=self.epoch or 0), now)  # NEG-4 broken

@@ -115,6 +115,7 @@ DRIVERS: dict[Deviation, tuple[Callable[[Loopback], None], dict[str, Any]]] = {
     Deviation.EARLY_KEYFRAME_REQUEST: (plain, {}),
     Deviation.VIEWER_ERROR_ON_UNKNOWN: (unknown_to_viewer, {}),
     Deviation.SILENT_CLOSE_ON_BAD_INPUT: (unparsable_to_viewer, {}),
+    Deviation.FLAGGED_CAPS: (plain, {}),
 }
 
 

@@ -45,6 +45,7 @@ CASES: dict[Deviation, tuple[str, set[str]]] = {
     Deviation.EARLY_KEYFRAME_REQUEST: ("first-connect", {"NEG-4"}),
     Deviation.VIEWER_ERROR_ON_UNKNOWN: ("viewer-unknown-messages", {"VER-3"}),
     Deviation.SILENT_CLOSE_ON_BAD_INPUT: ("viewer-malformed-frames", {"FRAME-2"}),
+    Deviation.FLAGGED_CAPS: ("first-connect", {"FRAME-1"}),
 }
 
 
