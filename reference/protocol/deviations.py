@@ -38,6 +38,7 @@ class Deviation(str, Enum):
     VIEWER_ERROR_ON_UNKNOWN = "viewer_error_on_unknown"
     SILENT_CLOSE_ON_BAD_INPUT = "silent_close_on_bad_input"
     FLAGGED_CAPS = "flagged_caps"
+    ACCEPT_ROLLS_BACK = "accept_rolls_back"
 
 
 BREAKS: dict[Deviation, tuple[str, ...]] = {
@@ -66,6 +67,7 @@ BREAKS: dict[Deviation, tuple[str, ...]] = {
     Deviation.VIEWER_ERROR_ON_UNKNOWN: ("VER-3",),
     Deviation.SILENT_CLOSE_ON_BAD_INPUT: ("FRAME-2",),
     Deviation.FLAGGED_CAPS: ("FRAME-1",),
+    Deviation.ACCEPT_ROLLS_BACK: ("NEG-2",),
 }
 
 PRIMARY_DEVIATIONS = frozenset(

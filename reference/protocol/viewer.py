@@ -330,7 +330,10 @@ class ViewerConnection(Endpoint):
     def _on_stream_accepted(self, message: StreamAccepted, now: float) -> str | None:
         if self.state is not ViewerState.NEGOTIATING:
             return "STREAM_ACCEPTED outside negotiation"
-        if message.epoch is not None and relate_epoch(self.epoch, message.epoch).value == "newer":
+        rolls_back = Deviation.ACCEPT_ROLLS_BACK in self.deviations and message.epoch != self.epoch
+        if message.epoch is not None and (
+            relate_epoch(self.epoch, message.epoch).value == "newer" or rolls_back
+        ):
             # NEG-2: an accept reordered after a newer STREAM_STATE must not roll back.
             self._enter_epoch(message.epoch, now)
             self.server_state = None

@@ -97,6 +97,35 @@ def unparsable_to_viewer(lb: Loopback) -> None:
     lb.run_until(4.0, picture_interval=FPS)
 
 
+def accept_after_reconfiguration(lb: Loopback) -> None:
+    """The Viewer's STREAM_ACCEPTED is held until the next STREAM_STATE (a reconfiguration)
+    has passed: the accept then names an older epoch than the Viewer already holds."""
+    held: list[Frame] = []
+    snapshot_seen = False
+
+    def hold_accept(frame: Frame) -> list[Frame]:
+        nonlocal snapshot_seen
+        if frame.type is not FrameType.CONTROL:
+            return [frame]
+        name = frame.payload.split(b"|")[0]
+        if name == b"STREAM_ACCEPTED" and not held:
+            held.append(frame)
+            return []
+        if name == b"STREAM_STATE" and held and snapshot_seen:
+            released = [frame, *held]
+            held.clear()
+            return released
+        snapshot_seen = snapshot_seen or name == b"STREAM_STATE"
+        return [frame]
+
+    lb.viewer_bound_filter = hold_accept
+    lb.primary.start(0.0)
+    lb.connect()
+    lb.run_until(0.5, picture_interval=FPS)
+    lb.primary.reconfigure(lb.now)
+    lb.run_until(6.0, picture_interval=FPS)
+
+
 def plain(lb: Loopback) -> None:
     streaming(lb, 3.0)
 
@@ -116,6 +145,7 @@ DRIVERS: dict[Deviation, tuple[Callable[[Loopback], None], dict[str, Any]]] = {
     Deviation.VIEWER_ERROR_ON_UNKNOWN: (unknown_to_viewer, {}),
     Deviation.SILENT_CLOSE_ON_BAD_INPUT: (unparsable_to_viewer, {}),
     Deviation.FLAGGED_CAPS: (plain, {}),
+    Deviation.ACCEPT_ROLLS_BACK: (accept_after_reconfiguration, {}),
 }
 
 

@@ -162,3 +162,30 @@ def test_a_bye_in_answer_to_unknown_input_is_fatal_but_the_senders_bye_is_not() 
 
     assert status(closed_by(viewer=True), "VER-3") is Status.FAIL
     assert status(closed_by(viewer=False), "VER-3") is Status.PASS
+
+
+def test_neg_2_reads_the_epoch_the_viewer_was_told_before_a_late_accept() -> None:
+    """Telemetry shows no epoch before the accept; the Viewer's tap shows STREAM_STATE 2."""
+    from reference.protocol.causes import Cause
+    from reference.protocol.messages import StreamAccepted
+    from reference.protocol.states import ViewerState
+
+    def accepted_at(epoch: int) -> Trace:
+        trace = Trace()
+        wire = trace.wire("viewer_side:v1")
+        viewer = trace.viewer()
+        from tests.checks.cases.common import handshake
+
+        t = handshake(wire, 0.0)
+        viewer.to(0.0, ViewerState.SOCKET_CONNECTED, Cause.TCP_CONNECTED)
+        viewer.to(0.004, ViewerState.AUTHENTICATING, Cause.AUTH_CHALLENGE)
+        viewer.to(0.006, ViewerState.NEGOTIATING, Cause.AUTH_OK)
+        wire.p2v(t, StreamStateMessage(state=StreamState.ACTIVE, epoch=1))
+        wire.v2p(t + 0.001, SetStream())
+        wire.p2v(t + 0.2, StreamStateMessage(state=StreamState.RECONFIGURING, epoch=2))
+        wire.p2v(t + 0.2, StreamAccepted(epoch=1))  # held back by the network
+        viewer.to(t + 0.201, ViewerState.RECONFIGURING, Cause.STREAM_ACCEPTED, epoch=epoch)
+        return trace
+
+    assert status(accepted_at(2), "NEG-2") is Status.PASS
+    assert status(accepted_at(1), "NEG-2") is Status.FAIL

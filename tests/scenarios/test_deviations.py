@@ -46,6 +46,7 @@ CASES: dict[Deviation, tuple[str, set[str]]] = {
     Deviation.VIEWER_ERROR_ON_UNKNOWN: ("viewer-unknown-messages", {"VER-3"}),
     Deviation.SILENT_CLOSE_ON_BAD_INPUT: ("viewer-malformed-frames", {"FRAME-2"}),
     Deviation.FLAGGED_CAPS: ("first-connect", {"FRAME-1"}),
+    Deviation.ACCEPT_ROLLS_BACK: ("reorder-accept-after-reconfigure", {"NEG-2"}),
 }
 
 

@@ -7,7 +7,7 @@ from functools import partial
 
 from harness.checks.episodes import Episode, TelemetryRecord
 from harness.checks.monitor import Monitor, MonitorContext, monitor
-from harness.checks.wire import Conn, WireFrame
+from harness.checks.wire import ANY_VIEWER, Conn, WireFrame
 from reference.protocol.messages import (
     Auth,
     AuthOk,
@@ -18,6 +18,7 @@ from reference.protocol.messages import (
     SetStream,
     StreamAccepted,
     StreamRejected,
+    StreamStateMessage,
 )
 from reference.protocol.states import ViewerState
 from reference.protocol.telemetry import RecordKind
@@ -70,10 +71,14 @@ class Neg2(Monitor):
     """NEG-2: STREAM_ACCEPTED carries its epoch, and an accept never rolls the Viewer back.
 
     The Primary half, on every Primary-side connection that speaks version 2: each
-    STREAM_ACCEPTED has an `epoch` field. The Viewer half, from telemetry: within
-    one episode, the `state` record that leaves NEGOTIATING (the accept taken) has
-    an epoch no lower than the highest epoch the episode reported before it.
-    Evidence: the accept without epoch; the state record that rolled back.
+    STREAM_ACCEPTED has an `epoch` field. The Viewer half joins the Viewer's tap and
+    its telemetry: the `state` record that leaves NEGOTIATING (the accept taken) must
+    carry an epoch no lower than the highest epoch the episode reported before it,
+    nor than the highest STREAM_STATE epoch its Viewer-side tap delivered before the
+    STREAM_ACCEPTED. The causal rule: that tap records a Primary-to-Viewer frame
+    before forwarding it, so the Viewer read every STREAM_STATE recorded before the
+    accept before it read the accept, and acted on the accept after the tap recorded
+    it. Evidence: the accept without epoch; the state record that rolled back.
     """
 
     requirement = "NEG-2"
@@ -82,15 +87,30 @@ class Neg2(Monitor):
     def __init__(self, ctx: MonitorContext) -> None:
         super().__init__(ctx)
         self.highest: dict[Episode, int] = {}
+        self.announced: dict[str, int] = {}  # per Viewer tap: newest STREAM_STATE epoch
+        self.floor: dict[str, int] = {}  # per Viewer tap: what the accept must not undercut
 
     def on_frame(self, frame: WireFrame) -> None:
         conn, message = frame.conn, frame.message
-        if not (frame.from_primary and conn.judges_primary and conn.speaks_v2):
+        if not frame.from_primary:
             return
-        if isinstance(message, StreamAccepted):
+        if conn.judges_primary and conn.speaks_v2 and isinstance(message, StreamAccepted):
             self.check()
             if message.epoch is None:
                 self.fail(frame.t, "STREAM_ACCEPTED without epoch", frame.where())
+        if not conn.judges_viewer or conn.accepted is not None:
+            return
+        key = conn.viewer or ANY_VIEWER
+        if isinstance(message, StreamStateMessage):
+            self.announced[key] = max(self.announced.get(key, message.epoch), message.epoch)
+        elif isinstance(message, StreamAccepted) and key in self.announced:
+            self.floor[key] = self.announced.pop(key)
+
+    def on_open(self, conn: Conn) -> None:
+        if conn.judges_viewer:
+            key = conn.viewer or ANY_VIEWER
+            self.announced.pop(key, None)
+            self.floor.pop(key, None)
 
     def on_telemetry(self, rec: TelemetryRecord) -> None:
         episode = rec.episode
@@ -102,8 +122,12 @@ class Neg2(Monitor):
             None, ViewerState.DISCONNECTED
         ):
             self.check()
-            if held is not None and epoch is not None and epoch < held:
-                self.fail(rec.t, f"the accept rolled the epoch back {held} -> {epoch}",
+            delivered = self.floor.pop(rec.viewer, None)
+            if delivered is None:
+                delivered = self.floor.pop(ANY_VIEWER, None)
+            floor = max((e for e in (held, delivered) if e is not None), default=None)
+            if floor is not None and epoch is not None and epoch < floor:
+                self.fail(rec.t, f"the accept rolled the epoch back {floor} -> {epoch}",
                           episode.where)
         if epoch is not None:
             self.highest[episode] = epoch if held is None else max(held, epoch)
