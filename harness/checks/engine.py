@@ -28,6 +28,7 @@ from harness.checks.order import DEFAULT_LAG, Sequencer
 from harness.checks.verdict import Verdict, not_observed
 from harness.checks.wire import ConnectionTracker
 from harness.trace import Record
+from reference.protocol.telemetry import RecordKind
 from reference.protocol.timings import DEFAULT_TIMINGS, Timings
 
 Handler = Callable[..., None]
@@ -46,6 +47,7 @@ class Engine:
         from harness.checks import monitors  # noqa: F401  (registers every monitor)
 
         wanted = dict(requested) if requested is not None else dict.fromkeys(MONITORS)
+        self.order = list(wanted)
         self.timings = timings
         self.monitors: dict[str, Monitor] = {}
         self.missing: list[str] = []
@@ -57,9 +59,18 @@ class Engine:
             ctx = MonitorContext(dict(params or {}), timings, self)
             self.monitors[requirement] = cls(ctx)
         self._hooks: dict[str, list[Handler]] = defaultdict(list)
+        # Telemetry handlers by record kind (None: a kind the format does not define).
+        self._telemetry_hooks: dict[RecordKind | None, list[Handler]] = defaultdict(list)
         for instance in self.monitors.values():
             for name in overridden_hooks(type(instance)):
-                self._hooks[name].append(getattr(instance, name))
+                handler = getattr(instance, name)
+                if name == "on_telemetry":
+                    kinds = instance.telemetry_kinds
+                    for kind in (*RecordKind, None):
+                        if kinds is None or kind in kinds:
+                            self._telemetry_hooks[kind].append(handler)
+                else:
+                    self._hooks[name].append(handler)
         self.sequencer = Sequencer(lag)
         self.conns = ConnectionTracker()
         self.episodes = EpisodeTracker()
@@ -95,8 +106,10 @@ class Engine:
 
     def _process(self, record: Record) -> None:
         t = float(record["t"])
-        self._run_timers(t)
-        self.now = max(self.now, t)
+        if self._timers and self._timers[0][0] < t:
+            self._run_timers(t)
+        if t > self.now:
+            self.now = t
         self.records += 1
         handle = self._dispatch.get(str(record["kind"]))
         if handle is not None:
@@ -113,7 +126,11 @@ class Engine:
 
     def _frame(self, record: Record) -> None:
         frame = self.conns.frame(record)
-        self._call("on_frame", frame)
+        for handler in self._hooks.get("on_frame", ()):
+            handler(frame)
+        kind = "on_control" if frame.is_control else "on_media" if frame.is_media else ""
+        for handler in self._hooks.get(kind, ()):
+            handler(frame)
         self.conns.after_frame(frame)
 
     def _conn(self, record: Record) -> None:
@@ -134,7 +151,8 @@ class Engine:
         parsed, ended = self.episodes.parse(record)
         if ended is not None:
             self._call("on_episode_end", ended)
-        self._call("on_telemetry", parsed)
+        for handler in self._telemetry_hooks.get(parsed.kind, ()):
+            handler(parsed)
         self.episodes.update(parsed)
 
     def _simple(self, hook: str) -> Callable[[Record], None]:
@@ -158,9 +176,12 @@ class Engine:
             for episode in self.episodes.remaining():
                 self._call("on_episode_end", episode)
             self._call("on_finish", self.now)
-        verdicts = [m.verdict() for m in self.monitors.values()]
-        verdicts += [not_observed(r, f"no monitor for {r}") for r in self.missing]
-        return verdicts
+        return [
+            self.monitors[r].verdict()
+            if r in self.monitors
+            else not_observed(r, f"no monitor for {r}")
+            for r in self.order
+        ]
 
     def window(self) -> list[Verdict]:
         """Each monitor's verdict over what it judged since the last window."""

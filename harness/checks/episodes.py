@@ -20,19 +20,22 @@ from reference.protocol.causes import Cause, parse_cause
 from reference.protocol.states import StreamState, ViewerState
 from reference.protocol.telemetry import DecoderAction, FrameAction, RecordKind
 
+_STATES = {s.value: s for s in ViewerState}
+_KINDS = {k.value: k for k in RecordKind}
+_DECODER_ACTIONS = {a.value: a for a in DecoderAction}
+_SERVER_STATES = {int(s): s for s in StreamState}
+
 
 def parse_state(value: object) -> ViewerState | None:
-    try:
-        return ViewerState(value)
-    except ValueError:
-        return None
+    return _STATES.get(value) if isinstance(value, str) else None
 
 
 def parse_server_state(value: object) -> StreamState | None:
-    try:
-        return StreamState(int(value))  # type: ignore[call-overload]
-    except (TypeError, ValueError):
-        return None
+    return _SERVER_STATES.get(value) if isinstance(value, int) else None
+
+
+def parse_kind(value: object) -> RecordKind | None:
+    return _KINDS.get(value) if isinstance(value, str) else None
 
 
 @dataclass(eq=False, slots=True)
@@ -59,36 +62,25 @@ class Episode:
 
 @dataclass(eq=False, slots=True)
 class TelemetryRecord:
-    """One telemetry record with its fields parsed against the protocol core."""
+    """One telemetry record with its fields parsed against the protocol core, once."""
 
     record: Record
     viewer: str
     kind: RecordKind | None
     episode: Episode | None  # None before the Viewer's first SOCKET_CONNECTED
+    t: float
+    epoch: int | None
+    action: str | None
     state: ViewerState | None = None  # state records: the new state
     previous: ViewerState | None = None
     cause: Cause | None = None
 
     @property
-    def t(self) -> float:
-        return float(self.record["t"])
-
-    @property
-    def epoch(self) -> int | None:
-        value = self.record.get("epoch")
-        return int(value) if isinstance(value, int) else None
-
-    @property
     def server_state(self) -> StreamState | None:
         return parse_server_state(self.record.get("server_state"))
 
-    @property
-    def action(self) -> str | None:
-        value = self.record.get("action")
-        return str(value) if value is not None else None
-
     def is_state(self, state: ViewerState) -> bool:
-        return self.kind is RecordKind.STATE and self.state is state
+        return self.state is state and self.kind is RecordKind.STATE
 
     @property
     def decodes(self) -> bool:
@@ -100,19 +92,9 @@ class TelemetryRecord:
         return self.kind is RecordKind.FRAME and self.action == FrameAction.DROP.value
 
     def decoder_action(self) -> DecoderAction | None:
-        if self.kind is not RecordKind.DECODER:
+        if self.kind is not RecordKind.DECODER or self.action is None:
             return None
-        try:
-            return DecoderAction(self.action)
-        except ValueError:
-            return None
-
-
-def parse_kind(value: object) -> RecordKind | None:
-    try:
-        return RecordKind(value)
-    except ValueError:
-        return None
+        return _DECODER_ACTIONS.get(self.action)
 
 
 class EpisodeTracker:
@@ -126,7 +108,16 @@ class EpisodeTracker:
         """The parsed record, and the episode it ends (a new SOCKET_CONNECTED ends the last)."""
         viewer = str(record.get("viewer", ""))
         kind = parse_kind(record.get("event"))
-        parsed = TelemetryRecord(record, viewer, kind, self.current.get(viewer))
+        epoch, action = record.get("epoch"), record.get("action")
+        parsed = TelemetryRecord(
+            record,
+            viewer,
+            kind,
+            self.current.get(viewer),
+            float(record["t"]),
+            epoch if isinstance(epoch, int) else None,
+            action if isinstance(action, str) else None,
+        )
         ended: Episode | None = None
         if kind is RecordKind.STATE:
             parsed.state = parse_state(record.get("state"))

@@ -16,13 +16,16 @@ docstrings are printed into reference/CHECKS.md.
 Hooks a monitor may define (the engine calls only those a monitor overrides):
 
     on_open(conn)            a tap connection opened
-    on_frame(frame)          a frame on a tap connection (WireFrame), before the
+    on_frame(frame)          every frame on a tap connection (WireFrame), before the
                              connection's facts are updated with it
+    on_control(frame)        only CONTROL frames (most rules: far fewer than media)
+    on_media(frame)          only CSD, VIDEO and AUDIO frames
     on_wire_error(conn, record)  a tap could not decode a direction any more
     on_end(conn)             a connection closed (conn.closed set) or the trace ended
                              with it open (conn.closed None); its state can go
     on_telemetry(rec)        a Viewer telemetry record (TelemetryRecord), before the
-                             episode's facts are updated with it
+                             episode's facts are updated with it; only the kinds in
+                             the monitor's `telemetry_kinds` when it names them
     on_episode_end(ep)       a Viewer's episode ended (its next SOCKET_CONNECTED, or
                              the end of the trace)
     on_action(record)        a scenario action that was delivered
@@ -48,10 +51,12 @@ from harness.checks.verdict import (
     not_observed,
     passed,
 )
+from reference.protocol.telemetry import RecordKind
 from reference.protocol.timings import DEFAULT_TIMINGS, Timings
 
 if TYPE_CHECKING:
     from harness.checks.engine import Engine
+    from harness.checks.wire import Conn
 
 # Slack for timing rules: scheduling and loopback jitter on a loaded 2-core host.
 # PROTOCOL.md section 10 states it; a scenario may set `tolerance` per requirement.
@@ -60,6 +65,8 @@ DEFAULT_TOLERANCE = 0.3
 HOOKS = (
     "on_open",
     "on_frame",
+    "on_control",
+    "on_media",
     "on_wire_error",
     "on_end",
     "on_telemetry",
@@ -94,6 +101,10 @@ class MonitorContext:
     def now(self) -> float:
         return self.engine.now if self.engine is not None else 0.0
 
+    def viewer_conn(self, viewer: str) -> Conn | None:
+        """The Viewer's newest connection on its own tap: its wire, for cross-checks."""
+        return self.engine.conns.of_viewer(viewer) if self.engine is not None else None
+
 
 class Monitor:
     """Base of every monitor: counts what was checked, keeps the evidence."""
@@ -101,6 +112,9 @@ class Monitor:
     requirement: ClassVar[str] = ""
     # What one checked item is, for the verdict's summary ("3 challenge(s) checked").
     checks: ClassVar[str] = "item(s)"
+    # The telemetry record kinds `on_telemetry` wants (None: every record): most rules
+    # read a few kinds, and per-frame records are most of a trace.
+    telemetry_kinds: ClassVar[frozenset[RecordKind] | None] = None
 
     def __init__(self, ctx: MonitorContext) -> None:
         self.ctx = ctx

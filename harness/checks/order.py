@@ -29,11 +29,12 @@ DEFAULT_LAG = 2.0
 
 def source_of(record: Record) -> tuple[str, str]:
     """The stream of events a record belongs to; its order is kept as written."""
+    tap = record.get("tap")
+    if tap is not None:
+        return (tap, record.get("conn", ""))
     kind = record["kind"]
-    if "tap" in record and "conn" in record:
-        return (str(record["tap"]), str(record["conn"]))
     if kind == "telemetry":
-        return ("telemetry", str(record.get("viewer", "")))
+        return (kind, record.get("viewer", ""))
     return (kind, "")
 
 
@@ -49,25 +50,34 @@ class Sequencer:
         self._newest = float("-inf")
         self._released = float("-inf")
 
-    def push(self, record: Record) -> Iterator[Record]:
+    def push(self, record: Record) -> list[Record]:
+        """The records that are ready now, in order (often none, while they wait out the lag)."""
         source = source_of(record)
         # A source's records never overtake each other: their sort key never goes back.
-        key = max(float(record["t"]), self._source_time.get(source, float("-inf")))
+        key = record["t"]
+        previous = self._source_time.get(source)
+        if previous is not None and previous > key:
+            key = previous
         if record["kind"] == "conn" and record.get("event") == "close":
             self._source_time.pop(source, None)  # a closed connection writes nothing more
         else:
             self._source_time[source] = key
         if key < self._released:
             self.late += 1
-            yield record
-            return
-        heapq.heappush(self._heap, (key, next(self._counter), record))
-        self._newest = max(self._newest, key)
+            return [record]
+        heap = self._heap
+        heapq.heappush(heap, (key, next(self._counter), record))
+        if key > self._newest:
+            self._newest = key
         horizon = self._newest - self.lag
-        while self._heap and self._heap[0][0] <= horizon:
-            released_key, _, ready = heapq.heappop(self._heap)
+        if heap[0][0] > horizon:
+            return []
+        ready = []
+        while heap and heap[0][0] <= horizon:
+            released_key, _, item = heapq.heappop(heap)
             self._released = released_key
-            yield ready
+            ready.append(item)
+        return ready
 
     def drain(self) -> Iterator[Record]:
         while self._heap:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
-from harness.trace import P2V, V2P, Record
+from harness.trace import P2V, PRIMARY_SIDE, V2P, VIEWER_SIDE, Record
 from reference.protocol.errors import RemoteProtocolError
 from reference.protocol.frames import MEDIA_TYPES, FrameFlags, FrameType
 from reference.protocol.messages import (
@@ -36,8 +36,6 @@ from reference.protocol.messages import (
 )
 from reference.protocol.states import StreamState
 
-PRIMARY_SIDE = "primary_side"
-VIEWER_SIDE = "viewer_side"
 ANY_VIEWER = ""  # the key of a viewer-side tap that names no Viewer
 
 
@@ -126,37 +124,48 @@ class Conn:
 
 @dataclass(eq=False, slots=True)
 class WireFrame:
-    """One frame on a tap connection, with its control message parsed."""
+    """One frame on a tap connection, with its control message parsed.
+
+    The fields every monitor asks about are computed once, here, not per monitor.
+    """
 
     record: Record
     conn: Conn
     position: int  # index among this connection's frames: wire order
     type: FrameType | None
     message: Message | None  # None for media, and for control text that does not parse
+    t: float
+    dir: str
+    from_primary: bool
+    from_viewer: bool
+    is_control: bool
+    is_media: bool
+    is_keyframe: bool
+    epoch: int
 
-    @property
-    def t(self) -> float:
-        return float(self.record["t"])
-
-    @property
-    def dir(self) -> str:
-        return str(self.record["dir"])
-
-    @property
-    def from_viewer(self) -> bool:
-        return self.dir == V2P
-
-    @property
-    def from_primary(self) -> bool:
-        return self.dir == P2V
-
-    @property
-    def is_control(self) -> bool:
-        return self.type is FrameType.CONTROL
-
-    @property
-    def is_media(self) -> bool:
-        return self.type in MEDIA_TYPES
+    @classmethod
+    def of(cls, record: Record, conn: Conn) -> WireFrame:
+        kind = frame_type(record)
+        direction = str(record["dir"])
+        control = kind is FrameType.CONTROL
+        key = record.get("key")
+        if key is None:
+            key = int(record.get("flags", 0)) & int(FrameFlags.KEYFRAME)
+        return cls(
+            record,
+            conn,
+            conn.frames,
+            kind,
+            parse_control(str(record.get("msg", ""))) if control else None,
+            float(record["t"]),
+            direction,
+            direction == P2V,
+            direction == V2P,
+            control,
+            kind in MEDIA_TYPES,
+            kind is FrameType.VIDEO and bool(key),
+            int(record.get("epoch", 0)),
+        )
 
     @property
     def malformed(self) -> bool:
@@ -166,16 +175,6 @@ class WireFrame:
     @property
     def unknown(self) -> bool:
         return isinstance(self.message, UnknownMessage)
-
-    @property
-    def is_keyframe(self) -> bool:
-        return self.type is FrameType.VIDEO and bool(
-            self.record.get("key", int(self.record.get("flags", 0)) & FrameFlags.KEYFRAME)
-        )
-
-    @property
-    def epoch(self) -> int:
-        return int(self.record.get("epoch", 0))
 
     @property
     def text(self) -> str:
@@ -229,10 +228,7 @@ class ConnectionTracker:
         return found
 
     def frame(self, record: Record) -> WireFrame:
-        conn = self.conn(record)
-        kind = frame_type(record)
-        message = parse_control(str(record.get("msg", ""))) if kind is FrameType.CONTROL else None
-        return WireFrame(record, conn, conn.frames, kind, message)
+        return WireFrame.of(record, self.conn(record))
 
     def after_frame(self, frame: WireFrame) -> None:
         """Record what the frame established, once every monitor has judged it."""

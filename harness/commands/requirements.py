@@ -34,8 +34,19 @@ def coverage(folder: Path) -> dict[str, list[str]]:
     return found
 
 
+def monitors() -> dict[str, str]:
+    """Requirement ID -> where its monitor lives (`path:Class`)."""
+    from harness.checks.doc import monitor_file
+    from harness.checks.engine import Engine
+    from harness.checks.monitor import MONITORS
+
+    Engine({})  # registers every monitor
+    return {rid: f"{monitor_file(cls)}:{cls.__qualname__}" for rid, cls in MONITORS.items()}
+
+
 def run(args: argparse.Namespace) -> int:
     covered = coverage(args.scenarios)
+    where = monitors()
     if args.json:
         rows = [
             {
@@ -45,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
                 "observed": r.observed.value,
                 "rule": r.rule,
                 "scenarios": covered.get(r.id, []),
+                "monitor": where.get(r.id),
             }
             for r in CATALOGUE
         ]
@@ -56,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     table.add_column("Observed on")
     table.add_column("Rule")
     table.add_column("Scenarios", overflow="fold")
+    table.add_column("Monitor", overflow="fold")
     for r in CATALOGUE:
         names = covered.get(r.id, [])
         table.add_row(
@@ -64,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
             r.observed.value,
             r.rule,
             ", ".join(names) if names else "[red]none[/red]",
+            where.get(r.id, "[red]none[/red]"),
         )
     Console().print(table)
     return 0

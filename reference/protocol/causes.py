@@ -91,9 +91,9 @@ RECONFIGURE_CAUSES = frozenset(
 )
 
 
+_BY_VALUE = {c.value: c for c in Cause}
+
+
 def parse_cause(value: object) -> Cause | None:
     """A record's `cause`, or None when it is absent or not one of the list."""
-    try:
-        return Cause(value)
-    except ValueError:
-        return None
+    return _BY_VALUE.get(value) if isinstance(value, str) else None

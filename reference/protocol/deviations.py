@@ -27,6 +27,8 @@ class Deviation(str, Enum):
     SILENT_REJECTION = "silent_rejection"
     ERROR_ON_UNKNOWN = "error_on_unknown"
     STATE_TO_VERSION_1 = "state_to_version_1"
+    SLOW_HEARTBEAT = "slow_heartbeat"
+    STALE_MEDIA_EPOCH = "stale_media_epoch"
     # Viewer side
     NO_EPOCH_DROP = "no_epoch_drop"
     NO_KEYFRAME_RETRY = "no_keyframe_retry"
@@ -39,6 +41,9 @@ class Deviation(str, Enum):
     SILENT_CLOSE_ON_BAD_INPUT = "silent_close_on_bad_input"
     FLAGGED_CAPS = "flagged_caps"
     ACCEPT_ROLLS_BACK = "accept_rolls_back"
+    NO_LIVENESS_TIMEOUT = "no_liveness_timeout"
+    LATE_STALL_WATCHDOG = "late_stall_watchdog"
+    RECONNECT_TOO_SOON = "reconnect_too_soon"
 
 
 BREAKS: dict[Deviation, tuple[str, ...]] = {
@@ -68,6 +73,11 @@ BREAKS: dict[Deviation, tuple[str, ...]] = {
     Deviation.SILENT_CLOSE_ON_BAD_INPUT: ("FRAME-2",),
     Deviation.FLAGGED_CAPS: ("FRAME-1",),
     Deviation.ACCEPT_ROLLS_BACK: ("NEG-2",),
+    Deviation.SLOW_HEARTBEAT: ("HB-1",),
+    Deviation.STALE_MEDIA_EPOCH: ("EPOCH-2",),
+    Deviation.NO_LIVENESS_TIMEOUT: ("HB-2",),
+    Deviation.LATE_STALL_WATCHDOG: ("WD-1",),
+    Deviation.RECONNECT_TOO_SOON: ("RECON-1",),
 }
 
 PRIMARY_DEVIATIONS = frozenset(
@@ -85,6 +95,8 @@ PRIMARY_DEVIATIONS = frozenset(
         Deviation.SILENT_REJECTION,
         Deviation.ERROR_ON_UNKNOWN,
         Deviation.STATE_TO_VERSION_1,
+        Deviation.SLOW_HEARTBEAT,
+        Deviation.STALE_MEDIA_EPOCH,
     }
 )
 VIEWER_DEVIATIONS = frozenset(Deviation) - PRIMARY_DEVIATIONS

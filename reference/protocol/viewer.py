@@ -16,7 +16,13 @@ from collections.abc import Iterable
 
 from reference.protocol import auth
 from reference.protocol.causes import Cause
-from reference.protocol.connection import TIMER_HEARTBEAT, TIMER_LIVENESS, Endpoint, to_us
+from reference.protocol.connection import (
+    TIMER_FRAME,
+    TIMER_HEARTBEAT,
+    TIMER_LIVENESS,
+    Endpoint,
+    to_us,
+)
 from reference.protocol.deviations import Deviation
 from reference.protocol.errors import ErrorCode, RemoteProtocolError
 from reference.protocol.events import (
@@ -80,6 +86,7 @@ TIMER_STALL = "stall"
 TIMER_KEYFRAME_RETRY = "keyframe_retry"
 TIMER_LEGACY = "legacy_fallback"
 TIMER_RECONNECT = "reconnect"
+TIMER_HANDSHAKE = "handshake"  # handshake deadlines (7.7): AUTH_OK, then the answer
 MAX_VERSION = 2
 
 
@@ -127,6 +134,9 @@ class ViewerConnection(Endpoint):
         self.keyframe_decoded = False
         self.keyframe_requests = 0
         self.session_id = None
+        # WD-1: what was left of the stall timer when the server left ACTIVE without
+        # having sent a keyframe since; resumed, not restarted, by the next ACTIVE.
+        self._stall_left: float | None = None
 
     # --- inputs from the caller ---------------------------------------------
 
@@ -138,6 +148,7 @@ class ViewerConnection(Endpoint):
         self._reset_session_state()
         self._open_socket(now)
         self._transition(ViewerTrigger.TCP_CONNECTED, "tcp connected", now, Cause.TCP_CONNECTED)
+        self._set_deadline(TIMER_HANDSHAKE, now + self.timings.auth_timeout)
         role = "player" if Deviation.HELLO_WITHOUT_ROLE in self.deviations else "viewer"
         self._send(Hello(client=role, version=self.version), now)
 
@@ -241,6 +252,7 @@ class ViewerConnection(Endpoint):
             if state is not ViewerState.AUTHENTICATING:
                 return "AUTH_OK outside authentication"
             self._transition(ViewerTrigger.AUTH_OK, "auth ok", now, Cause.AUTH_OK)
+            self._set_deadline(TIMER_HANDSHAKE, now + self.timings.accept_timeout)
             self._start_heartbeats(now)
             if self.legacy and not self.legacy_confirmed:
                 self._set_deadline(TIMER_LEGACY, now + self.timings.legacy_fallback)
@@ -287,6 +299,8 @@ class ViewerConnection(Endpoint):
         if isinstance(message, StreamAccepted):
             return self._on_stream_accepted(message, now)
         if isinstance(message, StreamRejected):
+            if self.state is ViewerState.NEGOTIATING:
+                self._cancel(TIMER_HANDSHAKE)  # answered; staying is the Viewer's call
             self._emit(StreamRejectedReceived(message.reason))
             return None
         return f"{message.NAME} is not sent by a Primary"
@@ -300,12 +314,19 @@ class ViewerConnection(Endpoint):
             return f"stale epoch {epoch} < {self.epoch} (EPOCH-4)"
         self.legacy = self.legacy_confirmed = False  # a STREAM_STATE proves version 2
         self._cancel(TIMER_LEGACY)
-        if epoch != self.epoch:
-            self._enter_epoch(epoch, now)
+        # The new server state is stored before anything it causes is reported: a state
+        # record written while entering the new epoch names the state the wire delivered.
         previous = self.server_state
         self.server_state = code
+        if epoch != self.epoch:
+            self._enter_epoch(epoch, now)
         self._emit(ServerStateChanged(code, epoch))
-        if code is StreamState.ACTIVE and previous is not StreamState.ACTIVE:
+        if code is StreamState.ACTIVE and previous is not StreamState.ACTIVE and (
+            self.keyframe_passed or self._stall_left is None
+        ):
+            # A fresh stall period only for an ACTIVE that followed a keyframe (KEY-1) or
+            # a new epoch; an ACTIVE with no media since the last one resumes the old
+            # period (WD-1), so ACTIVE/PAUSED flapping cannot hold RECONFIGURING forever.
             self._restart_stall_watch(now)
         self._evaluate(now, f"server state {code.name} epoch {epoch}", Cause.SERVER_STATE)
         return None
@@ -340,6 +361,7 @@ class ViewerConnection(Endpoint):
         self._transition(
             ViewerTrigger.STREAM_ACCEPTED, "stream accepted", now, Cause.STREAM_ACCEPTED
         )
+        self._cancel(TIMER_HANDSHAKE)
         self.decoder_started = True
         self._emit(CreateDecoder(self.epoch))
         self._restart_stall_watch(now)
@@ -385,6 +407,7 @@ class ViewerConnection(Endpoint):
         self.epoch = epoch
         self.csd_passed = self.csd_applied = False
         self.keyframe_passed = self.keyframe_decoded = False
+        self._stall_left = None
         if self.decoder_started:
             self._emit(FlushDecoder(epoch))
         self._evaluate(now, f"new epoch {epoch}", Cause.NEW_EPOCH)
@@ -413,15 +436,27 @@ class ViewerConnection(Endpoint):
             self.conditions.server_active
         )
 
+    @property
+    def _stall_timeout(self) -> float:
+        if Deviation.LATE_STALL_WATCHDOG in self.deviations:
+            return 1.75 * self.timings.stall_timeout  # WD-1 broken: beyond the window
+        return self.timings.stall_timeout
+
     def _restart_stall_watch(self, now: float) -> None:
-        self._set_deadline(TIMER_STALL, now + self.timings.stall_timeout)
+        self._stall_left = None
+        self._set_deadline(TIMER_STALL, now + self._stall_timeout)
         self._update_watchdog(now)
 
     def _update_watchdog(self, now: float) -> None:
         if not self._watchdog_armed():
+            stall_at = self._deadlines.get(TIMER_STALL)
+            if stall_at is not None:
+                self._stall_left = max(0.0, stall_at - now)  # suspended, kept (WD-1)
             self._cancel(TIMER_STALL)
         elif TIMER_STALL not in self._deadlines:
-            self._set_deadline(TIMER_STALL, now + self.timings.stall_timeout)
+            left = self._stall_timeout if self._stall_left is None else self._stall_left
+            self._stall_left = None
+            self._set_deadline(TIMER_STALL, now + left)
         if self.state is not ViewerState.RECOVERING:
             self._cancel(TIMER_KEYFRAME_RETRY)
 
@@ -435,6 +470,8 @@ class ViewerConnection(Endpoint):
     def _on_role_timer(self, name: str, now: float) -> None:
         if name == TIMER_RECONNECT:
             self._emit(ReconnectDue(self.reconnect_attempt))
+        elif name == TIMER_HANDSHAKE:
+            self._handshake_timeout(now)
         elif name == TIMER_STALL:
             if self._watchdog_armed():
                 self.keyframe_decoded = self.keyframe_passed = False
@@ -459,7 +496,21 @@ class ViewerConnection(Endpoint):
             self.legacy_confirmed = True  # LEGACY-1: no STREAM_STATE in time
             self._evaluate(now, "legacy fallback: no STREAM_STATE", Cause.CONDITIONS_MET)
 
+    def _handshake_timeout(self, now: float) -> None:
+        """Handshake deadlines (7.7): a Primary that drips or stalls the handshake is left."""
+        if self.state in (ViewerState.SOCKET_CONNECTED, ViewerState.AUTHENTICATING):
+            why = f"no AUTH_OK {self.timings.auth_timeout:g} s after connect"
+        elif self.state is ViewerState.NEGOTIATING:
+            why = f"no STREAM_ACCEPTED {self.timings.accept_timeout:g} s after AUTH_OK"
+        else:
+            return
+        if self.socket_open:
+            self._send(Error(code=ErrorCode.TIMEOUT.value, reason=why), now)
+        self._disconnect(now, f"handshake timeout: {why}", Cause.HANDSHAKE_TIMEOUT)
+
     def _on_liveness_timeout(self, now: float) -> None:
+        if Deviation.NO_LIVENESS_TIMEOUT in self.deviations:
+            return  # HB-2 broken: a silent Primary is never declared dead
         self._disconnect(now, "heartbeat timeout (HB-2)", Cause.HEARTBEAT_TIMEOUT)
 
     def _on_eof(self, now: float) -> None:
@@ -468,12 +519,19 @@ class ViewerConnection(Endpoint):
     def _protocol_violation(self, error: RemoteProtocolError, now: float) -> None:
         if Deviation.SILENT_CLOSE_ON_BAD_INPUT in self.deviations:
             self._close(f"protocol error: {error}", error)  # FRAME-2 broken: no ERROR
-            self._after_protocol_violation(now)
+            self._after_protocol_violation(now, error)
             return
         super()._protocol_violation(error, now)
 
-    def _after_protocol_violation(self, now: float) -> None:
-        self._disconnect(now, "protocol error", Cause.PROTOCOL_ERROR)
+    def _after_protocol_violation(self, now: float, error: RemoteProtocolError) -> None:
+        # The code and the reason, so a console line or a log says what broke.
+        self._disconnect(
+            now, f"protocol error: {error.code.value}: {error.message}", Cause.PROTOCOL_ERROR
+        )
+
+    def _after_abort(self, now: float, reason: str) -> None:
+        # Our own failure, not the Primary's; no cause fits better than a failed socket.
+        self._disconnect(now, f"internal error: {reason}", Cause.SOCKET_ERROR)
 
     # --- transitions --------------------------------------------------------
 
@@ -498,7 +556,8 @@ class ViewerConnection(Endpoint):
         # A socket already gone (connection_lost, or closed for a protocol error) is not
         # closed twice.
         self._close(reason)
-        self._cancel(TIMER_HEARTBEAT, TIMER_LIVENESS, TIMER_STALL, TIMER_KEYFRAME_RETRY)
+        self._cancel(TIMER_HEARTBEAT, TIMER_LIVENESS, TIMER_FRAME, TIMER_STALL)
+        self._cancel(TIMER_KEYFRAME_RETRY, TIMER_HANDSHAKE)
         self._cancel(TIMER_LEGACY)
         self._transition(trigger, reason, now, cause)
         self.decoder_started = False
@@ -516,5 +575,7 @@ class ViewerConnection(Endpoint):
             self.timings.reconnect_initial * (2 ** min(self.reconnect_attempt, 16)),
         )
         delay = ceiling * (0.5 + 0.5 * self.rng.random())
+        if Deviation.RECONNECT_TOO_SOON in self.deviations:
+            delay = 0.02  # RECON-1 broken: no backoff at all
         self.reconnect_attempt += 1
         self._set_deadline(TIMER_RECONNECT, now + delay)

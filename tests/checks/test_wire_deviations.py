@@ -65,10 +65,9 @@ def reconnect(lb: Loopback) -> None:
 
 
 def unauthenticated(lb: Loopback) -> None:
-    """The Viewer's bytes vanish: the Primary never hears a HELLO."""
+    """A client that never says HELLO (a Viewer would give up at its own deadline)."""
     lb.primary.start(0.0)
-    lb.viewer_silent = True
-    lb.connect()
+    lb.connect_mute_client()
     lb.run_until(8.0)
 
 
@@ -81,19 +80,22 @@ def rejected(lb: Loopback) -> None:
 
 def unknown_to_primary(lb: Loopback) -> None:
     streaming(lb)
-    lb.inject("v2p", UNKNOWN + UNKNOWN_FIELD)
+    lb.inject_to_primary(UNKNOWN + UNKNOWN_FIELD)
+    lb.pump()
     lb.run_until(4.0, picture_interval=FPS)
 
 
 def unknown_to_viewer(lb: Loopback) -> None:
     streaming(lb)
-    lb.inject("p2v", UNKNOWN + UNKNOWN_FIELD)
+    lb.inject_to_viewer(UNKNOWN + UNKNOWN_FIELD)
+    lb.pump()
     lb.run_until(4.0, picture_interval=FPS)
 
 
 def unparsable_to_viewer(lb: Loopback) -> None:
     streaming(lb)
-    lb.inject("p2v", UNPARSABLE)
+    lb.inject_to_viewer(UNPARSABLE)
+    lb.pump()
     lb.run_until(4.0, picture_interval=FPS)
 
 
@@ -203,7 +205,9 @@ def test_malformed_frames_towards_either_side_are_answered(
     """Scapy-built bad frames injected towards the Primary or the Viewer: ERROR, then close."""
     lb, rec = sim()
     streaming(lb)
-    lb.inject(direction, malformed_frames()[name])
+    inject = lb.inject_to_primary if direction == "v2p" else lb.inject_to_viewer
+    inject(malformed_frames()[name])
+    lb.pump()
     lb.run_until(4.0, picture_interval=FPS)
     results = verdicts(rec.trace(), ["FRAME-1", "FRAME-2"])
     assert results["FRAME-2"].status is Status.PASS, results["FRAME-2"].evidence

@@ -47,6 +47,11 @@ CASES: dict[Deviation, tuple[str, set[str]]] = {
     Deviation.SILENT_CLOSE_ON_BAD_INPUT: ("viewer-malformed-frames", {"FRAME-2"}),
     Deviation.FLAGGED_CAPS: ("first-connect", {"FRAME-1"}),
     Deviation.ACCEPT_ROLLS_BACK: ("reorder-accept-after-reconfigure", {"NEG-2"}),
+    Deviation.SLOW_HEARTBEAT: ("first-connect", {"HB-1"}),
+    Deviation.STALE_MEDIA_EPOCH: ("first-connect", {"EPOCH-2"}),
+    Deviation.NO_LIVENESS_TIMEOUT: ("primary-silent", {"HB-2"}),
+    Deviation.LATE_STALL_WATCHDOG: ("frame-loss-recovery", {"WD-1"}),
+    Deviation.RECONNECT_TOO_SOON: ("primary-restart", {"RECON-1"}),
 }
 
 

@@ -1,3 +1,15 @@
 """One module per requirement group of the catalogue; importing this registers every monitor."""
 
-from harness.checks.monitors import auth, epoch, frame, key, legacy, neg, snap, ver  # noqa: F401
+from harness.checks.monitors import (  # noqa: F401
+    auth,
+    epoch,
+    frame,
+    hb,
+    key,
+    legacy,
+    neg,
+    recon,
+    snap,
+    ver,
+    wd,
+)

@@ -51,7 +51,7 @@ class Epoch1(Monitor):
         self.pending: list[_PendingAction] = []
         self.primary_seen = False
 
-    def on_frame(self, frame: WireFrame) -> None:
+    def on_control(self, frame: WireFrame) -> None:
         message = frame.message
         if not (frame.from_primary and frame.conn.judges_primary):
             return
@@ -110,16 +110,17 @@ class Epoch2(Monitor):
         super().__init__(ctx)
         self.announced: dict[Conn, int] = {}
 
-    def on_frame(self, frame: WireFrame) -> None:
+    def on_control(self, frame: WireFrame) -> None:
+        message = frame.message
+        announces = isinstance(message, StreamStateMessage | StreamAccepted)
+        if announces and frame.from_primary and frame.conn.judges_primary:
+            epoch = message.epoch  # type: ignore[union-attr]
+            if epoch is not None:
+                self.announced[frame.conn] = epoch
+
+    def on_media(self, frame: WireFrame) -> None:
         conn = frame.conn
         if not (frame.from_primary and conn.judges_primary and conn.speaks_v2):
-            return
-        message = frame.message
-        if isinstance(message, StreamStateMessage | StreamAccepted):
-            if message.epoch is not None:
-                self.announced[conn] = message.epoch
-            return
-        if not frame.is_media:
             return
         self.check()
         announced = self.announced.get(conn)
@@ -150,6 +151,7 @@ class Epoch3(Monitor):
 
     requirement = "EPOCH-3"
     checks = "decoded/rendered frame(s)"
+    telemetry_kinds = frozenset({RecordKind.FRAME, RecordKind.RENDERED})
 
     def __init__(self, ctx: MonitorContext) -> None:
         super().__init__(ctx)
@@ -215,6 +217,7 @@ class Epoch4(Monitor):
 
     requirement = "EPOCH-4"
     checks = "epoch adoption(s) and stale control message(s)"
+    telemetry_kinds = frozenset({RecordKind.STATE, RecordKind.DECODER})
 
     def __init__(self, ctx: MonitorContext) -> None:
         super().__init__(ctx)
@@ -222,7 +225,7 @@ class Epoch4(Monitor):
         self.newest: dict[Conn, int] = {}
         self.stale: dict[str, deque[_Stale]] = {}
 
-    def on_frame(self, frame: WireFrame) -> None:
+    def on_control(self, frame: WireFrame) -> None:
         conn, message = frame.conn, frame.message
         if not (frame.from_primary and conn.judges_viewer):
             return

@@ -33,12 +33,13 @@ class Key1(Monitor):
         super().__init__(ctx)
         self.keyed: dict[Conn, set[int]] = {}  # epochs keyframed since leaving ACTIVE
 
-    def on_frame(self, frame: WireFrame) -> None:
+    def on_media(self, frame: WireFrame) -> None:
+        if frame.is_keyframe and frame.from_primary and frame.conn.judges_primary:
+            self.keyed.setdefault(frame.conn, set()).add(frame.epoch)
+
+    def on_control(self, frame: WireFrame) -> None:
         conn = frame.conn
         if not (frame.from_primary and conn.judges_primary):
-            return
-        if frame.is_keyframe:
-            self.keyed.setdefault(conn, set()).add(frame.epoch)
             return
         message = frame.message
         if not isinstance(message, StreamStateMessage):
@@ -87,7 +88,11 @@ class Key2(Monitor):
         self.limit = self.timings.keyframe_answer + self.tolerance
         self.pending: dict[Conn, list[_Request]] = {}
 
-    def on_frame(self, frame: WireFrame) -> None:
+    def on_media(self, frame: WireFrame) -> None:
+        if frame.is_keyframe:
+            self.on_control(frame)
+
+    def on_control(self, frame: WireFrame) -> None:
         conn = frame.conn
         if not conn.judges_primary:
             return
@@ -163,7 +168,7 @@ class Key3(Monitor):
         self.limit = self.timings.keyframe_answer + self.tolerance
         self.joins: dict[Conn, _Join] = {}
 
-    def on_frame(self, frame: WireFrame) -> None:
+    def on_control(self, frame: WireFrame) -> None:
         conn = frame.conn
         if not (frame.from_primary and conn.judges_primary):
             return
@@ -176,9 +181,11 @@ class Key3(Monitor):
             join = _Join(frame.t, stream[1] if stream else None, conn)
             self.joins[conn] = join
             self.ctx.at(join.t + self.limit, partial(self._due, join))
-            return
+
+    def on_media(self, frame: WireFrame) -> None:
+        conn = frame.conn
         pending = self.joins.get(conn)
-        if pending is None or not frame.is_media:
+        if pending is None or not frame.from_primary:
             return
         join = pending
         if frame.type is FrameType.CSD and join.csd is None:
