@@ -145,6 +145,8 @@ class Engine:
             self.conns.forget(conn)
 
     def _wire_error(self, record: Record) -> None:
+        if "tap" not in record:
+            return  # the frame proxy's note about a peer's bytes: the taps saw them too
         self._call("on_wire_error", self.conns.wire_error(record), record)
 
     def _telemetry(self, record: Record) -> None:

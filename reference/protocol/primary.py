@@ -10,6 +10,7 @@ and the per-connection media gate (NEG-1). Sans-IO, like the Viewer.
 from __future__ import annotations
 
 import os
+import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -62,6 +63,7 @@ from reference.protocol.states import (
 from reference.protocol.timings import DEFAULT_TIMINGS, Timings
 
 TIMER_AUTH = "auth"
+
 MAX_VERSION = 2
 _P = PrimaryConnectionState
 
@@ -192,10 +194,11 @@ class PrimaryConnection(Endpoint):
                 f"accept_stream in state {self.state.value} with no SET_STREAM pending",
             )
         self.awaiting_answer = False
+        no_epoch = Deviation.ACCEPT_WITHOUT_EPOCH in self.deviations
         self._send(
             StreamAccepted(
-                epoch=self.stream.epoch, codec=codec, width=width, height=height, fps=fps,
-                bitrate=bitrate, profile=profile, backend=backend,
+                epoch=None if no_epoch else self.stream.epoch, codec=codec, width=width,
+                height=height, fps=fps, bitrate=bitrate, profile=profile, backend=backend,
             ),
             now,
         )
@@ -209,11 +212,14 @@ class PrimaryConnection(Endpoint):
                 f"reject_stream in state {self.state.value} with no SET_STREAM pending",
             )
         self.awaiting_answer = False
+        if Deviation.SILENT_REJECTION in self.deviations:
+            return
         self._send(StreamRejected(reason=reason, epoch=self.stream.epoch), now)
 
     def send_stream_state(self, now: float) -> bool:
         """Tell this Viewer the stream's current truth; only version 2 has STREAM_STATE."""
-        if not (self.socket_open and self.authenticated and self.speaks_v2):
+        to_version_1 = Deviation.STATE_TO_VERSION_1 in self.deviations
+        if not (self.socket_open and self.authenticated and (self.speaks_v2 or to_version_1)):
             return False
         self._send(StreamStateMessage(state=self.stream.state, epoch=self.stream.epoch), now)
         return True
@@ -265,6 +271,8 @@ class PrimaryConnection(Endpoint):
 
     def _receive_message(self, message: Message, frame: Frame, now: float) -> str | None:
         if isinstance(message, UnknownMessage):
+            if Deviation.ERROR_ON_UNKNOWN in self.deviations:
+                raise RemoteProtocolError(ErrorCode.BAD_MESSAGE, f"unknown {message.name}")
             return "unknown message (VER-3)"
         if isinstance(message, Hello):
             return self._on_hello(message, now)
@@ -308,9 +316,13 @@ class PrimaryConnection(Endpoint):
         if message.version < 1:
             raise RemoteProtocolError(ErrorCode.VERSION, f"version {message.version} unsupported")
         self.version = min(message.version, self.max_version)
-        if self.version >= 2:
+        if self.version >= 2 and Deviation.NO_PROTO not in self.deviations:
             self._send(Proto(version=self.version), now)  # VER-2
-        self.nonce = self.nonces.issue(self.random_bytes)  # AUTH-1
+        random_bytes = self.random_bytes
+        if Deviation.REUSE_NONCE in self.deviations:
+            # AUTH-1 broken: a generator reseeded per connection repeats its first nonce.
+            random_bytes = random.Random(0).randbytes
+        self.nonce = self.nonces.issue(random_bytes)  # AUTH-1
         self._send(AuthChallenge(nonce=self.nonce), now)
         self.state = _P.CHALLENGED
         return None
@@ -324,7 +336,8 @@ class PrimaryConnection(Endpoint):
             self._close_for("AUTH before AUTH_CHALLENGE")
             return None
         nonce, self.nonce = self.nonce, None
-        if not self.nonces.consume(self.secret, nonce, message.response):  # AUTH-2, AUTH-5
+        right = self.nonces.consume(self.secret, nonce, message.response)  # AUTH-2, AUTH-5
+        if not right and Deviation.ACCEPT_WRONG_ANSWER not in self.deviations:
             self._send(AuthFail(reason="bad_response"), now)
             self._emit(AuthRejected("bad_response"))
             self._close_for("authentication failed (AUTH-2)")
@@ -333,7 +346,10 @@ class PrimaryConnection(Endpoint):
         self.state = _P.AUTHENTICATED
         self._send(AuthOk(), now)
         self._send(Session(id=self.session_id), now)
-        if Deviation.NO_SNAPSHOT not in self.deviations:
+        if Deviation.STALE_SNAPSHOT in self.deviations and self.speaks_v2:
+            stale = StreamStateMessage(state=StreamState.STOPPED, epoch=self.stream.epoch)
+            self._send(stale, now)  # SNAP-2 broken: not the truth
+        elif Deviation.NO_SNAPSHOT not in self.deviations:
             self.send_stream_state(now)  # SNAP-1: before any other stream message
         self._start_heartbeats(now)
         self._emit(ViewerAuthenticated(self.session_id, self.version or 1))
@@ -347,6 +363,8 @@ class PrimaryConnection(Endpoint):
     # --- timers and closing -------------------------------------------------
 
     def _on_role_timer(self, name: str, now: float) -> None:
+        if Deviation.NO_AUTH_TIMEOUT in self.deviations:
+            return
         if name == TIMER_AUTH and not self.authenticated and self.socket_open:
             self._send(Error(code=ErrorCode.TIMEOUT.value, reason="authentication timeout"), now)
             self._close_for("authentication timeout (AUTH-3)")

@@ -87,6 +87,9 @@ CATALOGUE: tuple[Requirement, ...] = (
        "to an epoch and cannot roll the Viewer back."),
     _r("NEG-3", "Negotiation", P, W,
        "An unsatisfiable SET_STREAM gets STREAM_REJECTED and the session stays up."),
+    _r("NEG-4", "Negotiation", V, W,
+       "A Viewer sends no stream request before it may: no CAPS or SET_STREAM before "
+       "AUTH_OK, no REQ_KEYFRAME before STREAM_ACCEPTED."),
     _r("STATE-1", "State authority", P, W,
        "State codes are numeric (1 ACTIVE, 2 RECONFIGURING, 3 PAUSED, 4 STOPPED) in "
        "STREAM_STATE|<code>|epoch=N."),

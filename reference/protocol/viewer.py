@@ -16,7 +16,13 @@ from collections.abc import Iterable
 
 from reference.protocol import auth
 from reference.protocol.causes import Cause
-from reference.protocol.connection import TIMER_FRAME, TIMER_HEARTBEAT, TIMER_LIVENESS, Endpoint
+from reference.protocol.connection import (
+    TIMER_FRAME,
+    TIMER_HEARTBEAT,
+    TIMER_LIVENESS,
+    Endpoint,
+    to_us,
+)
 from reference.protocol.deviations import Deviation
 from reference.protocol.errors import ErrorCode, RemoteProtocolError
 from reference.protocol.events import (
@@ -32,7 +38,13 @@ from reference.protocol.events import (
     StreamEventReceived,
     StreamRejectedReceived,
 )
-from reference.protocol.frames import DEFAULT_MAX_PAYLOAD, Frame, FrameType
+from reference.protocol.frames import (
+    DEFAULT_MAX_PAYLOAD,
+    Frame,
+    FrameFlags,
+    FrameType,
+    pack_frame,
+)
 from reference.protocol.messages import (
     Auth,
     AuthChallenge,
@@ -137,7 +149,8 @@ class ViewerConnection(Endpoint):
         self._open_socket(now)
         self._transition(ViewerTrigger.TCP_CONNECTED, "tcp connected", now, Cause.TCP_CONNECTED)
         self._set_deadline(TIMER_HANDSHAKE, now + self.timings.auth_timeout)
-        self._send(Hello(client="viewer", version=self.version), now)
+        role = "player" if Deviation.HELLO_WITHOUT_ROLE in self.deviations else "viewer"
+        self._send(Hello(client=role, version=self.version), now)
 
     def connection_failed(self, now: float, reason: str) -> None:
         """A connect attempt failed: back off and try again."""
@@ -218,6 +231,8 @@ class ViewerConnection(Endpoint):
     def _receive_message(self, message: Message, frame: Frame, now: float) -> str | None:
         state = self.state
         if isinstance(message, UnknownMessage):
+            if Deviation.VIEWER_ERROR_ON_UNKNOWN in self.deviations:
+                raise RemoteProtocolError(ErrorCode.BAD_MESSAGE, f"unknown {message.name}")
             return "unknown message (VER-3)"
         if isinstance(message, Proto):
             if state is not ViewerState.SOCKET_CONNECTED:
@@ -247,8 +262,16 @@ class ViewerConnection(Endpoint):
             self._start_heartbeats(now)
             if self.legacy and not self.legacy_confirmed:
                 self._set_deadline(TIMER_LEGACY, now + self.timings.legacy_fallback)
-            self._send(self.caps, now)
+            if Deviation.FLAGGED_CAPS in self.deviations:  # FRAME-1 broken: flags on CONTROL
+                caps = Frame(FrameType.CONTROL, self.caps.encode(), sequence=self._sequence,
+                             timestamp_us=to_us(now), flags=FrameFlags.KEYFRAME)
+                self._out += pack_frame(caps)
+                self._sequence += 1
+            else:
+                self._send(self.caps, now)
             self._send(self.request, now)
+            if Deviation.EARLY_KEYFRAME_REQUEST in self.deviations:
+                self._send(ReqKeyframe(epoch=self.epoch or 0), now)  # NEG-4 broken
             return None
         if isinstance(message, AuthFail):
             if state is not ViewerState.AUTHENTICATING:
@@ -341,7 +364,10 @@ class ViewerConnection(Endpoint):
     def _on_stream_accepted(self, message: StreamAccepted, now: float) -> str | None:
         if self.state is not ViewerState.NEGOTIATING:
             return "STREAM_ACCEPTED outside negotiation"
-        if message.epoch is not None and relate_epoch(self.epoch, message.epoch).value == "newer":
+        rolls_back = Deviation.ACCEPT_ROLLS_BACK in self.deviations and message.epoch != self.epoch
+        if message.epoch is not None and (
+            relate_epoch(self.epoch, message.epoch).value == "newer" or rolls_back
+        ):
             # NEG-2: an accept reordered after a newer STREAM_STATE must not roll back.
             self._enter_epoch(message.epoch, now)
             self.server_state = None
@@ -506,6 +532,13 @@ class ViewerConnection(Endpoint):
 
     def _on_eof(self, now: float) -> None:
         self._disconnect(now, "connection closed by primary", Cause.SERVER_CLOSED)
+
+    def _protocol_violation(self, error: RemoteProtocolError, now: float) -> None:
+        if Deviation.SILENT_CLOSE_ON_BAD_INPUT in self.deviations:
+            self._close(f"protocol error: {error}", error)  # FRAME-2 broken: no ERROR
+            self._after_protocol_violation(now, error)
+            return
+        super()._protocol_violation(error, now)
 
     def _after_protocol_violation(self, now: float, error: RemoteProtocolError) -> None:
         # The code and the reason, so a console line or a log says what broke.

@@ -20,6 +20,7 @@ from reference.protocol.states import StreamState, ViewerState
 from reference.protocol.telemetry import RecordKind
 
 LOSS_CAUSES = frozenset({Cause.DECODER_LOST, Cause.SURFACE_LOST})
+EPOCH_DROPS = frozenset({Cause.STALE_EPOCH, Cause.FUTURE_EPOCH})
 
 
 @dataclass(eq=False, slots=True)
@@ -50,7 +51,9 @@ class Evt1(Monitor):
       (Timings.stall_window, 1.5 s: the earliest its own watchdog may call the
       stream stalled) plus the tolerance, counted from the last of the three. Not
       judged when the connection ends, the state or epoch changes, the Viewer
-      reports a decoder or surface loss or disconnects before the deadline, or the
+      reports a decoder or surface loss or disconnects before the deadline, the
+      Viewer dropped frames of that epoch as not its own (`stale_epoch`,
+      `future_epoch`: it held another epoch, which EPOCH-4 or NEG-2 judge), or the
       Viewer writes no telemetry. A Viewer that ignores the snapshot and waits for
       an event FAILs here.
     Evidence: the record and what the wire had said, or the delivered ACTIVE, CSD
@@ -59,10 +62,12 @@ class Evt1(Monitor):
 
     requirement = "EVT-1"
     checks = "state transition(s) against the wire and delivered ACTIVE stream(s)"
-    telemetry_kinds = frozenset({RecordKind.STATE})
+    telemetry_kinds = frozenset({RecordKind.STATE, RecordKind.FRAME})
 
     def __init__(self, ctx: MonitorContext) -> None:
         super().__init__(ctx)
+        # viewer -> the last frame it dropped as not of its epoch: (time, that frame's epoch)
+        self.epoch_drop: dict[str, tuple[float, int]] = {}
         self.links = Links()
         self.deferred = Deferred(self)
         self.ready: dict[str, _Ready] = {}
@@ -103,6 +108,10 @@ class Evt1(Monitor):
         viewer = episode.viewer
         if episode.disconnected_at is not None or self.lost_at.get(viewer, -1.0) >= ready.t:
             return
+        dropped = self.epoch_drop.get(viewer)
+        recent = dropped is not None and dropped[0] >= ready.t - self.within
+        if recent and dropped is not None and dropped[1] == ready.epoch:
+            return  # it held another epoch when they came: the epoch rules judge that
         self.check()
         entered = self.streaming_at.get(viewer)
         if episode.state is ViewerState.STREAMING or (entered is not None and entered >= ready.t):
@@ -123,6 +132,9 @@ class Evt1(Monitor):
 
     def on_telemetry(self, rec: TelemetryRecord) -> None:
         episode = rec.episode
+        if rec.drops and rec.cause in EPOCH_DROPS and rec.epoch is not None:
+            self.epoch_drop[rec.viewer] = (rec.t, rec.epoch)
+            return
         if rec.kind is not RecordKind.STATE or episode is None:
             return
         if rec.state is ViewerState.STREAMING:

@@ -66,6 +66,9 @@ class Link:
     @property
     def speaks_v2(self) -> bool | None:
         """True/False once the Primary's version shows on the wire, None before."""
+        hello = self.conn.hello
+        if hello is not None and hello.version < 2:
+            return False  # a version-1 Viewer speaks version 1, whatever it is sent
         if self.proto_version is not None:
             return self.proto_version >= 2
         if self.snapshot_at is not None:
