@@ -32,7 +32,7 @@ from rich.table import Table
 from reference.protocol.frames import Frame, FrameType, encode_frame
 
 CHUNK = 64 * 1024
-T0 = 1_700_000_000.0
+T0 = 1_000.0  # a CLOCK_MONOTONIC time, as the trace gives
 CLIENT = ("127.0.0.1", 50_000)
 SERVER = ("127.0.0.1", 7700)
 
@@ -55,7 +55,7 @@ def bulk_mb_s(writer_class: Any, directory: Path, size: int, runs: int = 3) -> f
     count = max(1, size // CHUNK)
     best = 0.0
     for run in range(runs):
-        path = directory / f"bulk{run}.pcap"
+        path = directory / f"bulk{run}.pcapng"
         started = time.perf_counter()
         writer = writer_class(str(path))
         writer.open_connection("bulk", CLIENT, SERVER, T0)
@@ -71,7 +71,7 @@ def bulk_mb_s(writer_class: Any, directory: Path, size: int, runs: int = 3) -> f
 
 def small_calls_us(writer_class: Any, directory: Path, calls: int) -> list[float]:
     frame = encode_frame(Frame(FrameType.CONTROL, b"HEARTBEAT"))
-    path = directory / "small.pcap"
+    path = directory / "small.pcapng"
     times = []
     with writer_class(str(path)) as writer:
         writer.open_connection("small", CLIENT, SERVER, T0)

@@ -1,7 +1,7 @@
 """Run the scenario suite N times: are the verdicts stable, and how does the wall time
 compare with the longest scenario?
 
-    python benchmarks/suite_stability.py [--runs 10] [--seed 1] [-- extra harness run args]
+    python benchmarks/suite_stability.py [--runs 10] [--seed 1] [--load] [-- extra run args]
 
 Each run is a plain `harness run` (default workers and scheduling unless the extra
 arguments say otherwise) writing into its own report directory. The script prints one row
@@ -9,17 +9,22 @@ per run: exit status, wall time, the longest scenario's duration, their ratio (t
 suite within 1.5x its longest scenario), and the list of verdicts that differed from the
 first run (none, for a stable suite). The machine's load average before each run is shown
 too: on a shared machine, timings mean little without it.
+
+With `--load`, one CPU burner per core (`python -c 'while 1: pass'`) runs for the whole
+measurement: verdicts must not change when every core is busy.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,14 +60,36 @@ def run_once(seed: int, extra: list[str], report_dir: Path) -> tuple[int, float,
     return status, wall, report
 
 
+@contextlib.contextmanager
+def cpu_burners(count: int) -> Iterator[None]:
+    """`count` processes that each keep one core busy until the block ends."""
+    burners = [
+        subprocess.Popen([sys.executable, "-c", "while 1: pass"]) for _ in range(count)
+    ]
+    try:
+        yield
+    finally:
+        for burner in burners:
+            burner.kill()
+        for burner in burners:
+            burner.wait()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--load", action="store_true", help="keep every core busy with a CPU burner meanwhile"
+    )
     parser.add_argument("extra", nargs="*", help="more arguments for harness run")
     args = parser.parse_args()
     console = Console()
-    table = Table(title=f"harness run x{args.runs}, seed {args.seed} {' '.join(args.extra)}")
+    burning = (os.cpu_count() or 1) if args.load else 0
+    loaded = f", {burning} CPU burner(s)" if burning else ""
+    table = Table(
+        title=f"harness run x{args.runs}, seed {args.seed}{loaded} {' '.join(args.extra)}"
+    )
     for column in (
         "run",
         "load",
@@ -78,7 +105,10 @@ def main() -> int:
     first: dict[str, str] | None = None
     differences: list[str] = []
     ratios: list[float] = []
-    with tempfile.TemporaryDirectory(prefix="suite-stability-") as scratch:
+    with (
+        tempfile.TemporaryDirectory(prefix="suite-stability-") as scratch,
+        cpu_burners(burning),
+    ):
         for number in range(1, args.runs + 1):
             load = os.getloadavg()[0]
             status, wall, report = run_once(args.seed, args.extra, Path(scratch) / str(number))
@@ -99,6 +129,13 @@ def main() -> int:
             longest = max((s["duration"] for s in report["scenarios"]), default=0.0)
             ratio = wall / longest if longest else float("inf")
             ratios.append(ratio)
+            # Each run's line as soon as it is known: a long measurement can be read as it goes.
+            print(
+                f"run {number}: load {load:.1f} exit {status} wall {wall:.1f} s "
+                f"longest {longest:.1f} s ratio {ratio:.2f} "
+                f"differences so far {len(differences)}",
+                flush=True,
+            )
             table.add_row(
                 str(number),
                 f"{load:.1f}",
@@ -121,7 +158,7 @@ def main() -> int:
         for line in differences:
             console.print(f"  {line}")
         return 1
-    console.print(f"all {args.runs} runs gave the same verdicts")
+    console.print(f"all {args.runs} runs gave the same verdicts{loaded}")
     return 0
 
 

@@ -15,6 +15,7 @@ from types import ModuleType
 # name -> module under harness.commands; each module has HELP, configure(parser), run(args).
 SUBCOMMANDS: dict[str, str] = {
     "run": "run",
+    "check": "check",
     "requirements": "requirements",
     "primary": "primary",
     "viewer": "viewer",

@@ -32,6 +32,18 @@ Record = dict[str, Any]
 V2P = "v2p"
 P2V = "p2v"
 
+# The taps a scenario puts next to each peer: one beside the Primary, one per Viewer.
+PRIMARY_SIDE = "primary_side"
+VIEWER_SIDE = "viewer_side"
+
+
+def viewer_tap_name(viewer: str) -> str:
+    return f"{VIEWER_SIDE}:{viewer}"
+
+
+def is_harness_tap(name: str) -> bool:
+    return any(name == side or name.startswith(side + ":") for side in (PRIMARY_SIDE, VIEWER_SIDE))
+
 
 def frame_record(tap: str, conn: str, direction: str, frame: Frame, t: float) -> Record:
     record: Record = {
@@ -121,8 +133,8 @@ class TraceFormatError(ValueError):
     pass
 
 
-def read_trace(path: Path) -> list[Record]:
-    records: list[Record] = []
+def iter_trace(path: Path) -> Iterator[Record]:
+    """The records of a stored trace one at a time, in the order they were written."""
     with path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
@@ -133,8 +145,13 @@ def read_trace(path: Path) -> list[Record]:
                 raise TraceFormatError(f"{path}:{number}: not JSON: {exc.msg}") from None
             if not isinstance(record, dict) or "kind" not in record or "t" not in record:
                 raise TraceFormatError(f"{path}:{number}: a record needs 't' and 'kind'")
-            records.append(record)
-    return records
+            if not isinstance(record["t"], int | float):
+                raise TraceFormatError(f"{path}:{number}: 't' is not a number")
+            yield record
+
+
+def read_trace(path: Path) -> list[Record]:
+    return list(iter_trace(path))
 
 
 @dataclass

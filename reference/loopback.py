@@ -45,6 +45,7 @@ class SimPrimary:
     version: int = 2
     deviations: frozenset[Deviation] = frozenset()
     answer_keyframe_requests: bool = True
+    answer_stream_requests: bool = True  # False: a hostile Primary that never answers
     stream: StreamStatus = field(default_factory=StreamStatus)
     nonces: NonceBook = field(default_factory=NonceBook)
     connections: list[PrimaryConnection] = field(default_factory=list)
@@ -108,7 +109,7 @@ class SimPrimary:
     def handle(self, conn: PrimaryConnection, event: Event, now: float) -> None:
         if not conn.socket_open:
             return  # queued before the connection closed: nobody to answer
-        if isinstance(event, StreamRequested):
+        if isinstance(event, StreamRequested) and self.answer_stream_requests:
             conn.accept_stream(now, width=640, height=360, fps=30)
             if self.stream.state is StreamState.ACTIVE:
                 self.send_keyframe(conn, now)  # KEY-3
@@ -228,6 +229,15 @@ class Loopback:
                 delivered = encode_frame(out)
                 self._observe("viewer", "p2v", delivered)
                 self.viewer.receive_data(delivered, self.now)
+
+    def inject_to_viewer(self, data: bytes) -> None:
+        """Bytes from the network, not the Primary: seen by the Viewer's tap, then delivered.
+
+        This is what the frame proxy's injections look like to the Viewer (a stale-epoch
+        frame, a replayed control message): its own tap records them.
+        """
+        self._observe("viewer", "p2v", data)
+        self.viewer.receive_data(data, self.now)
 
     def _flush_then_close(self, pipe: Pipe) -> None:
         last = pipe.primary_side.data_to_send()

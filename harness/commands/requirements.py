@@ -35,11 +35,22 @@ def coverage(folder: Path) -> dict[str, list[str]]:
     return found
 
 
+def monitors() -> dict[str, str]:
+    """Requirement ID -> where its monitor lives (`path:Class`)."""
+    from harness.checks.doc import monitor_file
+    from harness.checks.engine import Engine
+    from harness.checks.monitor import MONITORS
+
+    Engine({})  # registers every monitor
+    return {rid: f"{monitor_file(cls)}:{cls.__qualname__}" for rid, cls in MONITORS.items()}
+
+
 def run(args: argparse.Namespace) -> int:
     from harness.scenarios.suite_location import default_suite
 
     folder = args.scenarios if args.scenarios is not None else default_suite()
     covered = coverage(folder) if folder is not None else {}
+    where = monitors()
     if args.json:
         rows = [
             {
@@ -49,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
                 "observed": r.observed.value,
                 "rule": r.rule,
                 "scenarios": covered.get(r.id, []),
+                "monitor": where.get(r.id),
             }
             for r in CATALOGUE
         ]
@@ -60,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
     table.add_column("Observed on")
     table.add_column("Rule")
     table.add_column("Scenarios", overflow="fold")
+    table.add_column("Monitor", overflow="fold")
     for r in CATALOGUE:
         names = covered.get(r.id, [])
         table.add_row(
@@ -68,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
             r.observed.value,
             r.rule,
             ", ".join(names) if names else "[red]none[/red]",
+            where.get(r.id, "[red]none[/red]"),
         )
     Console().print(table)
     return 0

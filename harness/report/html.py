@@ -706,7 +706,7 @@ def _scenario(
         f"<tr><td>covers</td><td>{esc(covers) or '&mdash;'}</td></tr>",
         f"<tr><td>backends</td><td>{esc(json.dumps(scenario.get('backends', {})))}</td></tr>",
         f"<tr><td>files</td><td>{_link(run_dir, scenario.get('trace'), 'trace.jsonl')}<br>"
-        f"{_link(run_dir, scenario.get('pcap'), 'wire.pcap')}</td></tr>",
+        f"{_link(run_dir, scenario.get('pcap'), 'wire.pcapng')}</td></tr>",
         "</table>",
     ]
     problems = scenario.get("problems", []) or []

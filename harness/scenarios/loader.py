@@ -17,6 +17,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from reference.protocol.deviations import Deviation
 from reference.protocol.requirements import BY_ID
 from reference.protocol.timings import DEFAULT_TIMINGS, Timings
 
@@ -98,6 +99,8 @@ class Scenario:
 def _schema() -> dict[str, Any]:
     text = resources.files("harness.scenarios").joinpath("scenario.schema.json").read_text()
     schema: dict[str, Any] = json.loads(text)
+    # The switch names come from the protocol core's table, never from a copy of it.
+    schema["$defs"]["deviations"]["items"] = {"enum": [d.value for d in Deviation]}
     return schema
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.checks.config import check_config
 from harness.checks.registry import run_checks
 from harness.checks.verdict import Status, Verdict
 from harness.scenarios.conditions import describe, matches
@@ -54,6 +55,8 @@ class ScenarioResult:
     pcap_path: str | None = None
     backends: dict[str, str | None] = field(default_factory=dict)
     timeline: list[dict[str, Any]] = field(default_factory=list)
+    # What the verdicts were computed with, so `harness check` can compute them again.
+    check_config: dict[str, Any] = field(default_factory=dict)
 
     @property
     def failures(self) -> list[str]:
@@ -83,6 +86,7 @@ class ScenarioResult:
             "pcap": self.pcap_path,
             "backends": self.backends,
             "timeline": self.timeline,
+            "checks": self.check_config,
             "requirements": [
                 {**v.as_dict(), "rule": BY_ID[v.requirement].rule if v.requirement in BY_ID else ""}
                 for v in self.verdicts
@@ -297,7 +301,7 @@ class ScenarioRun:
         from harness.wire.pcap import PcapWriter
         from harness.wire.recorder import WireTap
 
-        self.pcap = PcapWriter(str(self.directory / "wire.pcap"))
+        self.pcap = PcapWriter(str(self.directory / "wire.pcapng"))
         tap = WireTap("primary_side", HOST, self.primary_port, trace=self.trace, pcap=self.pcap)
         await tap.start()
         self.cleanups.append(tap.stop)
@@ -519,10 +523,11 @@ class ScenarioRun:
             await self._teardown()
         result.duration = time.monotonic() - self.started
         result.trace_path = str(self.directory / "trace.jsonl")
-        result.pcap_path = str(self.directory / "wire.pcap")
+        result.pcap_path = str(self.directory / "wire.pcapng")
         result.timeline = self.timeline_log
         trace = load(self.trace.snapshot())
         result.verdicts = run_checks(trace, scenario.expect, scenario.timings)
+        result.check_config = check_config(scenario.expect, scenario.timings)
         (self.directory / "result.json").write_text(json.dumps(result.as_dict(), indent=2))
         return result
 

@@ -2,6 +2,8 @@
 
 `scapy_layer` turns the frame header into a declarative scapy layer (valid and
 deliberately malformed frames for the bad-input suite); `pcap` writes the
-harness's byte streams as TCP captures Wireshark can follow, and reads
-captures back into frames with the reference decoder.
+harness's byte streams as pcapng TCP captures (one interface per tap,
+wall-clock times) and reads pcap or pcapng captures back into frames with the
+reference decoder; `capture_format` holds the file formats and link layers;
+`lvs.lua` is the Wireshark dissector (docs/wireshark.md).
 """

@@ -3,35 +3,57 @@
 The harness sees each connection as two byte streams, not as packets. The
 writer invents the TCP/IP packets around them (handshake, MSS-sized segments
 with consistent sequence numbers, FIN exchange) so Wireshark can follow the
-stream and scapy can dissect it with the LVS layer. The reader goes the other way for
-any capture, ours or one taken from a real device: reassemble each direction
-by sequence number, then decode with the reference `FrameDecoder`.
+stream and dissect it with `lvs.lua` (scapy with the LVS layer can too). The
+reader goes the other way for any capture, ours or one taken from a real
+device: reassemble each direction by sequence number, then decode with the
+reference `FrameDecoder`.
+
+Captures are pcapng: one named interface per tap (`viewer_side:v1`,
+`primary_side`), so a connection's interface says where it was seen, and
+wall-clock timestamps. The trace's `t` is the host's CLOCK_MONOTONIC; the
+writer reads both clocks once when it opens and adds the difference to every
+`t`, so a packet's time minus `wall_clock_offset` is the trace's `t` of the
+same bytes, to the nanosecond, and a clock step during the run cannot tear
+the capture apart.
 
 The writer is in the data path of every wire tap, so it does not use scapy:
-it packs the classic pcap format and the Ethernet, IPv4/IPv6 and TCP headers
-itself with `struct`, checksums included, and buffers whole records in memory
-between writes to the file (see `PcapWriter` for when they reach it).
+it packs the pcapng blocks (`capture_format`) and the Ethernet, IPv4/IPv6 and
+TCP headers itself with `struct`, checksums included, and buffers whole
+records in memory between writes to the file (see `PcapWriter` for when they
+reach it).
 """
 
 from __future__ import annotations
 
 import ipaddress
-import os
+import re
 import struct
 import threading
 import time
 import weakref
 import zlib
-from collections.abc import Callable, Collection, Hashable, Iterator
+from collections.abc import Callable, Collection, Hashable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Literal, NamedTuple
 
-from scapy.layers.inet import IP, TCP
-from scapy.layers.inet6 import IPv6
-from scapy.packet import Packet
-from scapy.utils import PcapReader
-
+from harness.wire.capture_format import (
+    BLOCK_LENGTH,
+    EPB_HEADER,
+    EPB_TYPE,
+    PADDING,
+    TCP_ACK,
+    TCP_FIN,
+    TCP_RST,
+    TCP_SYN,
+    AppendPoint,
+    CaptureFormatError,
+    append_point,
+    interface_description,
+    read_packets,
+    section_header,
+    tcp_segment,
+)
 from reference.protocol.errors import ErrorCode, RemoteProtocolError
 from reference.protocol.frames import DEFAULT_PORT, HEADER_SIZE, Frame, FrameDecoder
 
@@ -59,16 +81,16 @@ _SERVER_MAC = bytes.fromhex("020000000002")
 _WINDOW = 65535
 _TTL = 64
 
-# The classic pcap format, little-endian whatever the host, so that the same
-# run gives the same bytes everywhere: version 2.4, microsecond timestamps,
-# linktype 1 (Ethernet rather than raw IP: every tool reads it, and IPv4 and
-# IPv6 connections can share one file). The snapshot length is tcpdump's
-# default; it must exceed the largest record (Ethernet + IP + TCP + MSS).
-_PCAP_MAGIC = 0xA1B2C3D4
+# Every interface is Ethernet (rather than raw IP: every tool reads it, and
+# IPv4 and IPv6 connections can share one interface) with tcpdump's default
+# snapshot length, which must exceed the largest packet (Ethernet + IP + TCP + MSS).
+DEFAULT_INTERFACE = "lvs"
 _LINKTYPE_ETHERNET = 1
 _SNAPLEN = 262_144
-_PCAP_HEADER = struct.Struct("<IHHiIII")
-_RECORD_HEADER = struct.Struct("<IIII")  # seconds, microseconds, captured length, length
+_INTERFACE_DESCRIPTION = (
+    "LVS wire tap: the bytes as relayed; Ethernet, IP and TCP headers synthesised"
+)
+_APPLICATION = "LVS conformance harness (harness.wire.pcap)"
 _ETHERTYPE = {4: 0x0800, 6: 0x86DD}
 _IPV4 = struct.Struct("!BBHHHBBH4s4s")  # version+IHL, TOS, length, id, flags+frag, TTL, proto, sum
 _IPV6 = struct.Struct("!IHBB16s16s")  # version+class+flow, payload length, next header, hops
@@ -76,7 +98,8 @@ _TCP = struct.Struct("!HHIIBBHHH")  # ports, seq, ack, data offset, flags, windo
 _IPPROTO_TCP = 6
 _DONT_FRAGMENT = 0x4000
 
-_FIN, _SYN, _RST, _PSH, _ACK = 0x01, 0x02, 0x04, 0x08, 0x10
+_FIN, _SYN, _RST, _ACK = TCP_FIN, TCP_SYN, TCP_RST, TCP_ACK
+_PSH = 0x08
 
 
 def _other(direction: Direction) -> Direction:
@@ -162,10 +185,19 @@ class _Sender:
 @dataclass
 class _WrittenConnection:
     senders: dict[Direction, _Sender]
+    interface: int  # its number in the capture
+
+
+def wall_clock_offset_now() -> float:
+    """Wall-clock time minus CLOCK_MONOTONIC, read once: the anchor of a capture's timestamps."""
+    before = time.monotonic_ns()
+    wall = time.time_ns()
+    after = time.monotonic_ns()
+    return (wall - (before + after) // 2) / 1e9
 
 
 class PcapWriter:
-    """Synthesises the TCP/IP packets of connections and streams them to a pcap file.
+    """Synthesises the TCP/IP packets of connections and streams them to a pcapng file.
 
     Only one small record per open connection stays in memory, so a soak of
     hours can be captured. Packets are buffered, whole, and reach the file (in
@@ -184,6 +216,17 @@ class PcapWriter:
     is fsync'ed: the packets are safe from a crash of the run, not of the
     machine. Segments are at most `mss` bytes (`DEFAULT_MSS`: loopback-sized).
 
+    Each connection is on a named interface (`open_connection(interface=)`),
+    described in the file when first used. Times `t` are the trace's
+    (CLOCK_MONOTONIC); `wall_clock_offset` is added to them, by default the
+    difference of the two clocks when the writer opens (0: `t` is already
+    wall-clock time). Timestamps have nanosecond resolution.
+
+    `append=True` continues the last section of an existing pcapng file: its
+    interfaces of the same names, and its clock anchor (CLOCK_MONOTONIC is
+    the host's, shared by every process until a reboot), so Wireshark sees
+    one capture.
+
     Each connection must be driven from one thread at a time; the file itself
     may be shared by threads.
     """
@@ -197,13 +240,26 @@ class PcapWriter:
         flush_interval: float = FLUSH_INTERVAL,
         flush_bytes: int = FLUSH_BYTES,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock_offset: float | None = None,
     ) -> None:
         if not 1 <= mss <= MAX_MSS:
             raise ValueError(f"MSS {mss} is not between 1 and {MAX_MSS}")
         self.path = path
         self.mss = mss
+        point = append_point(path) if append else None
+        anchored = _anchor_in(point.comment) if point is not None else None
+        if wall_clock_offset is None:
+            wall_clock_offset = wall_clock_offset_now() if anchored is None else anchored
+        elif anchored is not None and round(anchored * 1e9) != round(wall_clock_offset * 1e9):
+            raise ValueError(
+                f"{path} has timestamps CLOCK_MONOTONIC + {anchored:.9f} s: "
+                f"cannot append with + {wall_clock_offset:.9f} s"
+            )
+        self.wall_clock_offset = wall_clock_offset
+        self._offset_ns = round(wall_clock_offset * 1e9)
         self._syn_options = struct.pack("!BBH", 2, 4, mss)  # kind 2: MSS, 4 bytes long
-        self._file = _CaptureFile(path, append, flush_interval, flush_bytes, clock)
+        comment = f"{_ANCHOR_TEXT} + {wall_clock_offset:.9f} s"
+        self._file = _CaptureFile(path, append, point, flush_interval, flush_bytes, clock, comment)
         self._connections: dict[Hashable, _WrittenConnection] = {}
         # Like a file object: flushed and closed when dropped without close().
         self._finalizer = weakref.finalize(self, self._file.close)
@@ -220,9 +276,14 @@ class PcapWriter:
         self.close()
 
     def open_connection(
-        self, conn_id: Hashable, client: Endpoint, server: Endpoint, t: float
+        self,
+        conn_id: Hashable,
+        client: Endpoint,
+        server: Endpoint,
+        t: float,
+        interface: str = DEFAULT_INTERFACE,
     ) -> None:
-        """The three-way handshake, all at time `t`."""
+        """The three-way handshake, all at time `t`, on the interface named `interface`."""
         if conn_id in self._connections:
             raise ValueError(f"connection {conn_id!r} is already open")
         if _ip_version(client[0]) != _ip_version(server[0]):
@@ -236,7 +297,8 @@ class PcapWriter:
             {
                 "c2s": _Sender.between(client, server, _CLIENT_MAC, _SERVER_MAC, isn["c2s"]),
                 "s2c": _Sender.between(server, client, _SERVER_MAC, _CLIENT_MAC, isn["s2c"]),
-            }
+            },
+            self._file.interface(interface),
         )
         self._connections[conn_id] = conn
         self._emit(conn, t, ("c2s", _SYN), ("s2c", _SYN | _ACK), ("c2s", _ACK))
@@ -256,11 +318,11 @@ class PcapWriter:
         # a caller's buffer, which may change (or be unable to while viewed).
         view = memoryview(data if isinstance(data, bytes) else bytes(data))
         sender, receiver = conn.senders[direction], conn.senders[_other(direction)]
-        stamp = _timestamp(t)
+        stamp = self._timestamp(t)
         records: list[bytes | memoryview] = []
         for start in range(0, len(view), self.mss):
             segment = view[start : start + self.mss]
-            records += self._packet(sender, receiver, _PSH | _ACK, stamp, segment)
+            records += self._packet(conn, sender, receiver, _PSH | _ACK, stamp, segment)
         self._file.add(records)
 
     def close_connection(self, conn_id: Hashable, t: float, initiator: Direction = "c2s") -> None:
@@ -291,22 +353,28 @@ class PcapWriter:
 
     def _emit(self, conn: _WrittenConnection, t: float, *packets: tuple[Direction, int]) -> None:
         """Packets without data (handshake, close), written together."""
-        stamp = _timestamp(t)
+        stamp = self._timestamp(t)
         records: list[bytes | memoryview] = []
         for direction, flags in packets:
             sender, receiver = conn.senders[direction], conn.senders[_other(direction)]
-            records += self._packet(sender, receiver, flags, stamp)
+            records += self._packet(conn, sender, receiver, flags, stamp)
         self._file.add(records)
+
+    def _timestamp(self, t: float) -> tuple[int, int]:
+        """Wall-clock nanoseconds as pcapng wants them: the high and the low 32 bits."""
+        ns = round(t * 1e9) + self._offset_ns
+        return ns >> 32, ns & 0xFFFF_FFFF
 
     def _packet(
         self,
+        conn: _WrittenConnection,
         sender: _Sender,
         receiver: _Sender,
         flags: int,
         stamp: tuple[int, int],
         data: bytes | memoryview = b"",
-    ) -> tuple[bytes, bytes | memoryview]:
-        """The pcap record of one packet: headers, and `data` itself (not copied)."""
+    ) -> tuple[bytes, bytes | memoryview, bytes]:
+        """The packet block of one packet: headers, `data` itself (not copied), the block's end."""
         seq = sender.next_seq
         ack = receiver.next_seq if flags & _ACK else 0
         options = self._syn_options if flags & _SYN else b""
@@ -355,31 +423,38 @@ class PcapWriter:
                 0x6000_0000, tcp_size, _IPPROTO_TCP, _TTL, sender.source, sender.destination
             )
         size = 14 + len(ip) + tcp_size
-        record = _RECORD_HEADER.pack(stamp[0], stamp[1], size, size)
+        padding = -size % 4
+        total = EPB_HEADER.size + size + padding + BLOCK_LENGTH.size
+        block = EPB_HEADER.pack(EPB_TYPE, total, conn.interface, stamp[0], stamp[1], size, size)
         # SYN and FIN each use up one sequence number.
         used = len(data) + (flags & _SYN != 0) + (flags & _FIN != 0)
         sender.next_seq = (seq + used) % _SEQ_MOD
-        return record + sender.ethernet + ip + tcp, data
+        return block + sender.ethernet + ip + tcp, data, PADDING[padding] + BLOCK_LENGTH.pack(total)
 
 
 class _CaptureFile:
-    """The pcap file, the records not yet in it, and when they go in (see `PcapWriter`)."""
+    """The pcapng file, the records not yet in it, and when they go in (see `PcapWriter`)."""
 
     def __init__(
         self,
         path: str,
         append: bool,
+        point: AppendPoint | None,
         flush_interval: float,
         flush_bytes: int,
         clock: Callable[[], float],
+        comment: str,
     ) -> None:
-        if append:
-            _check_appendable(path)
         self._file = open(path, "ab" if append else "wb", buffering=0)  # noqa: SIM115
-        if os.fstat(self._file.fileno()).st_size == 0:
-            self._file.write(
-                _PCAP_HEADER.pack(_PCAP_MAGIC, 2, 4, 0, 0, _SNAPLEN, _LINKTYPE_ETHERNET)
-            )
+        self._interfaces: dict[str, int] = {}
+        self._interface_count = 0
+        if point is None:
+            self._file.write(section_header(_APPLICATION, comment))
+        else:
+            self._interface_count = len(point.interfaces)
+            for number, name in enumerate(point.interfaces):
+                if name in point.reusable:
+                    self._interfaces[name] = number
         self._flush_interval = flush_interval
         self._flush_bytes = flush_bytes
         self._clock = clock
@@ -394,6 +469,20 @@ class _CaptureFile:
                 target=self._flush_periodically, name=f"pcap flush {path}", daemon=True
             )
             self._flusher.start()
+
+    def interface(self, name: str) -> int:
+        """The number of the interface `name`, its description block queued on first use."""
+        with self._lock:
+            number = self._interfaces.get(name)
+            if number is None:
+                number = self._interfaces[name] = self._interface_count
+                self._interface_count += 1
+                self._records.append(
+                    interface_description(
+                        name, _INTERFACE_DESCRIPTION, _LINKTYPE_ETHERNET, _SNAPLEN
+                    )
+                )
+            return number
 
     def add(self, records: list[bytes | memoryview]) -> None:
         with self._lock:
@@ -440,26 +529,22 @@ class _CaptureFile:
             data = data[self._file.write(data) :]
 
 
-def _check_appendable(path: str) -> None:
-    """Appending goes on a capture in this writer's format, or an empty or new file."""
+_ANCHOR_TEXT = "timestamps: the harness host's CLOCK_MONOTONIC (the trace's t)"
+_ANCHOR = re.compile(re.escape(_ANCHOR_TEXT) + r" \+ (-?[0-9]+\.[0-9]+) s")
+
+
+def harness_clock_offset(path: str) -> float | None:
+    """For a capture the harness wrote: wall-clock time minus the trace's `t`; else None."""
     try:
-        with open(path, "rb") as existing:
-            header = existing.read(_PCAP_HEADER.size)
-    except FileNotFoundError:
-        return
-    if not header:
-        return
-    if len(header) < _PCAP_HEADER.size or (
-        _PCAP_HEADER.unpack(header)[0] != _PCAP_MAGIC
-        or _PCAP_HEADER.unpack(header)[6] != _LINKTYPE_ETHERNET
-    ):
-        raise ValueError(f"{path} is not a little-endian Ethernet pcap: cannot append to it")
+        point = append_point(path)
+    except (CaptureFormatError, OSError):
+        return None
+    return _anchor_in(point.comment) if point is not None else None
 
 
-def _timestamp(t: float) -> tuple[int, int]:
-    """Seconds and microseconds, rounded as a whole so the fraction never reaches 10**6."""
-    seconds, micros = divmod(round(t * 1_000_000), 1_000_000)
-    return seconds, micros
+def _anchor_in(comment: str) -> float | None:
+    found = _ANCHOR.fullmatch(comment)
+    return float(found.group(1)) if found else None
 
 
 def _ip_version(address: str) -> int:
@@ -491,6 +576,9 @@ class PcapConnection:
     errors: list[StreamError] = field(default_factory=list)
     # Bytes of a frame still incomplete when the capture ended, per direction.
     unfinished: dict[Direction, int] = field(default_factory=dict)
+    interface: str = ""  # where its first packet was captured (pcapng: a tap's name)
+    opened: float | None = None  # time of its first packet
+    closed: float | None = None  # time of its first FIN or RST
 
     def frames_sent(self, direction: Direction) -> list[Frame]:
         return [c.frame for c in self.frames if c.direction == direction]
@@ -506,20 +594,26 @@ class _StreamReassembler:
         self.next_offset = 0  # the first byte not yet handed to the decoder
         self.decoded = 0  # bytes of whole frames decoded: where the next header starts
         self.pending: dict[int, tuple[bytes, float]] = {}  # arrived ahead of a gap
+        self.seen_end = 0  # stream offset after the last byte any segment carried on the wire
         self.decoder = FrameDecoder()
         self.failed = False
+        self.last_time = 0.0  # of the last bytes decoded
 
     def syn(self, seq: int) -> None:
         if self.base is None:  # a retransmitted SYN must not move a stream under way
             self.base = (seq + 1) % _SEQ_MOD
 
-    def segment(self, seq: int, data: bytes, t: float) -> None:
-        if self.failed or not data:
+    def segment(self, seq: int, data: bytes, t: float, cut: int = 0) -> None:
+        """`data` at `seq`, and `cut` more bytes after it that the capture did not keep."""
+        if self.failed or not (data or cut):
             return
         if self.base is None:
             # The capture began mid-connection: the first byte seen is offset 0.
             self.base = seq
         offset = self._unwrap(seq)
+        self.seen_end = max(self.seen_end, offset + len(data) + cut)
+        if not data:
+            return
         if offset + len(data) <= self.next_offset:
             return  # a retransmission of bytes already decoded
         if offset > self.next_offset:
@@ -546,6 +640,14 @@ class _StreamReassembler:
                 self.pending[first][1],
                 self.next_offset,
             )
+        elif self.seen_end > self.next_offset and not self.failed:
+            self._fail(
+                None,
+                f"{self.seen_end - self.next_offset} bytes missing from the capture "
+                "(cut by its snapshot length)",
+                self.last_time,
+                self.next_offset,
+            )
         if not self.failed and self.next_offset > self.decoded:
             self.connection.unfinished[self.direction] = self.next_offset - self.decoded
 
@@ -559,6 +661,7 @@ class _StreamReassembler:
         return self.next_offset + relative
 
     def _decode(self, data: bytes, t: float) -> None:
+        self.last_time = t
         self.next_offset += len(data)
         self.decoder.feed(data)
         try:
@@ -586,81 +689,63 @@ class _ReadConnection:
 
 
 def read_pcap_streams(path: str, ports: Collection[int] | None = None) -> list[PcapConnection]:
-    """Every TCP connection in the capture, in order of first packet, decoded into frames.
+    """Every TCP connection in a pcap or pcapng file, in order of first packet, as frames.
 
     `ports` keeps only connections with one end on one of those ports. A
     capture that starts mid-connection is read from its first byte; which end
     is the server is then guessed from the port (DEFAULT_PORT or `ports`).
+    Each direction is put back in sequence-number order: a retransmission of
+    bytes already read is dropped, a segment ahead of a gap waits for it, and
+    bytes the capture never had (a gap never filled, or cut by the snapshot
+    length) end that direction with a `StreamError` whose `code` is None.
+    A connection seen on several interfaces (a capture on "any") is one.
     """
     server_ports = {DEFAULT_PORT, *(ports or ())}
     live: dict[frozenset[Endpoint], _ReadConnection] = {}
     found: list[PcapConnection] = []
-    with PcapReader(path) as reader:
-        for packet in _whole_packets(reader):
-            segment = _tcp_segment(packet)
-            if segment is None:
-                continue
-            src, dst, tcp, data = segment
-            if ports is not None and src[1] not in ports and dst[1] not in ports:
-                continue
-            key = frozenset((src, dst))
-            flags = str(tcp.flags)
-            conn = live.get(key)
-            is_new_syn = "S" in flags and "A" not in flags
-            # A fresh SYN on a known address pair is a new connection (port
-            # reuse), unless it retransmits the SYN that opened this one.
-            if conn is None or (is_new_syn and conn.syn_seq != tcp.seq):
-                if conn is not None:
-                    conn.finish()
-                conn = _start_connection(src, dst, flags, server_ports)
-                live[key] = conn
-                found.append(conn.result)
-            direction: Direction = "c2s" if src == conn.result.client else "s2c"
-            stream = conn.streams[direction]
-            t = float(packet.time)
-            if "S" in flags:
-                if is_new_syn:
-                    conn.syn_seq = tcp.seq
-                stream.syn(tcp.seq)
-                continue
-            stream.segment(tcp.seq, data, t)
+    for packet in read_packets(path):
+        segment = tcp_segment(packet)
+        if segment is None:
+            continue
+        src, dst, flags = segment.src, segment.dst, segment.flags
+        if ports is not None and src[1] not in ports and dst[1] not in ports:
+            continue
+        key = frozenset((src, dst))
+        conn = live.get(key)
+        is_new_syn = flags & (_SYN | _ACK) == _SYN
+        # A fresh SYN on a known address pair is a new connection (port
+        # reuse), unless it retransmits the SYN that opened this one.
+        if conn is None or (is_new_syn and conn.syn_seq != segment.seq):
+            if conn is not None:
+                conn.finish()
+            conn = _start_connection(src, dst, flags, server_ports, packet.interface)
+            live[key] = conn
+            found.append(conn.result)
+        if conn.result.opened is None:
+            conn.result.opened = packet.timestamp
+        if flags & (_FIN | _RST) and conn.result.closed is None:
+            conn.result.closed = packet.timestamp
+        direction: Direction = "c2s" if src == conn.result.client else "s2c"
+        stream = conn.streams[direction]
+        if flags & _SYN:
+            if is_new_syn:
+                conn.syn_seq = segment.seq
+            stream.syn(segment.seq)
+            continue
+        stream.segment(segment.seq, segment.data, packet.timestamp, segment.cut)
     for conn in live.values():
         conn.finish()
     return found
 
 
-def _whole_packets(reader: PcapReader) -> Iterator[Packet]:
-    # Iterating a PcapReader cuts packets at 65535 bytes, and Linux loopback
-    # captures hold longer ones (65483 bytes of TCP data, plus headers).
-    while True:
-        try:
-            yield reader.read_packet(size=_SNAPLEN)
-        except EOFError:
-            return
-
-
 def _start_connection(
-    src: Endpoint, dst: Endpoint, flags: str, server_ports: set[int]
+    src: Endpoint, dst: Endpoint, flags: int, server_ports: set[int], interface: str
 ) -> _ReadConnection:
-    if "S" in flags:
-        client, server = (dst, src) if "A" in flags else (src, dst)
+    if flags & _SYN:
+        client, server = (dst, src) if flags & _ACK else (src, dst)
     elif src[1] in server_ports and dst[1] not in server_ports:
         client, server = dst, src
     else:
         client, server = src, dst
-    result = PcapConnection(client, server)
+    result = PcapConnection(client, server, interface=interface)
     return _ReadConnection(result, {d: _StreamReassembler(result, d) for d in ("c2s", "s2c")})
-
-
-def _tcp_segment(packet: Packet) -> tuple[Endpoint, Endpoint, TCP, bytes] | None:
-    network = packet.getlayer(IP)
-    if network is None:
-        network = packet.getlayer(IPv6)
-    if network is None or not packet.haslayer(TCP):
-        return None
-    tcp = packet[TCP]
-    # `original` is the segment exactly as captured, link-layer padding
-    # already cut off by the IP length; rebuilding the dissected LVS layers
-    # could not be trusted to give back bytes that a device got wrong.
-    data = bytes(tcp.original[tcp.dataofs * 4 :])
-    return (network.src, tcp.sport), (network.dst, tcp.dport), tcp, data

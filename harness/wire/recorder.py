@@ -6,7 +6,8 @@ each peer really sent and really received. Bytes are forwarded unchanged and
 first; decoding is only for the record. A direction that stops decoding is
 recorded once as `wire_error` and still forwarded: the tap never hides what a
 peer sent. With a `PcapWriter` the same byte streams go to a capture, with
-the real client and upstream addresses.
+the real client and upstream addresses, on an interface named after the tap
+and stamped with the trace's clock.
 """
 
 from __future__ import annotations
@@ -65,15 +66,13 @@ class WireTap(Relay):
             }
         )
         if self.pcap is not None:
-            try:
-                self.pcap.open_connection(self._pcap_key(conn), conn.client, conn.server, t)
-            except ValueError:
+            key, server = self._pcap_key(conn), conn.server
+            if (":" in conn.client[0]) != (":" in server[0]):
                 # An IPv6 client relayed to an IPv4 upstream cannot be one TCP
                 # stream in a capture: record the tap's own listening side instead.
                 own = conn.client_writer.get_extra_info("sockname")
-                self.pcap.open_connection(
-                    self._pcap_key(conn), conn.client, (str(own[0]), int(own[1])), t
-                )
+                server = (str(own[0]), int(own[1]))
+            self.pcap.open_connection(key, conn.client, server, t, interface=self.name)
 
     def connection_closed(self, conn: RelayConnection) -> None:
         t = self.trace.now()

@@ -38,6 +38,8 @@ from reference.protocol.viewer import ViewerConnection
 log = logging.getLogger("reference.viewer")
 
 TelemetrySink = Callable[[dict[str, Any]], None]
+# The `audio` telemetry record (PROTOCOL.md 9.2): the audio output created / released.
+AUDIO_RECORD = telemetry.RecordKind.AUDIO.value
 MAX_LATENCY_SAMPLES = 200_000
 
 
@@ -64,6 +66,8 @@ class ViewerStats:
     dropped: int = 0
     audit_failures: int = 0
     connects: int = 0
+    audio_frames: int = 0  # AUDIO frames decoded
+    audio_samples: int = 0  # samples they produced (48 kHz)
     last_audit: tuple[int, int] | None = None
     latencies: list[float] = field(default_factory=list)
 
@@ -89,6 +93,11 @@ class ReferenceViewer:
         self.stats = ViewerStats()
         self.decoder: Any = None
         self.decoder_backend: str | None = None
+        # The audio output (a real client's AudioTrack): opened at the first AUDIO frame
+        # of a session, released with the video decoder (STATE-7). Its Opus decoder is
+        # recreated for every epoch, since every epoch is a new Opus stream.
+        self.audio_output_epoch: int | None = None
+        self._audio_decoder: Any = None
         self.state_changed = asyncio.Event()
         self._driver: StreamDriver | None = None
         self._reconnect = asyncio.Event()
@@ -189,6 +198,7 @@ class ReferenceViewer:
         elif isinstance(event, FlushDecoder):
             if self.decoder is not None:
                 self.decoder.reset()
+            self._audio_decoder = None  # the new epoch's Opus stream starts afresh
         elif isinstance(event, ReleaseDecoder):
             self._release_decoder()
         elif isinstance(event, ReconnectDue):
@@ -210,11 +220,43 @@ class ReferenceViewer:
             with contextlib.suppress(Exception):
                 self.decoder.close()
             self.decoder = None
+        self._release_audio()
+
+    def _release_audio(self) -> None:
+        self._audio_decoder = None
+        if self.audio_output_epoch is not None:
+            self.audio_output_epoch = None
+            self._emit({"event": AUDIO_RECORD, "action": "release", "epoch": None})
+
+    def _play_audio(self, frame: Frame) -> None:
+        """Decode one Opus packet into the audio output, opening the output if need be."""
+        import av
+
+        from reference.media.audio import SAMPLE_RATE
+
+        if self.audio_output_epoch is None:
+            self.audio_output_epoch = frame.epoch
+            self._emit({
+                "event": AUDIO_RECORD, "action": "create", "epoch": frame.epoch,
+                "codec": "opus", "sample_rate": SAMPLE_RATE,
+            })
+        if self._audio_decoder is None:
+            self._audio_decoder = av.CodecContext.create("opus", "r")
+        try:
+            frames = self._audio_decoder.decode(av.Packet(frame.payload))
+        except av.error.FFmpegError as exc:
+            self._emit({"event": "decode_error", "epoch": frame.epoch, "seq": frame.sequence,
+                        "error": f"audio: {exc}"})
+            return
+        self.stats.audio_frames += 1
+        self.stats.audio_samples += sum(f.samples for f in frames)
 
     async def _decode(self, frame: Frame) -> None:
         now = monotonic()
         epoch = frame.epoch
         if frame.type is FrameType.AUDIO:
+            if self.config.decode:
+                self._play_audio(frame)
             return
         if frame.type is FrameType.VIDEO and len(self.stats.latencies) < MAX_LATENCY_SAMPLES:
             # Capture-to-delivery time: the Primary stamps capture times on the host clock.

@@ -18,12 +18,17 @@ class Deviation(str, Enum):
     ACTIVE_BEFORE_KEYFRAME = "active_before_keyframe"
     IGNORE_KEYFRAME_REQUEST = "ignore_keyframe_request"
     MEDIA_BEFORE_ACCEPT = "media_before_accept"
+    SLOW_HEARTBEAT = "slow_heartbeat"
+    STALE_MEDIA_EPOCH = "stale_media_epoch"
     # Viewer side
     NO_EPOCH_DROP = "no_epoch_drop"
     NO_KEYFRAME_RETRY = "no_keyframe_retry"
     SELF_DECLARED_STREAMING = "self_declared_streaming"
     EVENTS_AS_STATE = "events_as_state"
     STALE_CONTROL_APPLIED = "stale_control_applied"
+    NO_LIVENESS_TIMEOUT = "no_liveness_timeout"
+    LATE_STALL_WATCHDOG = "late_stall_watchdog"
+    RECONNECT_TOO_SOON = "reconnect_too_soon"
 
 
 BREAKS: dict[Deviation, tuple[str, ...]] = {
@@ -37,6 +42,11 @@ BREAKS: dict[Deviation, tuple[str, ...]] = {
     Deviation.SELF_DECLARED_STREAMING: ("STATE-2", "STATE-3"),
     Deviation.EVENTS_AS_STATE: ("EVT-1",),
     Deviation.STALE_CONTROL_APPLIED: ("EPOCH-4",),
+    Deviation.SLOW_HEARTBEAT: ("HB-1",),
+    Deviation.STALE_MEDIA_EPOCH: ("EPOCH-2",),
+    Deviation.NO_LIVENESS_TIMEOUT: ("HB-2",),
+    Deviation.LATE_STALL_WATCHDOG: ("WD-1",),
+    Deviation.RECONNECT_TOO_SOON: ("RECON-1",),
 }
 
 PRIMARY_DEVIATIONS = frozenset(
@@ -45,6 +55,8 @@ PRIMARY_DEVIATIONS = frozenset(
         Deviation.ACTIVE_BEFORE_KEYFRAME,
         Deviation.IGNORE_KEYFRAME_REQUEST,
         Deviation.MEDIA_BEFORE_ACCEPT,
+        Deviation.SLOW_HEARTBEAT,
+        Deviation.STALE_MEDIA_EPOCH,
     }
 )
 VIEWER_DEVIATIONS = frozenset(Deviation) - PRIMARY_DEVIATIONS

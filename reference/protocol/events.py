@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from reference.protocol.causes import Cause
 from reference.protocol.errors import ProtocolError
 from reference.protocol.frames import Frame
 from reference.protocol.messages import Caps, Message, SetStream
@@ -50,6 +51,7 @@ class StateChanged(Event):
     reason: str
     epoch: int | None
     server_state: StreamState | None
+    cause: Cause
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +89,7 @@ class FrameDropped(Event):
     frame: Frame
     reason: str
     current_epoch: int | None
+    cause: Cause
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ the harness host, so records line up with the wire trace), `event`, and
 from __future__ import annotations
 
 import json
+from enum import Enum
 from typing import Any
 
 from reference.protocol.events import (
@@ -39,15 +40,47 @@ from reference.protocol.events import (
 
 Record = dict[str, Any]
 
+
+class RecordKind(str, Enum):
+    """The `event` of a telemetry record (PROTOCOL.md 9.2)."""
+
+    HELLO = "hello"
+    STATE = "state"
+    FRAME = "frame"
+    DECODED = "decoded"
+    RENDERED = "rendered"
+    DECODER = "decoder"
+    KEYFRAME_REQUEST = "keyframe_request"
+    CONNECTION = "connection"
+    AUDIO = "audio"
+
+
+class FrameAction(str, Enum):
+    DECODE = "decode"
+    DROP = "drop"
+
+
+class DecoderAction(str, Enum):
+    CREATE = "create"
+    FLUSH = "flush"
+    RELEASE = "release"
+
+
+class ConnectionAction(str, Enum):
+    CONNECT = "connect"
+    CLOSED = "closed"
+    FAILED = "failed"
+
 REQUIRED: dict[str, tuple[str, ...]] = {
     "hello": ("implementation", "version"),
-    "state": ("state", "previous"),
+    "state": ("state", "previous", "cause"),
     "frame": ("action", "type", "epoch", "seq"),
     "decoded": ("epoch",),
     "rendered": ("epoch", "frame", "stream_epoch"),
     "decoder": ("action",),
     "keyframe_request": ("epoch", "attempt"),
     "connection": ("action",),
+    "audio": ("action",),
 }
 
 
@@ -60,14 +93,16 @@ def records_from_event(event: Event, now: float, viewer: str) -> list[Record]:
     base: Record = {"t": now, "viewer": viewer}
     if isinstance(event, StateChanged):
         return [{**base, "event": "state", "state": event.state.value,
-                 "previous": event.previous.value, "reason": event.reason, "epoch": event.epoch,
+                 "previous": event.previous.value, "cause": event.cause.value,
+                 "reason": event.reason, "epoch": event.epoch,
                  "server_state": int(event.server_state) if event.server_state else None}]
     if isinstance(event, MediaToDecode | FrameDropped):
         frame = event.frame
         record: Record = {**base, "event": "frame", "type": frame.type.name, "epoch": frame.epoch,
                           "seq": frame.sequence, "key": frame.is_keyframe}
         if isinstance(event, FrameDropped):
-            record.update(action="drop", reason=event.reason, current_epoch=event.current_epoch)
+            record.update(action="drop", cause=event.cause.value, reason=event.reason,
+                          current_epoch=event.current_epoch)
         else:
             record.update(action="decode")
         return [record]
@@ -103,6 +138,8 @@ def parse_line(line: str, *, where: str = "telemetry") -> Record:
     if kind not in REQUIRED:
         return record  # unknown kinds are ignored, like unknown messages (VER-3)
     missing = [k for k in REQUIRED[kind] if k not in record]
+    if kind == RecordKind.FRAME.value and record.get("action") == FrameAction.DROP.value:
+        missing += [] if "cause" in record else ["cause"]
     if missing:
         raise TelemetryError(f"{where}: {kind} record lacks {', '.join(missing)}")
     return record

@@ -15,7 +15,8 @@ import random
 from collections.abc import Iterable
 
 from reference.protocol import auth
-from reference.protocol.connection import TIMER_HEARTBEAT, TIMER_LIVENESS, Endpoint
+from reference.protocol.causes import Cause
+from reference.protocol.connection import TIMER_FRAME, TIMER_HEARTBEAT, TIMER_LIVENESS, Endpoint
 from reference.protocol.deviations import Deviation
 from reference.protocol.errors import ErrorCode, RemoteProtocolError
 from reference.protocol.events import (
@@ -57,6 +58,7 @@ from reference.protocol.messages import (
 from reference.protocol.states import (
     DECODER_STATES,
     MEDIA_STATES,
+    EpochRelation,
     StreamingConditions,
     StreamState,
     ViewerState,
@@ -72,6 +74,7 @@ TIMER_STALL = "stall"
 TIMER_KEYFRAME_RETRY = "keyframe_retry"
 TIMER_LEGACY = "legacy_fallback"
 TIMER_RECONNECT = "reconnect"
+TIMER_HANDSHAKE = "handshake"  # handshake deadlines (7.7): AUTH_OK, then the answer
 MAX_VERSION = 2
 
 
@@ -119,6 +122,9 @@ class ViewerConnection(Endpoint):
         self.keyframe_decoded = False
         self.keyframe_requests = 0
         self.session_id = None
+        # WD-1: what was left of the stall timer when the server left ACTIVE without
+        # having sent a keyframe since; resumed, not restarted, by the next ACTIVE.
+        self._stall_left: float | None = None
 
     # --- inputs from the caller ---------------------------------------------
 
@@ -129,17 +135,20 @@ class ViewerConnection(Endpoint):
         self._cancel(TIMER_RECONNECT)
         self._reset_session_state()
         self._open_socket(now)
-        self._transition(ViewerTrigger.TCP_CONNECTED, "tcp connected", now)
+        self._transition(ViewerTrigger.TCP_CONNECTED, "tcp connected", now, Cause.TCP_CONNECTED)
+        self._set_deadline(TIMER_HANDSHAKE, now + self.timings.auth_timeout)
         self._send(Hello(client="viewer", version=self.version), now)
 
     def connection_failed(self, now: float, reason: str) -> None:
         """A connect attempt failed: back off and try again."""
         self._schedule_reconnect(now)
 
-    def connection_lost(self, now: float, reason: str = "socket closed") -> None:
+    def connection_lost(
+        self, now: float, reason: str = "socket closed", cause: Cause = Cause.SERVER_CLOSED
+    ) -> None:
         if self.state is not ViewerState.DISCONNECTED:
             self.socket_open = False
-            self._disconnect(now, reason, reconnect=True)
+            self._disconnect(now, reason, cause, reconnect=True)
 
     def close(self, now: float, reason: str = "closed by viewer") -> None:
         """Leave for good: BYE, close, and no reconnect."""
@@ -148,12 +157,12 @@ class ViewerConnection(Endpoint):
         if self.socket_open:
             self._send(Bye(reason=reason), now)
         if self.state is not ViewerState.DISCONNECTED:
-            self._disconnect(now, reason, reconnect=False)
+            self._disconnect(now, reason, Cause.VIEWER_STOPPED, reconnect=False)
 
     def csd_applied_to_decoder(self, epoch: int, now: float) -> None:
         if epoch == self.epoch and self.decoder_started:
             self.csd_applied = True
-            self._evaluate(now, "csd applied")
+            self._evaluate(now, "csd applied", Cause.CONDITIONS_MET)
 
     def picture_decoded(self, epoch: int, keyframe: bool, now: float) -> None:
         """The decoder produced a picture from a frame of `epoch`."""
@@ -163,20 +172,25 @@ class ViewerConnection(Endpoint):
             self.keyframe_decoded = True
         if self.keyframe_decoded:
             self._restart_stall_watch(now)
-        self._evaluate(now, "keyframe decoded" if keyframe else "picture decoded")
+        self._evaluate(
+            now, "keyframe decoded" if keyframe else "picture decoded", Cause.CONDITIONS_MET
+        )
 
     def decoder_lost(self, now: float, reason: str) -> None:
         """The decoder failed or its surface went away: STREAMING is no longer valid."""
         self.keyframe_decoded = False
         self.keyframe_passed = False
-        self._evaluate(now, reason)
+        self._evaluate(now, reason, Cause.DECODER_LOST)
 
     def set_surface_ready(self, ready: bool, now: float) -> None:
         self.surface_ready = ready
         if not ready:
             self.keyframe_decoded = False
             self.keyframe_passed = False
-        self._evaluate(now, "surface ready" if ready else "surface lost")
+        self._evaluate(
+            now, "surface ready" if ready else "surface lost",
+            Cause.CONDITIONS_MET if ready else Cause.SURFACE_LOST,
+        )
 
     @property
     def conditions(self) -> StreamingConditions:
@@ -217,12 +231,13 @@ class ViewerConnection(Endpoint):
             if self.primary_version is None:
                 self.legacy = True  # no PROTO: a version-1 Primary, until it proves otherwise
             self._send(Auth(response=auth.compute_response(self.secret, message.nonce)), now)
-            self._transition(ViewerTrigger.CHALLENGED, "auth challenge", now)
+            self._transition(ViewerTrigger.CHALLENGED, "auth challenge", now, Cause.AUTH_CHALLENGE)
             return None
         if isinstance(message, AuthOk):
             if state is not ViewerState.AUTHENTICATING:
                 return "AUTH_OK outside authentication"
-            self._transition(ViewerTrigger.AUTH_OK, "auth ok", now)
+            self._transition(ViewerTrigger.AUTH_OK, "auth ok", now, Cause.AUTH_OK)
+            self._set_deadline(TIMER_HANDSHAKE, now + self.timings.accept_timeout)
             self._start_heartbeats(now)
             if self.legacy and not self.legacy_confirmed:
                 self._set_deadline(TIMER_LEGACY, now + self.timings.legacy_fallback)
@@ -233,15 +248,19 @@ class ViewerConnection(Endpoint):
             if state is not ViewerState.AUTHENTICATING:
                 return "AUTH_FAIL outside authentication"
             self._disconnect(
-                now, f"auth failed: {message.reason}", reconnect=False,
+                now, f"auth failed: {message.reason}", Cause.AUTH_FAILED, reconnect=False,
                 trigger=ViewerTrigger.AUTH_FAIL,
             )
             return None
         if isinstance(message, Error):
-            self._disconnect(now, f"ERROR from primary: {message.code} {message.reason}")
+            self._disconnect(
+                now, f"ERROR from primary: {message.code} {message.reason}", Cause.SERVER_ERROR
+            )
             return None
         if isinstance(message, Bye):
-            self._disconnect(now, f"BYE from primary: {message.reason or ''}".strip())
+            self._disconnect(
+                now, f"BYE from primary: {message.reason or ''}".strip(), Cause.SERVER_BYE
+            )
             return None
         if isinstance(message, Heartbeat):
             return None
@@ -257,6 +276,8 @@ class ViewerConnection(Endpoint):
         if isinstance(message, StreamAccepted):
             return self._on_stream_accepted(message, now)
         if isinstance(message, StreamRejected):
+            if self.state is ViewerState.NEGOTIATING:
+                self._cancel(TIMER_HANDSHAKE)  # answered; staying is the Viewer's call
             self._emit(StreamRejectedReceived(message.reason))
             return None
         return f"{message.NAME} is not sent by a Primary"
@@ -270,14 +291,21 @@ class ViewerConnection(Endpoint):
             return f"stale epoch {epoch} < {self.epoch} (EPOCH-4)"
         self.legacy = self.legacy_confirmed = False  # a STREAM_STATE proves version 2
         self._cancel(TIMER_LEGACY)
-        if epoch != self.epoch:
-            self._enter_epoch(epoch, now)
+        # The new server state is stored before anything it causes is reported: a state
+        # record written while entering the new epoch names the state the wire delivered.
         previous = self.server_state
         self.server_state = code
+        if epoch != self.epoch:
+            self._enter_epoch(epoch, now)
         self._emit(ServerStateChanged(code, epoch))
-        if code is StreamState.ACTIVE and previous is not StreamState.ACTIVE:
+        if code is StreamState.ACTIVE and previous is not StreamState.ACTIVE and (
+            self.keyframe_passed or self._stall_left is None
+        ):
+            # A fresh stall period only for an ACTIVE that followed a keyframe (KEY-1) or
+            # a new epoch; an ACTIVE with no media since the last one resumes the old
+            # period (WD-1), so ACTIVE/PAUSED flapping cannot hold RECONFIGURING forever.
             self._restart_stall_watch(now)
-        self._evaluate(now, f"server state {code.name} epoch {epoch}")
+        self._evaluate(now, f"server state {code.name} epoch {epoch}", Cause.SERVER_STATE)
         return None
 
     def _on_stream_event(self, message: StreamEventMessage, now: float) -> str | None:
@@ -304,18 +332,21 @@ class ViewerConnection(Endpoint):
             # NEG-2: an accept reordered after a newer STREAM_STATE must not roll back.
             self._enter_epoch(message.epoch, now)
             self.server_state = None
-        self._transition(ViewerTrigger.STREAM_ACCEPTED, "stream accepted", now)
+        self._transition(
+            ViewerTrigger.STREAM_ACCEPTED, "stream accepted", now, Cause.STREAM_ACCEPTED
+        )
+        self._cancel(TIMER_HANDSHAKE)
         self.decoder_started = True
         self._emit(CreateDecoder(self.epoch))
         self._restart_stall_watch(now)
-        self._evaluate(now, "stream accepted")
+        self._evaluate(now, "stream accepted", Cause.CONDITIONS_MET)
         return None
 
     # --- media --------------------------------------------------------------
 
     def _receive_media(self, frame: Frame, now: float) -> None:
         if self.state not in MEDIA_STATES:
-            self._drop(frame, "before STREAM_ACCEPTED")
+            self._drop(frame, "before STREAM_ACCEPTED", Cause.NOT_NEGOTIATED)
             return
         newer = self.epoch is None or frame.epoch > self.epoch
         if self.legacy and frame.type is FrameType.CSD and newer:
@@ -323,24 +354,25 @@ class ViewerConnection(Endpoint):
         if not frame_epoch_acceptable(self.epoch, frame.epoch) and (
             Deviation.NO_EPOCH_DROP not in self.deviations
         ):
-            relation = relate_epoch(self.epoch, frame.epoch).value
-            self._drop(frame, f"{'stale' if relation == 'stale' else 'future'} epoch (EPOCH-3)")
+            stale = relate_epoch(self.epoch, frame.epoch) is EpochRelation.STALE
+            cause = Cause.STALE_EPOCH if stale else Cause.FUTURE_EPOCH
+            self._drop(frame, f"{'stale' if stale else 'future'} epoch (EPOCH-3)", cause)
             return
         if frame.type is FrameType.CSD:
             self.csd_passed = True
         elif frame.type is FrameType.VIDEO:
             if not self.csd_passed:
-                self._drop(frame, "no CSD for this epoch yet")
+                self._drop(frame, "no CSD for this epoch yet", Cause.NO_CSD)
                 return
             if frame.is_keyframe:
                 self.keyframe_passed = True
             elif not self.keyframe_passed:
-                self._drop(frame, "waiting for a keyframe")
+                self._drop(frame, "waiting for a keyframe", Cause.AWAITING_KEYFRAME)
                 return
         self._emit(MediaToDecode(frame))
 
-    def _drop(self, frame: Frame, reason: str) -> None:
-        self._emit(FrameDropped(frame, reason, self.epoch))
+    def _drop(self, frame: Frame, reason: str, cause: Cause) -> None:
+        self._emit(FrameDropped(frame, reason, self.epoch, cause))
 
     # --- the rules ----------------------------------------------------------
 
@@ -349,11 +381,12 @@ class ViewerConnection(Endpoint):
         self.epoch = epoch
         self.csd_passed = self.csd_applied = False
         self.keyframe_passed = self.keyframe_decoded = False
+        self._stall_left = None
         if self.decoder_started:
             self._emit(FlushDecoder(epoch))
-        self._evaluate(now, f"new epoch {epoch}")
+        self._evaluate(now, f"new epoch {epoch}", Cause.NEW_EPOCH)
 
-    def _evaluate(self, now: float, reason: str) -> None:
+    def _evaluate(self, now: float, reason: str, cause: Cause) -> None:
         """Apply STATE-3 and STATE-6: the only place that enters or leaves STREAMING."""
         if self.state not in DECODER_STATES:
             return
@@ -362,11 +395,13 @@ class ViewerConnection(Endpoint):
             if not conditions.hold():
                 self.keyframe_decoded = self.keyframe_passed = False
                 missing = ", ".join(conditions.missing())
-                self._transition(ViewerTrigger.CONDITIONS_LOST, f"{reason}: lost {missing}", now)
+                self._transition(
+                    ViewerTrigger.CONDITIONS_LOST, f"{reason}: lost {missing}", now, cause
+                )
         elif conditions.hold():
-            self._transition(ViewerTrigger.STREAMING_READY, reason, now)
+            self._transition(ViewerTrigger.STREAMING_READY, reason, now, Cause.CONDITIONS_MET)
         elif self.state is ViewerState.RECOVERING and not conditions.server_active:
-            self._transition(ViewerTrigger.CONDITIONS_LOST, reason, now)
+            self._transition(ViewerTrigger.CONDITIONS_LOST, reason, now, cause)
         self._update_watchdog(now)
 
     def _watchdog_armed(self) -> bool:
@@ -375,15 +410,27 @@ class ViewerConnection(Endpoint):
             self.conditions.server_active
         )
 
+    @property
+    def _stall_timeout(self) -> float:
+        if Deviation.LATE_STALL_WATCHDOG in self.deviations:
+            return 1.75 * self.timings.stall_timeout  # WD-1 broken: beyond the window
+        return self.timings.stall_timeout
+
     def _restart_stall_watch(self, now: float) -> None:
-        self._set_deadline(TIMER_STALL, now + self.timings.stall_timeout)
+        self._stall_left = None
+        self._set_deadline(TIMER_STALL, now + self._stall_timeout)
         self._update_watchdog(now)
 
     def _update_watchdog(self, now: float) -> None:
         if not self._watchdog_armed():
+            stall_at = self._deadlines.get(TIMER_STALL)
+            if stall_at is not None:
+                self._stall_left = max(0.0, stall_at - now)  # suspended, kept (WD-1)
             self._cancel(TIMER_STALL)
         elif TIMER_STALL not in self._deadlines:
-            self._set_deadline(TIMER_STALL, now + self.timings.stall_timeout)
+            left = self._stall_timeout if self._stall_left is None else self._stall_left
+            self._stall_left = None
+            self._set_deadline(TIMER_STALL, now + left)
         if self.state is not ViewerState.RECOVERING:
             self._cancel(TIMER_KEYFRAME_RETRY)
 
@@ -397,17 +444,21 @@ class ViewerConnection(Endpoint):
     def _on_role_timer(self, name: str, now: float) -> None:
         if name == TIMER_RECONNECT:
             self._emit(ReconnectDue(self.reconnect_attempt))
+        elif name == TIMER_HANDSHAKE:
+            self._handshake_timeout(now)
         elif name == TIMER_STALL:
             if self._watchdog_armed():
                 self.keyframe_decoded = self.keyframe_passed = False
                 self.keyframe_requests = 0
-                self._transition(ViewerTrigger.STALL, "no decodable frame (WD-1)", now)
+                self._transition(ViewerTrigger.STALL, "no decodable frame (WD-1)", now, Cause.STALL)
                 self._request_keyframe(now)
         elif name == TIMER_KEYFRAME_RETRY:
             if self.state is not ViewerState.RECOVERING:
                 return
             if self.keyframe_requests > self.timings.keyframe_retries:
-                self._disconnect(now, "keyframe requests unanswered (WD-2)")
+                self._disconnect(
+                    now, "keyframe requests unanswered (WD-2)", Cause.KEYFRAME_RETRIES_EXHAUSTED
+                )
             elif Deviation.NO_KEYFRAME_RETRY in self.deviations:
                 self.keyframe_requests += 1
                 self._set_deadline(
@@ -417,30 +468,53 @@ class ViewerConnection(Endpoint):
                 self._request_keyframe(now)
         elif name == TIMER_LEGACY and self.legacy and self.server_state is None:
             self.legacy_confirmed = True  # LEGACY-1: no STREAM_STATE in time
-            self._evaluate(now, "legacy fallback: no STREAM_STATE")
+            self._evaluate(now, "legacy fallback: no STREAM_STATE", Cause.CONDITIONS_MET)
+
+    def _handshake_timeout(self, now: float) -> None:
+        """Handshake deadlines (7.7): a Primary that drips or stalls the handshake is left."""
+        if self.state in (ViewerState.SOCKET_CONNECTED, ViewerState.AUTHENTICATING):
+            why = f"no AUTH_OK {self.timings.auth_timeout:g} s after connect"
+        elif self.state is ViewerState.NEGOTIATING:
+            why = f"no STREAM_ACCEPTED {self.timings.accept_timeout:g} s after AUTH_OK"
+        else:
+            return
+        if self.socket_open:
+            self._send(Error(code=ErrorCode.TIMEOUT.value, reason=why), now)
+        self._disconnect(now, f"handshake timeout: {why}", Cause.HANDSHAKE_TIMEOUT)
 
     def _on_liveness_timeout(self, now: float) -> None:
-        self._disconnect(now, "heartbeat timeout (HB-2)")
+        if Deviation.NO_LIVENESS_TIMEOUT in self.deviations:
+            return  # HB-2 broken: a silent Primary is never declared dead
+        self._disconnect(now, "heartbeat timeout (HB-2)", Cause.HEARTBEAT_TIMEOUT)
 
     def _on_eof(self, now: float) -> None:
-        self._disconnect(now, "connection closed by primary")
+        self._disconnect(now, "connection closed by primary", Cause.SERVER_CLOSED)
 
-    def _after_protocol_violation(self, now: float) -> None:
-        self._disconnect(now, "protocol error")
+    def _after_protocol_violation(self, now: float, error: RemoteProtocolError) -> None:
+        # The code and the reason, so a console line or a log says what broke.
+        self._disconnect(
+            now, f"protocol error: {error.code.value}: {error.message}", Cause.PROTOCOL_ERROR
+        )
+
+    def _after_abort(self, now: float, reason: str) -> None:
+        # Our own failure, not the Primary's; no cause fits better than a failed socket.
+        self._disconnect(now, f"internal error: {reason}", Cause.SOCKET_ERROR)
 
     # --- transitions --------------------------------------------------------
 
-    def _transition(self, trigger: ViewerTrigger, reason: str, now: float) -> None:
+    def _transition(self, trigger: ViewerTrigger, reason: str, now: float, cause: Cause) -> None:
         step = viewer_transition(self.state, trigger)
         if step is None:
             raise RuntimeError(f"no transition from {self.state.value} on {trigger.value}")
         previous, self.state = self.state, step.target
         if step.target is ViewerState.STREAMING:
             self.reconnect_attempt = 0
-        self._emit(StateChanged(previous, step.target, reason, self.epoch, self.server_state))
+        self._emit(
+            StateChanged(previous, step.target, reason, self.epoch, self.server_state, cause)
+        )
 
     def _disconnect(
-        self, now: float, reason: str, *, reconnect: bool = True,
+        self, now: float, reason: str, cause: Cause, *, reconnect: bool = True,
         trigger: ViewerTrigger = ViewerTrigger.DISCONNECT,
     ) -> None:
         if self.state is ViewerState.DISCONNECTED:
@@ -449,9 +523,10 @@ class ViewerConnection(Endpoint):
         # A socket already gone (connection_lost, or closed for a protocol error) is not
         # closed twice.
         self._close(reason)
-        self._cancel(TIMER_HEARTBEAT, TIMER_LIVENESS, TIMER_STALL, TIMER_KEYFRAME_RETRY)
+        self._cancel(TIMER_HEARTBEAT, TIMER_LIVENESS, TIMER_FRAME, TIMER_STALL)
+        self._cancel(TIMER_KEYFRAME_RETRY, TIMER_HANDSHAKE)
         self._cancel(TIMER_LEGACY)
-        self._transition(trigger, reason, now)
+        self._transition(trigger, reason, now, cause)
         self.decoder_started = False
         if had_decoder:
             self._emit(ReleaseDecoder())  # STATE-7
@@ -467,5 +542,7 @@ class ViewerConnection(Endpoint):
             self.timings.reconnect_initial * (2 ** min(self.reconnect_attempt, 16)),
         )
         delay = ceiling * (0.5 + 0.5 * self.rng.random())
+        if Deviation.RECONNECT_TOO_SOON in self.deviations:
+            delay = 0.02  # RECON-1 broken: no backoff at all
         self.reconnect_attempt += 1
         self._set_deadline(TIMER_RECONNECT, now + delay)

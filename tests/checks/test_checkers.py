@@ -9,7 +9,7 @@ import pytest
 from harness.checks.registry import CHECKS, run_checks
 from harness.checks.verdict import Status, Verdict
 from harness.trace import Trace, load
-from reference.protocol.deviations import BREAKS, Deviation
+from reference.protocol.deviations import BREAKS, PRIMARY_DEVIATIONS, Deviation
 from reference.protocol.frames import Frame, FrameType
 from reference.protocol.messages import StreamEventMessage, StreamStateMessage
 from reference.protocol.states import StreamState
@@ -60,10 +60,11 @@ def test_conforming_peers_fail_nothing(sim: Any) -> None:
 @pytest.mark.parametrize("deviation", [
     Deviation.NO_SNAPSHOT, Deviation.NO_EPOCH_DROP, Deviation.EVENTS_AS_STATE,
     Deviation.STALE_CONTROL_APPLIED, Deviation.NO_KEYFRAME_RETRY,
-    Deviation.SELF_DECLARED_STREAMING,
+    Deviation.SELF_DECLARED_STREAMING, Deviation.SLOW_HEARTBEAT, Deviation.STALE_MEDIA_EPOCH,
+    Deviation.NO_LIVENESS_TIMEOUT, Deviation.LATE_STALL_WATCHDOG, Deviation.RECONNECT_TOO_SOON,
 ])
 def test_each_deviation_fails_its_requirement(sim: Any, deviation: Deviation) -> None:
-    is_primary = deviation is Deviation.NO_SNAPSHOT
+    is_primary = deviation in PRIMARY_DEVIATIONS
     lb, rec = sim(**{("primary_deviations" if is_primary else "viewer_deviations"):
                      frozenset({deviation})})
     lb.primary.start(0.0)
@@ -72,16 +73,16 @@ def test_each_deviation_fails_its_requirement(sim: Any, deviation: Deviation) ->
     if deviation is Deviation.NO_EPOCH_DROP:
         lb.primary.reconfigure(lb.now)
         lb.run_until(2.5, picture_interval=FPS)
-        lb.viewer.receive_data(_frame(Frame(FrameType.VIDEO, b"old", epoch=1)), lb.now)
+        lb.inject_to_viewer(_frame(Frame(FrameType.VIDEO, b"old", epoch=1)))
         lb.pump()
     elif deviation is Deviation.EVENTS_AS_STATE:
-        lb.viewer.receive_data(_control(StreamEventMessage("RECONFIG_STARTED", 1)), lb.now)
+        lb.inject_to_viewer(_control(StreamEventMessage("RECONFIG_STARTED", 1)))
         lb.pump()
         lb.run_until(4.0)
     elif deviation is Deviation.STALE_CONTROL_APPLIED:
         lb.primary.reconfigure(lb.now)
         lb.run_until(2.5, picture_interval=FPS)
-        lb.viewer.receive_data(_control(StreamStateMessage(StreamState.RECONFIGURING, 1)), lb.now)
+        lb.inject_to_viewer(_control(StreamStateMessage(StreamState.RECONFIGURING, 1)))
         lb.pump()
     elif deviation is Deviation.NO_KEYFRAME_RETRY:
         # The Primary answers every request, but the network eats all video.
@@ -91,10 +92,20 @@ def test_each_deviation_fails_its_requirement(sim: Any, deviation: Deviation) ->
         lb.primary.stream.transition(StreamState.PAUSED, lb.now)
         lb.primary.broadcast_state(lb.now)
         lb.pump()
-        lb.viewer.receive_data(_frame(Frame(FrameType.CSD, b"c", epoch=1)), lb.now)
-        lb.viewer.receive_data(_frame(Frame(FrameType.VIDEO, b"k", epoch=1, flags=1)), lb.now)  # type: ignore[arg-type]
+        lb.inject_to_viewer(_frame(Frame(FrameType.CSD, b"c", epoch=1)))
+        lb.inject_to_viewer(_frame(Frame(FrameType.VIDEO, b"k", epoch=1, flags=1)))  # type: ignore[arg-type]
         lb.pump()
         lb.run_until(3.0)
+    elif deviation in (Deviation.SLOW_HEARTBEAT, Deviation.STALE_MEDIA_EPOCH):
+        lb.run_until(9.0, picture_interval=FPS)
+    elif deviation in (Deviation.NO_LIVENESS_TIMEOUT, Deviation.RECONNECT_TOO_SOON):
+        lb.primary_silent = True  # the Primary goes quiet: the Viewer must declare it dead
+        lb.run_until(16.0)
+        lb.primary_silent = False
+        lb.run_until(20.0, picture_interval=FPS)
+    elif deviation is Deviation.LATE_STALL_WATCHDOG:
+        lb.viewer_bound_filter = lambda f: [] if f.type is FrameType.VIDEO else [f]
+        lb.run_until(7.0, picture_interval=FPS)
     results = verdicts(rec.trace())
     failed = {k for k, v in results.items() if v.status is Status.FAIL}
     assert failed == set(BREAKS[deviation]), {k: results[k].evidence for k in failed}

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
+
+from harness.commands.primary import positive_int, status_line
+from reference.peers.primary import PrimaryConfig, ReferencePrimary
 
 HARNESS = [sys.executable, "-m", "harness.cli"]
 
@@ -71,4 +77,15 @@ def test_requirements_command_prints_the_catalogue() -> None:
     out = subprocess.run([*HARNESS, "requirements", "--json"], capture_output=True, text=True,
                          timeout=60, check=True).stdout
     rows = json.loads(out)
-    assert len(rows) == 40 and {"id", "rule", "observed", "scenarios"} <= set(rows[0])
+    assert len(rows) >= 40 and {"id", "rule", "observed", "scenarios", "monitor"} <= set(rows[0])
+    where = {row["id"]: row["monitor"] for row in rows}
+    assert where["KEY-2"] == "harness/checks/monitors/key.py:Key2"
+
+
+def test_primary_status_line_counts_the_flood_and_handler_errors() -> None:
+    primary = ReferencePrimary(PrimaryConfig(secret="s"))
+    primary.unauthenticated_dropped, primary.handler_errors = 17, 2
+    line = status_line(primary.status()).plain
+    assert "dropped 17" in line and "handler errors 2" in line
+    with pytest.raises(argparse.ArgumentTypeError, match="at least 1"):
+        positive_int("0")

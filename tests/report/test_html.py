@@ -105,7 +105,7 @@ def _scenario(run_dir: Path, name: str, verdict: str, trace: Path | None) -> dic
         "problems": [HOSTILE] if verdict == "FAIL" else [],
         "failures": [],
         "trace": None if trace is None else str(trace),
-        "pcap": str(run_dir / "scenarios" / name / "wire.pcap"),
+        "pcap": str(run_dir / "scenarios" / name / "wire.pcapng"),
         "backends": {"primary": "software"},
         "timeline": [{"t": 0.1, "step": "do join v1", "line": 7, "waited": 0.4}],
         "requirements": [

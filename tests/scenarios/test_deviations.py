@@ -31,6 +31,11 @@ CASES: dict[Deviation, tuple[str, set[str]]] = {
     Deviation.SELF_DECLARED_STREAMING: ("pause-resume", {"STATE-2", "STATE-5"}),
     Deviation.EVENTS_AS_STATE: ("events-lost-and-late", {"EVT-1"}),
     Deviation.STALE_CONTROL_APPLIED: ("stale-epoch-injection", {"EPOCH-4"}),
+    Deviation.SLOW_HEARTBEAT: ("first-connect", {"HB-1"}),
+    Deviation.STALE_MEDIA_EPOCH: ("first-connect", {"EPOCH-2"}),
+    Deviation.NO_LIVENESS_TIMEOUT: ("primary-silent", {"HB-2"}),
+    Deviation.LATE_STALL_WATCHDOG: ("frame-loss-recovery", {"WD-1"}),
+    Deviation.RECONNECT_TOO_SOON: ("primary-restart", {"RECON-1"}),
 }
 
 

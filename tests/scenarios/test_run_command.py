@@ -255,7 +255,7 @@ def test_paths_in_the_report_are_relative_to_the_report_dir(tmp_path: Path) -> N
     harness("fast.yaml", "-n", "0", "--report-dir", str(out), cwd=tmp_path)
     (scenario,) = report(out)["scenarios"]
     assert scenario["trace"] == "scenarios/fast/trace.jsonl"
-    assert scenario["pcap"] == "scenarios/fast/wire.pcap"
+    assert scenario["pcap"] == "scenarios/fast/wire.pcapng"
     assert scenario["path"] == "../fast.yaml"
     assert (out / scenario["trace"]).exists()
 

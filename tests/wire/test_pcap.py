@@ -15,6 +15,7 @@ from scapy.packet import Packet
 from scapy.plist import PacketList
 from scapy.utils import checksum, rdpcap, wrpcap
 
+from harness.wire.capture_format import append_point
 from harness.wire.pcap import (
     DEFAULT_MSS,
     ETHERNET_MSS,
@@ -86,7 +87,7 @@ ENDPOINTS = {"a": (VIEWER_A, PRIMARY_V4), "b": (VIEWER_B, PRIMARY_V6)}
 
 
 def write_capture(path: Path) -> None:
-    with PcapWriter(str(path), mss=MSS) as writer:
+    with PcapWriter(str(path), mss=MSS, wall_clock_offset=0) as writer:
         writer.open_connection("a", *ENDPOINTS["a"], t=T0)
         writer.open_connection("b", *ENDPOINTS["b"], t=T0 + 0.000_500)
         for w in WRITES:
@@ -103,7 +104,7 @@ def sent(conn: str, direction: Direction) -> list[tuple[float, Frame]]:
 
 @pytest.fixture
 def capture(tmp_path: Path) -> Path:
-    path = tmp_path / "two_viewers.pcap"
+    path = tmp_path / "two_viewers.pcapng"
     write_capture(path)
     return path
 
@@ -116,6 +117,19 @@ def endpoints(packet: Packet) -> tuple[tuple[str, int], tuple[str, int]]:
 def payload_of(packet: Packet) -> bytes:
     tcp = packet[TCP]
     return bytes(tcp.original[tcp.dataofs * 4 :])
+
+
+def with_payload(packet: Packet, data: bytes) -> Packet:
+    """`packet` carrying `data` instead, its IP length and checksums made right for it."""
+    changed = packet.copy()
+    changed[TCP].remove_payload()
+    changed[TCP].add_payload(data)
+    del changed[TCP].chksum
+    if IP in changed:
+        del changed[IP].len, changed[IP].chksum
+    else:
+        del changed[IPv6].plen
+    return Ether(bytes(changed))
 
 
 def assert_consistent_tcp(packets: PacketList, mss: int) -> list[tuple[Endpoint, Endpoint]]:
@@ -289,9 +303,9 @@ def test_sequence_numbers_wrapping_past_2_to_the_32(capture: Path, tmp_path: Pat
 
 
 def test_decode_errors_are_reported_not_raised(tmp_path: Path) -> None:
-    path = tmp_path / "bad.pcap"
+    path = tmp_path / "bad.pcapng"
     hello = encode_frame(control("HELLO|role=viewer|version=2"))
-    with PcapWriter(str(path)) as writer:
+    with PcapWriter(str(path), wall_clock_offset=0) as writer:
         writer.open_connection(1, VIEWER_A, PRIMARY_V4, T0)
         writer.write(1, "c2s", hello, T0 + 0.1)
         writer.write(1, "c2s", malformed_frames()["unknown_type_5"], T0 + 0.2)
@@ -317,8 +331,8 @@ def test_missing_bytes_and_an_unfinished_frame_are_reported(capture: Path, tmp_p
     conn_b_last_data = max(
         i for i, p in enumerate(packets) if VIEWER_B in endpoints(p) and payload_of(p)
     )
-    packets[conn_b_last_data] = packets[conn_b_last_data].__class__(
-        bytes(packets[conn_b_last_data])[:-2]  # "aac" audio cut short: ends unfinished
+    packets[conn_b_last_data] = with_payload(  # "aac" audio cut short: ends unfinished
+        packets[conn_b_last_data], payload_of(packets[conn_b_last_data])[:-2]
     )
     lossy = tmp_path / "lossy.pcap"
     wrpcap(str(lossy), packets)
@@ -341,7 +355,7 @@ def test_a_capture_started_mid_connection_is_still_read(capture: Path, tmp_path:
 
 
 def test_ports_keep_only_matching_connections(tmp_path: Path) -> None:
-    path = tmp_path / "mixed.pcap"
+    path = tmp_path / "mixed.pcapng"
     with PcapWriter(str(path)) as writer:
         writer.open_connection("web", ("10.0.0.2", 40_000), ("10.0.0.1", 80), T0)
         writer.write("web", "c2s", b"GET / HTTP/1.1\r\nHost: primary\r\n\r\n", T0)
@@ -352,7 +366,7 @@ def test_ports_keep_only_matching_connections(tmp_path: Path) -> None:
 
 
 def test_packets_reach_the_file_before_the_writer_closes(tmp_path: Path) -> None:
-    path = tmp_path / "live.pcap"
+    path = tmp_path / "live.pcapng"
     now = [0.0]
     # A long interval: the background flush must not run during the test.
     writer = PcapWriter(str(path), mss=MSS, flush_interval=60, clock=lambda: now[0])
@@ -370,7 +384,7 @@ def test_packets_reach_the_file_before_the_writer_closes(tmp_path: Path) -> None
 
 
 def test_buffered_bytes_are_written_without_waiting_for_the_interval(tmp_path: Path) -> None:
-    path = tmp_path / "bulk.pcap"
+    path = tmp_path / "bulk.pcapng"
     writer = PcapWriter(str(path), flush_interval=60, flush_bytes=10_000, clock=lambda: 0.0)
     writer.open_connection("a", VIEWER_A, PRIMARY_V4, T0)
     assert len(rdpcap(str(path))) == 0
@@ -380,7 +394,7 @@ def test_buffered_bytes_are_written_without_waiting_for_the_interval(tmp_path: P
 
 
 def test_a_writer_dropped_without_close_still_leaves_every_packet(tmp_path: Path) -> None:
-    path = tmp_path / "dropped.pcap"
+    path = tmp_path / "dropped.pcapng"
     writer = PcapWriter(str(path), flush_interval=60)
     writer.open_connection("a", VIEWER_A, PRIMARY_V4, T0)
     writer.write("a", "c2s", encode_frame(HELLO), T0 + 1)
@@ -391,7 +405,7 @@ def test_a_writer_dropped_without_close_still_leaves_every_packet(tmp_path: Path
 
 
 def test_loopback_sized_segments_by_default(tmp_path: Path) -> None:
-    path = tmp_path / "loopback.pcap"
+    path = tmp_path / "loopback.pcapng"
     big = encode_frame(Frame(FrameType.VIDEO, bytes(range(251)) * 1000, 1, 2, 0))  # 251016 bytes
     odd = encode_frame(Frame(FrameType.VIDEO, b"\xff" * 4001, 1, 3, 0))  # odd length: padded sum
     with PcapWriter(str(path)) as writer:
@@ -442,7 +456,7 @@ def test_word_sum_gives_the_internet_checksum(data: bytes) -> None:
 
 
 def test_real_loopback_sized_packets_are_read_whole(tmp_path: Path) -> None:
-    path = tmp_path / "real_loopback.pcap"
+    path = tmp_path / "real_loopback.pcapng"
     payload = encode_frame(Frame(FrameType.VIDEO, b"\x01" * 70_000, 1, 2, 0))
     with PcapWriter(str(path), mss=LOOPBACK_MSS) as writer:  # IPv6: 65557-byte packets
         writer.open_connection("b", VIEWER_B, PRIMARY_V6, T0)
@@ -453,16 +467,31 @@ def test_real_loopback_sized_packets_are_read_whole(tmp_path: Path) -> None:
 
 
 def test_append_continues_a_capture(tmp_path: Path) -> None:
-    path = tmp_path / "appended.pcap"
-    for conn in ("first", "second"):
+    """In the same section: the same interfaces for the same names, the same clock anchor."""
+    path = tmp_path / "appended.pcapng"
+    anchors = []
+    for conn, interface in (("first", "tap"), ("second", "tap"), ("third", "other")):
         with PcapWriter(str(path), append=True) as writer:
-            writer.open_connection(conn, VIEWER_A, PRIMARY_V4, T0)
-            writer.write(conn, "c2s", encode_frame(HELLO), T0 + 1)
-            writer.close_connection(conn, T0 + 2)
-    assert [c.frames_sent("c2s") for c in read_pcap_streams(str(path))] == [[HELLO], [HELLO]]
+            anchors.append(writer.wall_clock_offset)
+            writer.open_connection(conn, VIEWER_A, PRIMARY_V4, 1.0, interface)
+            writer.write(conn, "c2s", encode_frame(HELLO), 1.5)
+            writer.close_connection(conn, 2.0)
+    read = read_pcap_streams(str(path))
+    assert [c.frames_sent("c2s") for c in read] == [[HELLO], [HELLO], [HELLO]]
+    assert [c.interface for c in read] == ["tap", "tap", "other"]
+    assert anchors == [anchors[0]] * 3
+    data = path.read_bytes()
+    assert data.count(bytes.fromhex("0a0d0d0a")) == 1  # one section header
+    point = append_point(str(path))
+    assert point is not None and point.interfaces == ["tap", "other"]
+    with pytest.raises(ValueError, match="cannot append with"):
+        PcapWriter(str(path), append=True, wall_clock_offset=anchors[0] + 1)
     (tmp_path / "notes.txt").write_text("not a capture")
     with pytest.raises(ValueError, match="cannot append"):
         PcapWriter(str(tmp_path / "notes.txt"), append=True)
+    path.write_bytes(data[:-3])
+    with pytest.raises(ValueError, match="ends inside a block: cannot append"):
+        PcapWriter(str(path), append=True)
 
 
 def test_writer_refuses_unknown_and_closed_connections(tmp_path: Path) -> None:
@@ -482,7 +511,7 @@ def test_writer_refuses_unknown_and_closed_connections(tmp_path: Path) -> None:
 
 
 def test_a_reused_address_pair_is_a_new_connection(tmp_path: Path) -> None:
-    path = tmp_path / "reconnect.pcap"
+    path = tmp_path / "reconnect.pcapng"
     with PcapWriter(str(path)) as writer:
         writer.open_connection("first", VIEWER_A, PRIMARY_V4, T0)
         writer.write("first", "c2s", encode_frame(HELLO)[:-1], T0 + 0.1)  # cut by a fault

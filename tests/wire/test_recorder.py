@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from harness.trace import Record, TraceWriter
 from harness.wire.pcap import PcapWriter, read_pcap_streams
 from harness.wire.recorder import WireTap, wire_tap_thread
@@ -80,7 +82,7 @@ def primary_socket() -> Iterator[socket.socket]:
 
 
 def test_tap_records_every_frame_both_ways_and_the_pcap(tmp_path: Path) -> None:
-    trace, pcap_path = TraceWriter(), tmp_path / "wire.pcap"
+    trace, pcap_path = TraceWriter(), tmp_path / "wire.pcapng"
     with primary_socket() as server, PcapWriter(str(pcap_path)) as pcap:
         port = server.getsockname()[1]
         with wire_tap_thread("viewer_side", "127.0.0.1", port, trace=trace, pcap=pcap) as tap:
@@ -124,6 +126,14 @@ def test_tap_records_every_frame_both_ways_and_the_pcap(tmp_path: Path) -> None:
     assert conn.frames_sent("c2s") == VIEWER_SENDS
     assert conn.frames_sent("s2c") == PRIMARY_SENDS
     assert conn.errors == [] and conn.unfinished == {}
+    assert conn.interface == "viewer_side"
+    # Capture time minus the writer's anchor is the trace's time of the same frame
+    # (a frame completed by one read: both stamp that read); 1 µs for float rounding.
+    captured = {(c.direction, c.frame.sequence): c.timestamp for c in conn.frames}
+    for r in records:
+        if r["kind"] == "frame":
+            at = captured["c2s" if r["dir"] == "v2p" else "s2c", r["seq"]]
+            assert at - pcap.wall_clock_offset == pytest.approx(r["t"], abs=1e-6)
 
 
 def test_malformed_direction_is_recorded_once_and_forwarded_raw() -> None:
@@ -158,7 +168,7 @@ def test_two_taps_share_one_capture(tmp_path: Path) -> None:
     """Viewer -> tap viewer_side -> tap primary_side -> Primary, as a scenario builds it."""
 
     async def body() -> None:
-        trace, pcap_path = TraceWriter(), tmp_path / "chain.pcap"
+        trace, pcap_path = TraceWriter(), tmp_path / "chain.pcapng"
         got: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
 
         async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -192,6 +202,8 @@ def test_two_taps_share_one_capture(tmp_path: Path) -> None:
         connections = read_pcap_streams(str(pcap_path))
         assert len(connections) == 2
         assert {c.server[1] for c in connections} == {port, inner.port}
+        interfaces = {c.server[1]: c.interface for c in connections}
+        assert interfaces == {port: "primary_side", inner.port: "viewer_side"}
         for conn in connections:
             assert conn.frames_sent("c2s") == VIEWER_SENDS
             assert conn.frames_sent("s2c") == PRIMARY_SENDS

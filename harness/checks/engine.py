@@ -1,0 +1,195 @@
+"""The verdict engine: trace records in, one at a time; verdicts out, at the end or per window.
+
+The same engine serves a scenario (its trace, after the run), `harness check` (a
+stored trace read line by line) and a soak (records as they are written). The
+data path reads one way:
+
+    records -> Sequencer (wire order within a source, time across)
+            -> trackers (connections, Viewer episodes: the facts before the record)
+            -> monitors (one per requirement)
+            -> trackers updated with the record
+            -> verdicts
+
+Memory is bounded by the live connections and episodes and by the sequencer's
+lag, never by the length of the trace.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from itertools import count
+from typing import Any
+
+from harness.checks.episodes import EpisodeTracker
+from harness.checks.monitor import MONITORS, Monitor, MonitorContext, overridden_hooks
+from harness.checks.order import DEFAULT_LAG, Sequencer
+from harness.checks.verdict import Verdict, not_observed
+from harness.checks.wire import ConnectionTracker
+from harness.trace import Record
+from reference.protocol.telemetry import RecordKind
+from reference.protocol.timings import DEFAULT_TIMINGS, Timings
+
+Handler = Callable[..., None]
+
+
+class Engine:
+    """Feeds records to a set of monitors; `finish()` returns one verdict per requirement."""
+
+    def __init__(
+        self,
+        requested: Mapping[str, Mapping[str, Any] | None] | None = None,
+        timings: Timings = DEFAULT_TIMINGS,
+        *,
+        lag: float = DEFAULT_LAG,
+    ) -> None:
+        from harness.checks import monitors  # noqa: F401  (registers every monitor)
+
+        wanted = dict(requested) if requested is not None else dict.fromkeys(MONITORS)
+        self.order = list(wanted)
+        self.timings = timings
+        self.monitors: dict[str, Monitor] = {}
+        self.missing: list[str] = []
+        for requirement, params in wanted.items():
+            cls = MONITORS.get(requirement)
+            if cls is None:
+                self.missing.append(requirement)
+                continue
+            ctx = MonitorContext(dict(params or {}), timings, self)
+            self.monitors[requirement] = cls(ctx)
+        self._hooks: dict[str, list[Handler]] = defaultdict(list)
+        # Telemetry handlers by record kind (None: a kind the format does not define).
+        self._telemetry_hooks: dict[RecordKind | None, list[Handler]] = defaultdict(list)
+        for instance in self.monitors.values():
+            for name in overridden_hooks(type(instance)):
+                handler = getattr(instance, name)
+                if name == "on_telemetry":
+                    kinds = instance.telemetry_kinds
+                    for kind in (*RecordKind, None):
+                        if kinds is None or kind in kinds:
+                            self._telemetry_hooks[kind].append(handler)
+                else:
+                    self._hooks[name].append(handler)
+        self.sequencer = Sequencer(lag)
+        self.conns = ConnectionTracker()
+        self.episodes = EpisodeTracker()
+        self.now = float("-inf")
+        self.records = 0
+        self._timers: list[tuple[float, int, Callable[[float], None]]] = []
+        self._timer_order = count()
+        self._dispatch: dict[str, Callable[[Record], None]] = {
+            "frame": self._frame,
+            "conn": self._conn,
+            "wire_error": self._wire_error,
+            "telemetry": self._telemetry,
+            "action": self._simple("on_action"),
+            "fault": self._simple("on_fault"),
+            "primary": self._simple("on_primary"),
+        }
+        self._finished = False
+
+    # --- input --------------------------------------------------------------
+
+    def feed(self, record: Record) -> None:
+        for ready in self.sequencer.push(record):
+            self._process(ready)
+
+    def feed_all(self, records: Iterable[Record]) -> Engine:
+        for record in records:
+            self.feed(record)
+        return self
+
+    def at(self, when: float, callback: Callable[[float], None]) -> None:
+        """Call `callback(now)` once trace time has passed `when`."""
+        heapq.heappush(self._timers, (when, next(self._timer_order), callback))
+
+    def _process(self, record: Record) -> None:
+        t = float(record["t"])
+        if self._timers and self._timers[0][0] < t:
+            self._run_timers(t)
+        if t > self.now:
+            self.now = t
+        self.records += 1
+        handle = self._dispatch.get(str(record["kind"]))
+        if handle is not None:
+            handle(record)
+
+    def _run_timers(self, until: float) -> None:
+        while self._timers and self._timers[0][0] < until:
+            when, _, callback = heapq.heappop(self._timers)
+            callback(when)
+
+    def _call(self, hook: str, *args: Any) -> None:
+        for handler in self._hooks.get(hook, ()):
+            handler(*args)
+
+    def _frame(self, record: Record) -> None:
+        frame = self.conns.frame(record)
+        for handler in self._hooks.get("on_frame", ()):
+            handler(frame)
+        kind = "on_control" if frame.is_control else "on_media" if frame.is_media else ""
+        for handler in self._hooks.get(kind, ()):
+            handler(frame)
+        self.conns.after_frame(frame)
+
+    def _conn(self, record: Record) -> None:
+        event = record.get("event")
+        if event == "open":
+            self._call("on_open", self.conns.opened(record))
+        elif event == "close":
+            conn = self.conns.closing(record)
+            self._call("on_end", conn)
+            self.conns.forget(conn)
+
+    def _wire_error(self, record: Record) -> None:
+        self._call("on_wire_error", self.conns.wire_error(record), record)
+
+    def _telemetry(self, record: Record) -> None:
+        parsed, ended = self.episodes.parse(record)
+        if ended is not None:
+            self._call("on_episode_end", ended)
+        for handler in self._telemetry_hooks.get(parsed.kind, ()):
+            handler(parsed)
+        self.episodes.update(parsed)
+
+    def _simple(self, hook: str) -> Callable[[Record], None]:
+        def handle(record: Record) -> None:
+            self._call(hook, record)
+
+        return handle
+
+    # --- output -------------------------------------------------------------
+
+    def finish(self) -> list[Verdict]:
+        """Drain the sequencer, settle what is pending, and give every verdict."""
+        if not self._finished:
+            self._finished = True
+            for ready in self.sequencer.drain():
+                self._process(ready)
+            # Timers due after the last record stay unrun: the trace ended before they were due.
+            self._run_timers(self.now)
+            for conn in list(self.conns.live.values()):
+                self._call("on_end", conn)
+            for episode in self.episodes.remaining():
+                self._call("on_episode_end", episode)
+            self._call("on_finish", self.now)
+        return [
+            self.monitors[r].verdict()
+            if r in self.monitors
+            else not_observed(r, f"no monitor for {r}")
+            for r in self.order
+        ]
+
+    def window(self) -> list[Verdict]:
+        """Each monitor's verdict over what it judged since the last window."""
+        return [m.window() for m in self.monitors.values()]
+
+
+def check_records(
+    records: Iterable[Record],
+    requested: Mapping[str, Mapping[str, Any] | None] | None = None,
+    timings: Timings = DEFAULT_TIMINGS,
+) -> list[Verdict]:
+    """Feed every record, then finish: the batch form of the engine."""
+    return Engine(requested, timings).feed_all(records).finish()

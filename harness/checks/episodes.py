@@ -1,0 +1,164 @@
+"""Viewers as their telemetry reports them, one episode per connection.
+
+A Viewer's records are cut into episodes at each `state` record entering
+SOCKET_CONNECTED (PROTOCOL.md 9.2). The tracker keeps, per Viewer, only its
+current episode: the state, epoch and server state it last reported, whether it
+holds a decoder. As for connections, a record is handed to the monitors first
+and the episode updated afterwards, so `episode.state` is the state *before*
+the record being judged.
+
+Records are the Viewer's own words, in the Viewer's own order: within one Viewer
+that order is kept whatever the timestamps say (see `order.py`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from harness.trace import Record
+from reference.protocol.causes import Cause, parse_cause
+from reference.protocol.states import StreamState, ViewerState
+from reference.protocol.telemetry import DecoderAction, FrameAction, RecordKind
+
+_STATES = {s.value: s for s in ViewerState}
+_KINDS = {k.value: k for k in RecordKind}
+_DECODER_ACTIONS = {a.value: a for a in DecoderAction}
+_SERVER_STATES = {int(s): s for s in StreamState}
+
+
+def parse_state(value: object) -> ViewerState | None:
+    return _STATES.get(value) if isinstance(value, str) else None
+
+
+def parse_server_state(value: object) -> StreamState | None:
+    return _SERVER_STATES.get(value) if isinstance(value, int) else None
+
+
+def parse_kind(value: object) -> RecordKind | None:
+    return _KINDS.get(value) if isinstance(value, str) else None
+
+
+@dataclass(eq=False, slots=True)
+class Episode:
+    """One connection of one Viewer, from SOCKET_CONNECTED to the next one."""
+
+    viewer: str
+    index: int
+    start: float
+    state: ViewerState = ViewerState.SOCKET_CONNECTED
+    epoch: int | None = None
+    server_state: StreamState | None = None
+    state_since: float = 0.0
+    disconnected_at: float | None = None
+    disconnect_cause: Cause | None = None
+    decoder: bool = False  # holds a decoder now
+    decoders_created: int = 0
+    last_t: float = 0.0
+
+    @property
+    def where(self) -> str:
+        return f"{self.viewer}#{self.index}"
+
+
+@dataclass(eq=False, slots=True)
+class TelemetryRecord:
+    """One telemetry record with its fields parsed against the protocol core, once."""
+
+    record: Record
+    viewer: str
+    kind: RecordKind | None
+    episode: Episode | None  # None before the Viewer's first SOCKET_CONNECTED
+    t: float
+    epoch: int | None
+    action: str | None
+    state: ViewerState | None = None  # state records: the new state
+    previous: ViewerState | None = None
+    cause: Cause | None = None
+
+    @property
+    def server_state(self) -> StreamState | None:
+        return parse_server_state(self.record.get("server_state"))
+
+    def is_state(self, state: ViewerState) -> bool:
+        return self.state is state and self.kind is RecordKind.STATE
+
+    @property
+    def decodes(self) -> bool:
+        """A media frame the Viewer passed to its decoder."""
+        return self.kind is RecordKind.FRAME and self.action == FrameAction.DECODE.value
+
+    @property
+    def drops(self) -> bool:
+        return self.kind is RecordKind.FRAME and self.action == FrameAction.DROP.value
+
+    def decoder_action(self) -> DecoderAction | None:
+        if self.kind is not RecordKind.DECODER or self.action is None:
+            return None
+        return _DECODER_ACTIONS.get(self.action)
+
+
+class EpisodeTracker:
+    """Every Viewer's current episode, updated one telemetry record at a time."""
+
+    def __init__(self) -> None:
+        self.current: dict[str, Episode] = {}
+        self._counts: dict[str, int] = {}
+
+    def parse(self, record: Record) -> tuple[TelemetryRecord, Episode | None]:
+        """The parsed record, and the episode it ends (a new SOCKET_CONNECTED ends the last)."""
+        viewer = str(record.get("viewer", ""))
+        kind = parse_kind(record.get("event"))
+        epoch, action = record.get("epoch"), record.get("action")
+        parsed = TelemetryRecord(
+            record,
+            viewer,
+            kind,
+            self.current.get(viewer),
+            float(record["t"]),
+            epoch if isinstance(epoch, int) else None,
+            action if isinstance(action, str) else None,
+        )
+        ended: Episode | None = None
+        if kind is RecordKind.STATE:
+            parsed.state = parse_state(record.get("state"))
+            parsed.previous = parse_state(record.get("previous"))
+            parsed.cause = parse_cause(record.get("cause"))
+            if parsed.state is ViewerState.SOCKET_CONNECTED:
+                ended = self.current.get(viewer)
+                index = self._counts.get(viewer, 0)
+                self._counts[viewer] = index + 1
+                episode = Episode(viewer, index, parsed.t, state_since=parsed.t)
+                self.current[viewer] = episode
+                parsed.episode = episode
+        elif kind is RecordKind.FRAME:
+            parsed.cause = parse_cause(record.get("cause"))
+        return parsed, ended
+
+    def update(self, parsed: TelemetryRecord) -> None:
+        """What the record established, once every monitor has judged it."""
+        episode = parsed.episode
+        if episode is None:
+            return
+        episode.last_t = parsed.t
+        record = parsed.record
+        if parsed.kind is RecordKind.STATE and parsed.state is not None:
+            episode.state, episode.state_since = parsed.state, parsed.t
+            if "epoch" in record:
+                episode.epoch = parsed.epoch if parsed.epoch is not None else episode.epoch
+            if "server_state" in record:
+                episode.server_state = parsed.server_state
+            if parsed.state is ViewerState.DISCONNECTED:
+                episode.disconnected_at = parsed.t
+                episode.disconnect_cause = parsed.cause
+        action = parsed.decoder_action()
+        if action is DecoderAction.CREATE:
+            episode.decoder = True
+            episode.decoders_created += 1
+            episode.epoch = parsed.epoch if parsed.epoch is not None else episode.epoch
+        elif action is DecoderAction.FLUSH:
+            episode.epoch = parsed.epoch if parsed.epoch is not None else episode.epoch
+        elif action is DecoderAction.RELEASE:
+            episode.decoder = False
+
+    def remaining(self) -> list[Episode]:
+        return list(self.current.values())

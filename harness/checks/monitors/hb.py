@@ -1,0 +1,187 @@
+"""HB: heartbeats every interval, and a silent peer declared dead after the timeout."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+from harness.checks.episodes import TelemetryRecord
+from harness.checks.monitor import Monitor, MonitorContext, monitor
+from harness.checks.wire import Conn, WireFrame
+from harness.trace import P2V, V2P
+from reference.protocol.causes import Cause
+from reference.protocol.messages import AuthOk, Heartbeat
+from reference.protocol.states import ViewerState
+from reference.protocol.telemetry import RecordKind
+
+
+@dataclass(slots=True)
+class _Beats:
+    last: float | None = None
+    count: int = 0
+
+
+def _sender(direction: str) -> str:
+    return "Primary" if direction == P2V else "Viewer"
+
+
+@monitor
+class Hb1(Monitor):
+    """HB-1: each side sends a HEARTBEAT every `heartbeat_interval` (2 s) from AUTH_OK on.
+
+    Each side is judged on the tap next to it, before any fault reshapes its
+    traffic: the Primary's heartbeats (Primary -> Viewer) on Primary-side taps, the
+    Viewer's (Viewer -> Primary) on Viewer-side taps; a foreign capture judges both.
+    Every gap between consecutive heartbeats in one direction must be the interval
+    within the tolerance, and the first one must come at most one interval plus the
+    tolerance after AUTH_OK (7.7: "from AUTH_OK on"). A connection that ends sooner
+    is not judged for it. Evidence: each gap out of bounds, or the missing first beat.
+    """
+
+    requirement = "HB-1"
+    checks = "heartbeat interval(s)"
+
+    def __init__(self, ctx: MonitorContext) -> None:
+        super().__init__(ctx)
+        self.interval = self.timings.heartbeat_interval
+        self.beats: dict[tuple[Conn, str], _Beats] = {}
+
+    def _judged(self, conn: Conn, direction: str) -> bool:
+        return conn.judges_primary if direction == P2V else conn.judges_viewer
+
+    def on_control(self, frame: WireFrame) -> None:
+        if not isinstance(frame.message, Heartbeat) or not self._judged(frame.conn, frame.dir):
+            return
+        beats = self.beats.setdefault((frame.conn, frame.dir), _Beats())
+        previous = beats.last if beats.last is not None else frame.conn.authenticated_at
+        if previous is not None:
+            self.check()
+            gap = frame.t - previous
+            first = beats.last is None
+            late = gap > self.interval + self.tolerance
+            if late or (not first and gap < self.interval - self.tolerance):
+                what = "first heartbeat after AUTH_OK" if first else "heartbeat gap"
+                self.fail(
+                    frame.t,
+                    f"{_sender(frame.dir)} {what} {gap:.2f} s "
+                    f"(expected {self.interval:g} ± {self.tolerance:g} s)",
+                    frame.where(),
+                )
+        beats.last = frame.t
+        beats.count += 1
+
+    def on_end(self, conn: Conn) -> None:
+        ok = conn.authenticated_at
+        end = conn.end
+        for direction in (P2V, V2P):
+            beats = self.beats.pop((conn, direction), None)
+            if beats is not None or ok is None or end is None or not self._judged(conn, direction):
+                continue
+            if end - ok > self.interval + self.tolerance:
+                self.check()
+                self.fail(ok, f"no {_sender(direction)} heartbeat at all after AUTH_OK", conn.where)
+
+
+@dataclass(eq=False, slots=True)
+class _Silence:
+    """One direction of one connection watched for silence from its sender."""
+
+    conn: Conn
+    direction: str
+    armed_for: float  # the last frame's time when the timer was set
+    reported: bool = False
+
+    @property
+    def last(self) -> float:
+        return self.conn.last_frame.get(self.direction, self.armed_for)
+
+
+@monitor
+class Hb2(Monitor):
+    """HB-2: `heartbeat_timeout` (6 s) of silence from the peer means the connection is dead.
+
+    The Primary side: on a Primary-side tap, once the Viewer has sent nothing for the
+    timeout, the Primary must close the connection; the close must come at most the
+    timeout plus the tolerance after the Viewer's last frame (a connection still open
+    then is a FAIL at that moment). The Viewer side: on a Viewer-side tap, once the
+    Primary has sent nothing for the timeout, the Viewer must close (the tap records
+    its close) within the same bound; with telemetry, a DISCONNECTED whose cause is
+    `heartbeat_timeout` must not come before the timeout minus the tolerance since
+    the last frame from the Primary. Watching starts at AUTH_OK (before it the auth
+    timeout, AUTH-3, governs); a connection whose stream broke (a wire error) is
+    FRAME-2's to judge. Silence is measured between whole frames on the tap: a peer
+    trickling a partial frame is bounded by the frame deadline, not by this rule, and
+    a scenario that trickles does not expect HB-2. Evidence: the silence and when the
+    connection ended.
+    """
+
+    requirement = "HB-2"
+    checks = "silence(s) and heartbeat-timeout disconnect(s)"
+    telemetry_kinds = frozenset({RecordKind.STATE})
+
+    def __init__(self, ctx: MonitorContext) -> None:
+        super().__init__(ctx)
+        self.timeout = self.timings.heartbeat_timeout
+        self.watch: dict[tuple[Conn, str], _Silence] = {}
+
+    def on_control(self, frame: WireFrame) -> None:
+        conn = frame.conn
+        if not (frame.from_primary and isinstance(frame.message, AuthOk)):
+            return
+        # The directions whose silence this tap judges: the peer's, toward the judged side.
+        if conn.judges_primary:
+            self._arm(_Silence(conn, V2P, frame.t))
+        if conn.judges_viewer:
+            self._arm(_Silence(conn, P2V, frame.t))
+
+    def _arm(self, silence: _Silence) -> None:
+        self.watch[(silence.conn, silence.direction)] = silence
+        silence.armed_for = silence.last
+        self.ctx.at(silence.armed_for + self.timeout + self.tolerance, partial(self._due, silence))
+
+    def _due(self, silence: _Silence, now: float) -> None:
+        if self.watch.get((silence.conn, silence.direction)) is not silence:
+            return  # the connection ended
+        if silence.last != silence.armed_for:
+            self._arm(silence)  # traffic since: watch the newest silence
+            return
+        if silence.conn.wire_errors:
+            return
+        self.check()
+        silence.reported = True
+        judged = "Primary" if silence.direction == V2P else "Viewer"
+        self.fail(
+            silence.last,
+            f"peer silent since {silence.last:.2f}; the {judged} still had the connection open "
+            f"{self.timeout + self.tolerance:.1f} s later (timeout {self.timeout:g} s)",
+            silence.conn.where,
+        )
+
+    def on_end(self, conn: Conn) -> None:
+        for direction in (P2V, V2P):
+            silence = self.watch.pop((conn, direction), None)
+            if silence is None or silence.reported or conn.closed is None:
+                continue
+            if conn.authenticated_at is None:
+                continue
+            quiet = conn.closed - silence.last
+            if quiet >= self.timeout - self.tolerance:
+                self.check()
+                self.note(conn.closed, f"closed {quiet:.2f} s after the peer fell silent",
+                          conn.where)
+
+    def on_telemetry(self, rec: TelemetryRecord) -> None:
+        if not rec.is_state(ViewerState.DISCONNECTED) or rec.cause is not Cause.HEARTBEAT_TIMEOUT:
+            return
+        conn = self.ctx.viewer_conn(rec.viewer)
+        if conn is None or (conn, P2V) not in self.watch:
+            return
+        self.check()
+        quiet = rec.t - conn.last_frame.get(P2V, rec.t)
+        if quiet < self.timeout - self.tolerance:
+            self.fail(
+                rec.t,
+                f"declared the Primary dead after only {quiet:.2f} s of silence "
+                f"(timeout {self.timeout:g} s)",
+                rec.viewer,
+            )

@@ -1,0 +1,212 @@
+"""KEY: when the Primary must have sent a keyframe (before ACTIVE, after a request, to a joiner)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+from harness.checks.monitor import Monitor, MonitorContext, monitor
+from harness.checks.wire import Conn, WireFrame
+from reference.protocol.frames import FrameType
+from reference.protocol.messages import ReqKeyframe, StreamAccepted, StreamStateMessage
+from reference.protocol.states import StreamState
+
+
+@monitor
+class Key1(Monitor):
+    """KEY-1: ACTIVE is sent only after the first keyframe of the epoch was transmitted.
+
+    Read on every Primary-side connection after its STREAM_ACCEPTED, in wire order:
+    each STREAM_STATE ACTIVE that starts (or resumes) an epoch, that is every one
+    not repeating an ACTIVE of the same epoch, must be preceded on the connection
+    by a VIDEO keyframe of that epoch sent since the last STREAM_STATE that was not
+    ACTIVE (PROTOCOL.md 7.11: "the same holds on resume from PAUSED"). Order, not
+    timestamps, decides: a keyframe and the ACTIVE read in one segment keep their
+    wire order. The snapshot before STREAM_ACCEPTED is not judged (no media flows
+    before the accept). Evidence: the ACTIVE with no keyframe before it.
+    """
+
+    requirement = "KEY-1"
+    checks = "transition(s) to ACTIVE"
+
+    def __init__(self, ctx: MonitorContext) -> None:
+        super().__init__(ctx)
+        self.keyed: dict[Conn, set[int]] = {}  # epochs keyframed since leaving ACTIVE
+
+    def on_media(self, frame: WireFrame) -> None:
+        if frame.is_keyframe and frame.from_primary and frame.conn.judges_primary:
+            self.keyed.setdefault(frame.conn, set()).add(frame.epoch)
+
+    def on_control(self, frame: WireFrame) -> None:
+        conn = frame.conn
+        if not (frame.from_primary and conn.judges_primary):
+            return
+        message = frame.message
+        if not isinstance(message, StreamStateMessage):
+            return
+        if message.state is not StreamState.ACTIVE:
+            self.keyed[conn] = set()
+            return
+        if conn.accepted_at is None or conn.stream == (StreamState.ACTIVE, message.epoch):
+            return  # the snapshot, or a repeat of the truth: not a transition
+        self.check()
+        if message.epoch not in self.keyed.get(conn, set()):
+            self.fail(
+                frame.t, f"ACTIVE for epoch {message.epoch} before a keyframe of it", frame.where()
+            )
+
+    def on_end(self, conn: Conn) -> None:
+        self.keyed.pop(conn, None)
+
+
+@dataclass(slots=True)
+class _Request:
+    t: float
+    epoch: int
+    conn: Conn
+    answered: bool = False
+
+
+@monitor
+class Key2(Monitor):
+    """KEY-2: REQ_KEYFRAME of the running epoch is answered within 1 s, or the encoder restarts.
+
+    Read on every Primary-side connection: a REQ_KEYFRAME whose epoch is the epoch of
+    the last STREAM_STATE ACTIVE announced on the connection must be followed on that
+    connection, within `keyframe_answer` (Timings, 1 s) plus the tolerance, by a VIDEO
+    keyframe or by a STREAM_STATE with a larger epoch (an encoder restart). Requests
+    for another epoch, or while the stream is not ACTIVE, are not judged. A request
+    whose deadline lies after the connection or the trace ended is not judged.
+    Evidence: the unanswered request; for a PASS, the answer latencies.
+    """
+
+    requirement = "KEY-2"
+    checks = "keyframe request(s)"
+
+    def __init__(self, ctx: MonitorContext) -> None:
+        super().__init__(ctx)
+        self.limit = self.timings.keyframe_answer + self.tolerance
+        self.pending: dict[Conn, list[_Request]] = {}
+
+    def on_media(self, frame: WireFrame) -> None:
+        if frame.is_keyframe:
+            self.on_control(frame)
+
+    def on_control(self, frame: WireFrame) -> None:
+        conn = frame.conn
+        if not conn.judges_primary:
+            return
+        message = frame.message
+        if frame.from_viewer and isinstance(message, ReqKeyframe):
+            stream = conn.stream
+            if stream is None or stream[0] is not StreamState.ACTIVE:
+                return
+            if message.epoch != stream[1]:
+                return
+            request = _Request(frame.t, message.epoch, conn)
+            self.pending.setdefault(conn, []).append(request)
+            self.ctx.at(request.t + self.limit, partial(self._due, request))
+            return
+        if not frame.from_primary or conn not in self.pending:
+            return
+        restart = isinstance(message, StreamStateMessage)
+        if not (frame.is_keyframe or restart):
+            return
+        for request in self.pending.pop(conn):
+            if restart and message.epoch <= request.epoch:  # type: ignore[union-attr]
+                self.pending.setdefault(conn, []).append(request)
+                continue
+            request.answered = True
+            self.check()
+            took = 1000 * (frame.t - request.t)
+            self.note(frame.t, f"{frame.label} {took:.0f} ms after the request", frame.where())
+
+    def _due(self, request: _Request, now: float) -> None:
+        waiting = self.pending.get(request.conn, [])
+        if request.answered or request not in waiting:
+            return
+        waiting.remove(request)
+        self.check()
+        self.fail(
+            request.t,
+            f"REQ_KEYFRAME epoch {request.epoch} unanswered for {self.limit:.1f} s",
+            request.conn.where,
+        )
+
+    def on_end(self, conn: Conn) -> None:
+        self.pending.pop(conn, None)  # deadlines after the close are not judged
+
+
+@dataclass(slots=True)
+class _Join:
+    t: float
+    epoch: int | None
+    conn: Conn
+    csd: float | None = None
+    key: float | None = None
+
+
+@monitor
+class Key3(Monitor):
+    """KEY-3: a late joiner receives CSD and a keyframe within 1 s of its STREAM_ACCEPTED.
+
+    Read on every Primary-side connection: a STREAM_ACCEPTED sent while the last
+    STREAM_STATE announced on the connection was ACTIVE (a join into a running
+    stream; a version-1 connection, which has no STREAM_STATE, counts as running)
+    must be followed on the connection by a CSD and a VIDEO keyframe of that epoch or
+    a later one, both within `keyframe_answer` (Timings, 1 s) plus the tolerance.
+    Joins during RECONFIGURING, PAUSED or STOPPED are served with the epoch's first
+    keyframe and are not judged here. A join whose deadline lies after the
+    connection or the trace ended is not judged. Evidence: the join and what arrived.
+    """
+
+    requirement = "KEY-3"
+    checks = "late join(s) into a running stream"
+
+    def __init__(self, ctx: MonitorContext) -> None:
+        super().__init__(ctx)
+        self.limit = self.timings.keyframe_answer + self.tolerance
+        self.joins: dict[Conn, _Join] = {}
+
+    def on_control(self, frame: WireFrame) -> None:
+        conn = frame.conn
+        if not (frame.from_primary and conn.judges_primary):
+            return
+        if isinstance(frame.message, StreamAccepted) and conn.accepted is None:
+            stream = conn.stream
+            if stream is None and conn.speaks_v2:
+                return
+            if stream is not None and stream[0] is not StreamState.ACTIVE:
+                return
+            join = _Join(frame.t, stream[1] if stream else None, conn)
+            self.joins[conn] = join
+            self.ctx.at(join.t + self.limit, partial(self._due, join))
+
+    def on_media(self, frame: WireFrame) -> None:
+        conn = frame.conn
+        pending = self.joins.get(conn)
+        if pending is None or not frame.from_primary:
+            return
+        join = pending
+        if frame.type is FrameType.CSD and join.csd is None:
+            join.csd = frame.t
+        if frame.is_keyframe and (join.epoch is None or frame.epoch >= join.epoch):
+            join.key = frame.t
+        if join.csd is not None and join.key is not None:
+            del self.joins[conn]
+            self.check()
+            took = 1000 * (join.key - join.t)
+            self.note(join.key, f"keyframe {took:.0f} ms after STREAM_ACCEPTED", conn.where)
+
+    def _due(self, join: _Join, now: float) -> None:
+        if self.joins.get(join.conn) is not join:
+            return
+        del self.joins[join.conn]
+        self.check()
+        got = "no keyframe" if join.key is None else "no CSD"
+        self.fail(
+            join.t, f"late joiner's CSD+keyframe: {got} within {self.limit:.1f} s", join.conn.where
+        )
+
+    def on_end(self, conn: Conn) -> None:
+        self.joins.pop(conn, None)

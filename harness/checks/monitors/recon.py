@@ -1,0 +1,122 @@
+"""RECON: after DISCONNECTED, a bounded jittered backoff and a brand-new session."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from harness.checks.episodes import Episode, TelemetryRecord
+from harness.checks.monitor import Monitor, MonitorContext, monitor
+from reference.protocol.causes import FINAL_CAUSES
+from reference.protocol.states import ViewerState
+from reference.protocol.telemetry import ConnectionAction, DecoderAction, RecordKind
+
+HANDSHAKE = (ViewerState.SOCKET_CONNECTED, ViewerState.AUTHENTICATING, ViewerState.NEGOTIATING)
+# Reconnects with one identical delay before the lack of jitter counts as a violation.
+SAME_DELAYS = 3
+
+
+@dataclass(slots=True)
+class _Reconnecting:
+    since: float  # the DISCONNECTED, or the last failed connect attempt after it
+    delays: deque[float] = field(default_factory=lambda: deque(maxlen=SAME_DELAYS))
+    reported_jitter: bool = False
+
+
+@dataclass(slots=True)
+class _Fresh:
+    """A reconnect's episode: its handshake so far and whether it decoded without a decoder."""
+
+    states: list[ViewerState] = field(default_factory=list)
+    decoder: bool = False
+    reported: bool = False
+
+
+@monitor
+class Recon1(Monitor):
+    """RECON-1: reconnect with bounded, jittered backoff, a whole new handshake, no old state.
+
+    Read from the Viewer's telemetry. After a DISCONNECTED whose cause is not final
+    (`auth_failed` and `viewer_stopped` are), each connect attempt, failed
+    (`connection` record with action `failed`) or not (the next SOCKET_CONNECTED),
+    must come after a delay, measured from the DISCONNECTED or the previous failed
+    attempt, of at least half of `reconnect_initial` (the jitter's lower bound, 7.8)
+    less 10 ms of timer slack and at most `reconnect_max` plus the tolerance. Three
+    consecutive reconnects after exactly the same delay (to the millisecond) show no
+    jitter. The reconnected episode must go SOCKET_CONNECTED, AUTHENTICATING,
+    NEGOTIATING in that order, and must not pass a frame to a decoder before
+    creating a new one. Evidence: the delay or the step that broke the rule.
+    """
+
+    requirement = "RECON-1"
+    checks = "reconnect(s)"
+    telemetry_kinds = frozenset(
+        {RecordKind.STATE, RecordKind.CONNECTION, RecordKind.DECODER, RecordKind.FRAME}
+    )
+
+    def __init__(self, ctx: MonitorContext) -> None:
+        super().__init__(ctx)
+        self.ceiling = self.timings.reconnect_max + self.tolerance
+        self.floor = self.timings.reconnect_initial * 0.5 - 0.01
+        self.waiting: dict[str, _Reconnecting] = {}
+        self.fresh: dict[Episode, _Fresh] = {}
+
+    def _delay(self, rec: TelemetryRecord, waiting: _Reconnecting, what: str) -> None:
+        self.check()
+        delay = rec.t - waiting.since
+        if not self.floor <= delay <= self.ceiling:
+            self.fail(
+                rec.t,
+                f"{what} {delay:.2f} s after the previous attempt "
+                f"(backoff bounds {self.floor:.2f}-{self.ceiling:.2f} s)",
+                rec.viewer,
+            )
+        waiting.delays.append(round(delay, 3))
+        same = len(waiting.delays) == SAME_DELAYS and len(set(waiting.delays)) == 1
+        if same and not waiting.reported_jitter:
+            waiting.reported_jitter = True
+            self.fail(
+                rec.t, f"{SAME_DELAYS} reconnects all after exactly {delay:.3f} s: no jitter",
+                rec.viewer,
+            )
+
+    def on_telemetry(self, rec: TelemetryRecord) -> None:
+        waiting = self.waiting.get(rec.viewer)
+        if rec.kind is RecordKind.CONNECTION and rec.action == ConnectionAction.FAILED.value:
+            if waiting is not None:
+                self._delay(rec, waiting, "connect attempt")
+                waiting.since = rec.t
+            return
+        if rec.is_state(ViewerState.DISCONNECTED):
+            if rec.cause in FINAL_CAUSES:
+                self.waiting.pop(rec.viewer, None)
+            else:
+                kept = waiting.delays if waiting is not None else None
+                self.waiting[rec.viewer] = _Reconnecting(rec.t)
+                if kept is not None:
+                    self.waiting[rec.viewer].delays = kept
+            return
+        episode = rec.episode
+        if rec.is_state(ViewerState.SOCKET_CONNECTED):
+            if waiting is not None and episode is not None:
+                self._delay(rec, waiting, "reconnected")
+                self.fresh[episode] = _Fresh([ViewerState.SOCKET_CONNECTED])
+            return
+        fresh = self.fresh.get(episode) if episode is not None else None
+        if fresh is None or fresh.reported:
+            return
+        if rec.kind is RecordKind.STATE and rec.state is not None:
+            if len(fresh.states) < len(HANDSHAKE) and rec.state is not ViewerState.DISCONNECTED:
+                fresh.states.append(rec.state)
+                if tuple(fresh.states) != HANDSHAKE[: len(fresh.states)]:
+                    fresh.reported = True
+                    steps = " -> ".join(s.value for s in fresh.states)
+                    self.fail(rec.t, f"reconnect skipped the handshake: {steps}", rec.viewer)
+        elif rec.decoder_action() is DecoderAction.CREATE:
+            fresh.decoder = True
+        elif rec.decodes and not fresh.decoder:
+            fresh.reported = True
+            self.fail(rec.t, "decoded before creating a new decoder", rec.viewer)
+
+    def on_episode_end(self, episode: Episode) -> None:
+        self.fresh.pop(episode, None)

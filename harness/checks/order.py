@@ -1,0 +1,93 @@
+"""The order in which the monitors see a trace: wire order within a source, time across.
+
+A trace interleaves several sources: each tap connection, each Viewer's
+telemetry, the Primary's own records, the scenario's actions and faults. Within
+one source the order of the records *is* the order of events (a tap writes a
+connection's frames in the order they crossed the wire), so it is never changed,
+whatever the timestamps say: two frames read in one segment share a timestamp
+and keep their wire order. Across sources only timestamps relate records, so
+they are merged by time.
+
+A live trace does not arrive sorted (a Viewer's telemetry file is tailed into the
+trace a little late), so the sequencer holds records for `lag` seconds of trace
+time before releasing them: memory is bounded by what arrives in `lag`, not by
+the length of the trace. A record arriving later than that is released at once
+and counted in `late`: the monitors see it out of time order, never lose it.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Iterator
+from itertools import count
+
+from harness.trace import Record
+
+# Longer than a tailed telemetry file lags behind the taps (tens of milliseconds).
+DEFAULT_LAG = 2.0
+
+
+def source_of(record: Record) -> tuple[str, str]:
+    """The stream of events a record belongs to; its order is kept as written."""
+    tap = record.get("tap")
+    if tap is not None:
+        return (tap, record.get("conn", ""))
+    kind = record["kind"]
+    if kind == "telemetry":
+        return (kind, record.get("viewer", ""))
+    return (kind, "")
+
+
+class Sequencer:
+    """Releases records in time order across sources and written order within one."""
+
+    def __init__(self, lag: float = DEFAULT_LAG) -> None:
+        self.lag = lag
+        self.late = 0
+        self._heap: list[tuple[float, int, Record]] = []
+        self._counter = count()
+        self._source_time: dict[tuple[str, str], float] = {}
+        self._newest = float("-inf")
+        self._released = float("-inf")
+
+    def push(self, record: Record) -> list[Record]:
+        """The records that are ready now, in order (often none, while they wait out the lag)."""
+        source = source_of(record)
+        # A source's records never overtake each other: their sort key never goes back.
+        key = record["t"]
+        previous = self._source_time.get(source)
+        if previous is not None and previous > key:
+            key = previous
+        if record["kind"] == "conn" and record.get("event") == "close":
+            self._source_time.pop(source, None)  # a closed connection writes nothing more
+        else:
+            self._source_time[source] = key
+        if key < self._released:
+            self.late += 1
+            return [record]
+        heap = self._heap
+        heapq.heappush(heap, (key, next(self._counter), record))
+        if key > self._newest:
+            self._newest = key
+        horizon = self._newest - self.lag
+        if heap[0][0] > horizon:
+            return []
+        ready = []
+        while heap and heap[0][0] <= horizon:
+            released_key, _, item = heapq.heappop(heap)
+            self._released = released_key
+            ready.append(item)
+        return ready
+
+    def drain(self) -> Iterator[Record]:
+        while self._heap:
+            released_key, _, ready = heapq.heappop(self._heap)
+            self._released = released_key
+            yield ready
+
+
+def in_order(records: Iterable[Record], lag: float = DEFAULT_LAG) -> Iterator[Record]:
+    sequencer = Sequencer(lag)
+    for record in records:
+        yield from sequencer.push(record)
+    yield from sequencer.drain()
