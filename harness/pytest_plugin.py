@@ -177,6 +177,9 @@ class ScenarioItem(pytest.Item):
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, ScenarioFailure):
             return excinfo.value.text
+        if isinstance(excinfo.value, pytest.fail.Exception):
+            # pytest-timeout's kill, say: the reason, not a thousand lines of asyncio frames.
+            return f"Failed: {excinfo.value}"
         return str(super().repr_failure(excinfo))
 
     def reportinfo(self) -> tuple[Path, int, str]:
@@ -194,9 +197,10 @@ def _reason(report: pytest.TestReport) -> str:
     if message:
         return f"{report.when}: {message.splitlines()[0]}"
     lines = [line for line in report.longreprtext.splitlines() if line.strip()]
-    timeout = next((line.strip() for line in lines if "Timeout" in line), None)
-    last = lines[-1].strip() if lines else str(report.outcome)
-    return f"{report.when}: {timeout or last}"
+    # In a traceback, pytest marks the exception's own lines with "E   ".
+    marked = next((line[1:].strip() for line in lines if line.startswith("E ")), None)
+    first = lines[0].strip() if lines else str(report.outcome)
+    return f"{report.when}: {marked or first}"
 
 
 class Reporter:

@@ -24,9 +24,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None, help="seed for every random fault")
     parser.add_argument(
         "--schedule",
-        choices=("longest-first", "xdist"),
-        default="longest-first",
-        help="how workers get scenarios: longest first (default) or xdist's load scheduling",
+        choices=("xdist", "longest-first"),
+        default="xdist",
+        help="how workers get scenarios: xdist's load scheduling (default) or longest first "
+        "(see docs/scenarios.md, Speed)",
     )
     parser.add_argument(
         "--report-dir",

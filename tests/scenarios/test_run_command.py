@@ -152,7 +152,7 @@ def test_a_killed_scenario_is_an_error_with_its_reason(tmp_path: Path) -> None:
     data = report(out)
     (scenario,) = data["scenarios"]
     assert scenario["verdict"] == "ERROR"
-    assert "Timeout" in scenario["problems"][0], scenario["problems"]
+    assert scenario["problems"] == ["call: Failed: Timeout (>3.0s) from pytest-timeout."]
     assert [(r["requirement"], r["status"]) for r in scenario["requirements"]] == [
         ("HB-1", "INCONCLUSIVE")
     ]
