@@ -6,20 +6,21 @@ from typing import Any
 
 import pytest
 
-from harness.checks.registry import CHECKS, run_checks
+from harness.checks.registry import run_checks
 from harness.checks.verdict import Status, Verdict
 from harness.trace import Trace, load
 from reference.protocol.deviations import BREAKS, PRIMARY_DEVIATIONS, Deviation
 from reference.protocol.frames import Frame, FrameType
 from reference.protocol.messages import StreamEventMessage, StreamStateMessage
+from reference.protocol.requirements import BY_ID
 from reference.protocol.states import StreamState
 
 FPS = 1 / 30
 
 
 def verdicts(trace: Trace, ids: list[str] | None = None, **params: Any) -> dict[str, Verdict]:
-    wanted = {i: params for i in (ids or sorted(CHECKS))}
-    return {v.requirement: v for v in run_checks(trace, wanted)}
+    wanted = {i: params for i in (ids or list(BY_ID))}
+    return {v.requirement: v for v in run_checks(trace.records, wanted)}
 
 
 def busy_life(sim: Any, **kwargs: Any) -> Trace:

@@ -14,8 +14,6 @@ from typing import Any
 
 import pytest
 
-from harness.checks.context import CHECKS
-from harness.checks.monitor import MONITORS
 from harness.checks.registry import run_checks
 from harness.checks.verdict import Status, Verdict
 from harness.trace import Trace
@@ -24,6 +22,7 @@ from reference.loopback import Loopback
 from reference.protocol.deviations import BREAKS, PRIMARY_DEVIATIONS, Deviation
 from reference.protocol.frames import Frame, FrameType, encode_frame
 from reference.protocol.messages import SetStream
+from reference.protocol.requirements import BY_ID
 from reference.protocol.states import ViewerState
 
 FPS = 1 / 30
@@ -34,11 +33,8 @@ UNPARSABLE = encode_frame(Frame(FrameType.CONTROL, b"STREAM_STATE|9|epoch=x"))
 
 
 def verdicts(trace: Trace, ids: list[str] | None = None, **params: Any) -> dict[str, Verdict]:
-    from harness.checks.engine import Engine
-
-    Engine({})  # registers the monitors
-    wanted = {i: params for i in (ids or sorted(set(CHECKS) | set(MONITORS)))}
-    return {v.requirement: v for v in run_checks(trace, wanted)}
+    wanted = {i: params for i in (ids or list(BY_ID))}
+    return {v.requirement: v for v in run_checks(trace.records, wanted)}
 
 
 def streaming(lb: Loopback, until: float = 2.0) -> None:
@@ -151,20 +147,6 @@ DRIVERS: dict[Deviation, tuple[Callable[[Loopback], None], dict[str, Any]]] = {
 }
 
 
-# Collateral FAILs of batch checkers not yet ported to monitors, on correct behaviour:
-# the old LEGACY-1 checker calls a Viewer that follows STREAM_STATE without PROTO, or a
-# version-1 Viewer (which needs no fallback timer), an early inference. Each entry
-# lapses by itself once its ID has a monitor.
-OLD_CHECKER_FALSE_FAILS: dict[Deviation, set[str]] = {
-    Deviation.NO_PROTO: {"LEGACY-1"},
-    Deviation.STATE_TO_VERSION_1: {"LEGACY-1"},
-}
-
-
-def tolerated(deviation: Deviation) -> set[str]:
-    return {r for r in OLD_CHECKER_FALSE_FAILS.get(deviation, set()) if r not in MONITORS}
-
-
 def simulate(sim: Any, drive: Callable[[Loopback], None], **kwargs: Any) -> Trace:
     lb, rec = sim(**kwargs)
     drive(lb)
@@ -178,7 +160,7 @@ def test_deviation_fails_exactly_its_requirements(sim: Any, deviation: Deviation
     side = "primary_deviations" if deviation in PRIMARY_DEVIATIONS else "viewer_deviations"
     results = verdicts(simulate(sim, drive, **kwargs, **{side: frozenset({deviation})}),
                        secret=SECRET)
-    failed = {k for k, v in results.items() if v.status is Status.FAIL} - tolerated(deviation)
+    failed = {k for k, v in results.items() if v.status is Status.FAIL}
     assert failed == set(BREAKS[deviation]), {k: results[k].evidence for k in failed}
     for requirement in BREAKS[deviation]:
         assert results[requirement].evidence
@@ -190,7 +172,7 @@ def test_same_situation_with_conforming_peers_passes(sim: Any, deviation: Deviat
     drive, kwargs = DRIVERS[deviation]
     results = verdicts(simulate(sim, drive, **kwargs), secret=SECRET)
     failed = {k: v.evidence for k, v in results.items()
-              if v.status is Status.FAIL and k not in tolerated(deviation)}
+              if v.status is Status.FAIL}
     assert not failed
     for requirement in BREAKS[deviation]:
         assert results[requirement].status is Status.PASS, results[requirement].summary
