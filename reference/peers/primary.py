@@ -369,7 +369,7 @@ class ReferencePrimary:
         self._check_keyframe_deadline()
         # Late joiners and Viewers that fell behind need a keyframe, but at a bounded
         # rate: forcing one every tick for a congested Viewer would only add congestion.
-        waiting = any(
+        waiting = Deviation.NO_JOIN_KEYFRAME not in self.config.deviations and any(
             link.needs_keyframe and self._wants_media(link) for link in self.links.values()
         )
         force = self._force_keyframe or (

@@ -28,6 +28,7 @@ class Deviation(str, Enum):
     ERROR_ON_UNKNOWN = "error_on_unknown"
     STATE_TO_VERSION_1 = "state_to_version_1"
     SLOW_HEARTBEAT = "slow_heartbeat"
+    NO_JOIN_KEYFRAME = "no_join_keyframe"
     STALE_MEDIA_EPOCH = "stale_media_epoch"
     # Viewer side
     NO_EPOCH_DROP = "no_epoch_drop"
@@ -82,6 +83,7 @@ BREAKS: dict[Deviation, tuple[str, ...]] = {
     Deviation.FLAGGED_CAPS: ("FRAME-1",),
     Deviation.ACCEPT_ROLLS_BACK: ("NEG-2",),
     Deviation.SLOW_HEARTBEAT: ("HB-1",),
+    Deviation.NO_JOIN_KEYFRAME: ("KEY-3",),
     Deviation.STALE_MEDIA_EPOCH: ("EPOCH-2",),
     Deviation.NO_LIVENESS_TIMEOUT: ("HB-2",),
     Deviation.LATE_STALL_WATCHDOG: ("WD-1",),
@@ -114,6 +116,7 @@ PRIMARY_DEVIATIONS = frozenset(
         Deviation.ERROR_ON_UNKNOWN,
         Deviation.STATE_TO_VERSION_1,
         Deviation.SLOW_HEARTBEAT,
+        Deviation.NO_JOIN_KEYFRAME,
         Deviation.STALE_MEDIA_EPOCH,
     }
 )

@@ -48,6 +48,7 @@ CASES: dict[Deviation, tuple[str, set[str]]] = {
     Deviation.FLAGGED_CAPS: ("first-connect", {"FRAME-1"}),
     Deviation.ACCEPT_ROLLS_BACK: ("reorder-accept-after-reconfigure", {"NEG-2"}),
     Deviation.SLOW_HEARTBEAT: ("first-connect", {"HB-1"}),
+    Deviation.NO_JOIN_KEYFRAME: ("late-join-mid-stream", {"KEY-3"}),
     Deviation.STALE_MEDIA_EPOCH: ("first-connect", {"EPOCH-2"}),
     Deviation.NO_LIVENESS_TIMEOUT: ("primary-silent", {"HB-2"}),
     Deviation.LATE_STALL_WATCHDOG: ("frame-loss-recovery", {"WD-1"}),
