@@ -16,6 +16,8 @@ from rich.text import Text
 
 from harness.commands.addresses import host_port
 from harness.commands.console import CONSOLE, setup_logging
+from harness.commands.failures import cannot_listen
+from reference.peers.control import ViewerControlServer
 from reference.peers.viewer import ReferenceViewer, ViewerConfig
 from reference.protocol.deviations import VIEWER_DEVIATIONS, parse_deviations
 from reference.protocol.states import ViewerState
@@ -48,6 +50,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=[],
         choices=sorted(d.value for d in VIEWER_DEVIATIONS),
         help="break one rule on purpose (testing the checkers)",
+    )
+    parser.add_argument(
+        "--control",
+        type=host_port,
+        default=None,
+        help="HOST:PORT for the HTTP control API (POST /background, /foreground)",
     )
     parser.add_argument("--quiet", action="store_true", help="no live status line")
 
@@ -116,6 +124,21 @@ async def watch(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, viewer.stop)
+    # The app to the background and back (PROTOCOL.md 7.12), like an Android activity.
+    for sig, background in ((signal.SIGUSR1, True), (signal.SIGUSR2, False)):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, viewer.set_background, background)
+    control = None
+    if args.control:
+        control = ViewerControlServer(viewer, *args.control)
+        try:
+            await control.start()
+        except OSError as exc:
+            if out is not None:
+                out.close()
+            control_host, control_port = args.control
+            raise cannot_listen("the control API", control_host, control_port, exc) from None
+        log.info("control API http://%s:%d", args.control[0], control.port)
     console = CONSOLE
     task = asyncio.create_task(viewer.run(args.duration))
     try:
@@ -128,6 +151,8 @@ async def watch(args: argparse.Namespace) -> int:
                     live.update(status_line(viewer, why))
             await task
     finally:
+        if control is not None:
+            await control.close()
         if out is not None:
             out.close()
     after = f" ({why})" if why and viewer.state is ViewerState.DISCONNECTED else ""

@@ -268,6 +268,8 @@ def _check_step(step: Step, viewers: list[str], fault_path: list[str], fail: Any
             parse_step(step.args) if step.do == "impair" else directions(step.args)
         except ValueError as exc:
             raise fail(f"bad impairment: {exc}") from None
+    if step.do in ("background", "foreground") and named is None:
+        raise fail(f"'{step.do}' needs 'with: {{viewer: <id>}}'")
     if step.do == "toxic" and "type" not in step.args:
         raise fail("a toxic needs a 'type' (latency, bandwidth, timeout, ...)")
 

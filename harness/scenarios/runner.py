@@ -212,6 +212,15 @@ class ViewerHandle:
     def decoder_backend(self) -> str | None:
         return self.viewer.decoder_backend if self.viewer else None
 
+    def set_background(self, background: bool) -> None:
+        """PROTOCOL.md 7.12; an external Viewer has its own way, the harness knows none."""
+        if self.viewer is None:
+            raise ScenarioAbort(
+                f"{'background' if background else 'foreground'}: viewer {self.spec.id} is "
+                "not a reference Viewer"
+            )
+        self.viewer.set_background(background)
+
     async def stop(self, *, abrupt: bool = False) -> None:
         if self.viewer is not None and self.task is not None:
             if abrupt:
@@ -447,6 +456,8 @@ class ScenarioRun:
             await self._start_viewer(spec)
         elif do == "kill_viewer":
             await self.viewers[args["viewer"]].stop(abrupt=True)
+        elif do in ("background", "foreground"):
+            self.viewers[args["viewer"]].set_background(do == "background")
         elif do == "toxic":
             attrs = {
                 "type": args["type"],

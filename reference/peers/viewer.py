@@ -148,6 +148,12 @@ class ReferenceViewer:
             self.conn.close(monotonic(), "viewer stopped")
             self._driver.poke()
 
+    def set_background(self, background: bool) -> None:
+        """The app went to the background or came back (PROTOCOL.md 7.12)."""
+        self.conn.set_background(background, monotonic())
+        if self._driver is not None:
+            self._driver.poke()  # send the keyframe request, write the state record
+
     async def _wait_for_reconnect(self) -> None:
         while not self._reconnect.is_set() and not self._stop.is_set():
             deadline = self.conn.next_deadline()
@@ -306,8 +312,10 @@ class ReferenceViewer:
                 {"event": "decode_error", "epoch": epoch, "seq": frame.sequence, "error": str(exc)}
             )
             return
-        if self.decoder is not decoder:
-            return  # released or flushed while decoding: the picture belongs to the past
+        if self.decoder is not decoder or self.conn.background:
+            # Released or flushed while decoding, or the surface went with the background:
+            # the picture belongs to the past.
+            return
         now = monotonic()
         for picture in pictures:
             self.stats.decoded += 1

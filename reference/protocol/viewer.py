@@ -117,6 +117,8 @@ class ViewerConnection(Endpoint):
         self.reconnect_attempt = 0
         self.session_id: str | None = None
         self.surface_ready = True
+        # The app's state, not the session's: it survives reconnects (7.12).
+        self.background = False
         super().__init__(timings, max_payload)
         self._reset_session_state()
 
@@ -208,6 +210,28 @@ class ViewerConnection(Endpoint):
             now, "surface ready" if ready else "surface lost",
             Cause.CONDITIONS_MET if ready else Cause.SURFACE_LOST,
         )
+
+    def set_background(self, background: bool, now: float) -> None:
+        """The client went to the background (the seed's CLIENT_BG) or came back (7.12).
+
+        In the background the surface is released and video is dropped, so nothing is
+        shown and the stall watchdog cannot fire; the socket and heartbeats stay. Back
+        in the foreground a `client_background` recovery requests a keyframe at once and
+        runs the WD-2 schedule from there.
+        """
+        if background == self.background:
+            return
+        self.background = background
+        self.surface_ready = not background
+        self.keyframe_decoded = self.keyframe_passed = False  # the old surface's picture
+        if background:
+            self._stall_left = None  # the next ACTIVE after the foreground starts afresh
+            self._evaluate(now, "client in the background", Cause.CLIENT_BACKGROUND)
+            return
+        if self.state is ViewerState.RECOVERING and TIMER_KEYFRAME_RETRY not in self._deadlines:
+            self.keyframe_requests = 0
+            self._request_keyframe(now)  # attempt 0; a stall recovery keeps its own schedule
+        self._evaluate(now, "client in the foreground", Cause.CONDITIONS_MET)
 
     @property
     def conditions(self) -> StreamingConditions:
@@ -397,6 +421,9 @@ class ViewerConnection(Endpoint):
             cause = Cause.STALE_EPOCH if stale else Cause.FUTURE_EPOCH
             self._drop(frame, f"{'stale' if stale else 'future'} epoch (EPOCH-3)", cause)
             return
+        if self.background and frame.type is FrameType.VIDEO:
+            self._drop(frame, "client in the background (7.12)", Cause.IN_BACKGROUND)
+            return
         if frame.type is FrameType.CSD:
             self.csd_passed = True
         elif frame.type is FrameType.VIDEO:
@@ -430,7 +457,14 @@ class ViewerConnection(Endpoint):
         if self.state not in DECODER_STATES:
             return
         conditions = self.conditions
-        if self.state is ViewerState.STREAMING:
+        if self.background and conditions.server_active and self.state in (
+            ViewerState.STREAMING, ViewerState.RECONFIGURING
+        ):
+            # 7.12: nothing can be shown until the foreground, and that is no stall.
+            self.keyframe_decoded = self.keyframe_passed = False
+            self._stall_left = None
+            self._transition(ViewerTrigger.CLIENT_BACKGROUND, reason, now, Cause.CLIENT_BACKGROUND)
+        elif self.state is ViewerState.STREAMING:
             if not conditions.hold():
                 self.keyframe_decoded = self.keyframe_passed = False
                 missing = ", ".join(conditions.missing())

@@ -62,6 +62,12 @@ def write(tmp_path: Path, text: str) -> Path:
             4,
             "needs 'toxiproxy'",
         ),
+        (
+            "covers: [SNAP-1]\nexpect: {SNAP-1: {}}\nviewers:\n  - id: v1\ntimeline:\n"
+            "  - do: background\n",
+            6,
+            "'background' needs 'with: {viewer: <id>}'",
+        ),
         ("lvs: 2\ncovers: [SNAP-1]\nexpect: {SNAP-1: {}\n", 4, "flow mapping at line 3"),
         ("covers: [SNAP-1]\nexpect: {SNAP-1: {}}\n", 0, "add `lvs: 2`"),
         ("lvs: 3\ncovers: [SNAP-1]\nexpect: {SNAP-1: {}}\n", 1, "reads scenario format 2"),

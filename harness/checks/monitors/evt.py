@@ -19,7 +19,7 @@ from reference.protocol.causes import Cause
 from reference.protocol.states import StreamState, ViewerState
 from reference.protocol.telemetry import RecordKind
 
-LOSS_CAUSES = frozenset({Cause.DECODER_LOST, Cause.SURFACE_LOST})
+LOSS_CAUSES = frozenset({Cause.DECODER_LOST, Cause.SURFACE_LOST, Cause.CLIENT_BACKGROUND})
 EPOCH_DROPS = frozenset({Cause.STALE_EPOCH, Cause.FUTURE_EPOCH})
 
 
@@ -53,9 +53,10 @@ class Evt1(Monitor):
       judged when the connection ends, the state or epoch changes, the Viewer
       reports a decoder or surface loss or disconnects before the deadline, the
       Viewer dropped frames of that epoch as not its own (`stale_epoch`,
-      `future_epoch`: it held another epoch, which EPOCH-4 or NEG-2 judge), or the
-      Viewer writes no telemetry. A Viewer that ignores the snapshot and waits for
-      an event FAILs here.
+      `future_epoch`: it held another epoch, which EPOCH-4 or NEG-2 judge), the
+      Viewer dropped video of it with cause `in_background` (the client is in the
+      background, PROTOCOL.md 7.12), or the Viewer writes no telemetry. A Viewer
+      that ignores the snapshot and waits for an event FAILs here.
     Evidence: the record and what the wire had said, or the delivered ACTIVE, CSD
     and keyframe with the Viewer's state at the deadline.
     """
@@ -68,6 +69,8 @@ class Evt1(Monitor):
         super().__init__(ctx)
         # viewer -> the last frame it dropped as not of its epoch: (time, that frame's epoch)
         self.epoch_drop: dict[str, tuple[float, int]] = {}
+        # viewer -> the last frame it dropped in the background: (time, that frame's epoch)
+        self.background_drop: dict[str, tuple[float, int]] = {}
         self.links = Links()
         self.deferred = Deferred(self)
         self.ready: dict[str, _Ready] = {}
@@ -112,6 +115,9 @@ class Evt1(Monitor):
         recent = dropped is not None and dropped[0] >= ready.t - self.within
         if recent and dropped is not None and dropped[1] == ready.epoch:
             return  # it held another epoch when they came: the epoch rules judge that
+        hidden = self.background_drop.get(viewer)
+        if hidden is not None and hidden[0] >= ready.t - self.within and hidden[1] == ready.epoch:
+            return  # in the background (7.12): it is not to show them
         self.check()
         entered = self.streaming_at.get(viewer)
         if episode.state is ViewerState.STREAMING or (entered is not None and entered >= ready.t):
@@ -134,6 +140,9 @@ class Evt1(Monitor):
         episode = rec.episode
         if rec.drops and rec.cause in EPOCH_DROPS and rec.epoch is not None:
             self.epoch_drop[rec.viewer] = (rec.t, rec.epoch)
+            return
+        if rec.drops and rec.cause is Cause.IN_BACKGROUND and rec.epoch is not None:
+            self.background_drop[rec.viewer] = (rec.t, rec.epoch)
             return
         if rec.kind is not RecordKind.STATE or episode is None:
             return

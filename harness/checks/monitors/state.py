@@ -37,7 +37,9 @@ ACTIVE = StreamState.ACTIVE
 # Server states under which the Viewer runs no watchdog and keeps its socket (7.5).
 HELD = frozenset({StreamState.PAUSED, StreamState.STOPPED})
 # Causes a Viewer may report for leaving STREAMING; each needs its evidence (STATE-6).
-LOSS_CAUSES = frozenset({Cause.DECODER_LOST, Cause.SURFACE_LOST})
+# The Viewer lost what it renders with: its decoder, its surface, or (PROTOCOL.md 7.12)
+# the whole app went to the background.
+LOSS_CAUSES = frozenset({Cause.DECODER_LOST, Cause.SURFACE_LOST, Cause.CLIENT_BACKGROUND})
 # A Viewer may lose its connection while PAUSED for these; any other disconnect cause
 # is the Viewer giving up on a paused stream (STATE-5).
 TRANSPORT_CAUSES = frozenset({
@@ -502,8 +504,9 @@ class State6(_ViewerMonitor):
       than ACTIVE delivered since the stint began (or within the tolerance before
       it); `new_epoch` with a newer epoch delivered by then; `stall` with no
       decodable frame (a `frame` decode or `decoded` record) for at least the
-      stall window's lower bound (Timings.stall_window, 1.5 s); `decoder_lost` or
-      `surface_lost` reported by the Viewer. Every STREAMING stint counts as
+      stall window's lower bound (Timings.stall_window, 1.5 s); `decoder_lost`,
+      `surface_lost` or `client_background` (PROTOCOL.md 7.12) reported by the
+      Viewer. Every STREAMING stint counts as
       a case checked: one that never leaves is no flap. Without a tap, the record's own
       `server_state` and `epoch` stand for the wire. A normal stall episode,
       STREAMING -> RECOVERING -> STREAMING, is thus two transitions.

@@ -80,8 +80,10 @@ class Wd1(Monitor):
     REQ_KEYFRAME (on the tap, or a `keyframe_request` record without one) must follow
     within the tolerance. A Viewer whose armed time since the last restart exceeds the
     window's upper bound plus the tolerance, at any later record of its own, any
-    delivered STREAM_STATE or the end of its episode, missed the stall. Evidence: the
-    measured stall.
+    delivered STREAM_STATE or the end of its episode, missed the stall. Entering
+    RECOVERING with cause `client_background` (PROTOCOL.md 7.12) is no stall: it is
+    not measured and no request is expected with it, and the timer waits for the next
+    restart. Evidence: the measured stall.
     """
 
     requirement = "WD-1"
@@ -175,7 +177,10 @@ class Wd1(Monitor):
         if rec.kind is RecordKind.STATE and rec.state is not None:
             server = rec.server_state if "server_state" in rec.record else episode.server_state
             armed = self._armed(rec.state, server, dog)
-            if entering_recovery:
+            if entering_recovery and rec.cause is Cause.CLIENT_BACKGROUND:
+                self._missed(episode, dog, rec.t)  # a stall missed before it still counts
+                dog.started, dog.used, dog.armed_since = False, 0.0, None
+            elif entering_recovery:
                 self._stall(rec, dog)
             elif rec.state is ViewerState.STREAMING or (
                 rec.state is ViewerState.RECONFIGURING and rec.previous is ViewerState.NEGOTIATING
@@ -245,6 +250,7 @@ class _Recovery:
     requests: list[float] = field(default_factory=list)
     leave: TelemetryRecord | None = None
     settled: bool = False
+    background: bool = False  # entered with cause client_background: requests start later
 
 
 @monitor
@@ -262,7 +268,10 @@ class Wd2(Monitor):
     span that ends otherwise, or is still open when the episode or trace ends, must
     not have gone an interval plus the tolerance without a request while retries were
     left. Disconnects with any other cause (heartbeat, the Primary's ERROR or BYE, a
-    closed socket) end a recovery without judging its end.
+    closed socket) end a recovery without judging its end. A recovery entered with
+    cause `client_background` (PROTOCOL.md 7.12) sends nothing until the client is
+    back in the foreground, which only its first request shows: it is judged from
+    that request on, the same way, and one with no request yet is not judged.
 
     Without the Viewer's telemetry (a capture, an external Viewer that writes none)
     the rule is read from the wire alone, as PROTOCOL.md's catalogue observes it: a
@@ -373,7 +382,9 @@ class Wd2(Monitor):
         if rec.state is ViewerState.RECOVERING:
             self.check()
             conn = self.ctx.viewer_conn(rec.viewer)
-            recovery = self.open[rec.viewer] = _Recovery(rec.viewer, conn, rec.t)
+            recovery = self.open[rec.viewer] = _Recovery(
+                rec.viewer, conn, rec.t, background=rec.cause is Cause.CLIENT_BACKGROUND
+            )
             for t in self.recent.pop(conn, ()) if conn is not None else ():
                 self._request(recovery, t)
 
@@ -426,7 +437,7 @@ class Wd2(Monitor):
                 f"({retries} retries so far, still RECOVERING)",
                 recovery.viewer,
             )
-        elif not requests and end - recovery.start > self.tolerance:
+        elif not requests and end - recovery.start > self.tolerance and not recovery.background:
             self.fail(recovery.start, "RECOVERING without any keyframe request", recovery.viewer)
 
     def on_finish(self, end: float) -> None:
