@@ -20,6 +20,11 @@ from reference.protocol.causes import Cause, parse_cause
 from reference.protocol.states import StreamState, ViewerState
 from reference.protocol.telemetry import DecoderAction, FrameAction, RecordKind
 
+# Enum members read on every record are bound once (an enum attribute is a descriptor call).
+_STATE, _FRAME, _DECODER = RecordKind.STATE, RecordKind.FRAME, RecordKind.DECODER
+_DECODE, _DROP = FrameAction.DECODE.value, FrameAction.DROP.value
+_CREATE, _FLUSH, _RELEASE = DecoderAction.CREATE, DecoderAction.FLUSH, DecoderAction.RELEASE
+_SOCKET_CONNECTED, _DISCONNECTED = ViewerState.SOCKET_CONNECTED, ViewerState.DISCONNECTED
 _STATES = {s.value: s for s in ViewerState}
 _KINDS = {k.value: k for k in RecordKind}
 _DECODER_ACTIONS = {a.value: a for a in DecoderAction}
@@ -80,19 +85,19 @@ class TelemetryRecord:
         return parse_server_state(self.record.get("server_state"))
 
     def is_state(self, state: ViewerState) -> bool:
-        return self.state is state and self.kind is RecordKind.STATE
+        return self.state is state and self.kind is _STATE
 
     @property
     def decodes(self) -> bool:
         """A media frame the Viewer passed to its decoder."""
-        return self.kind is RecordKind.FRAME and self.action == FrameAction.DECODE.value
+        return self.kind is _FRAME and self.action == _DECODE
 
     @property
     def drops(self) -> bool:
-        return self.kind is RecordKind.FRAME and self.action == FrameAction.DROP.value
+        return self.kind is _FRAME and self.action == _DROP
 
     def decoder_action(self) -> DecoderAction | None:
-        if self.kind is not RecordKind.DECODER or self.action is None:
+        if self.kind is not _DECODER or self.action is None:
             return None
         return _DECODER_ACTIONS.get(self.action)
 
@@ -119,18 +124,18 @@ class EpisodeTracker:
             action if isinstance(action, str) else None,
         )
         ended: Episode | None = None
-        if kind is RecordKind.STATE:
+        if kind is _STATE:
             parsed.state = parse_state(record.get("state"))
             parsed.previous = parse_state(record.get("previous"))
             parsed.cause = parse_cause(record.get("cause"))
-            if parsed.state is ViewerState.SOCKET_CONNECTED:
+            if parsed.state is _SOCKET_CONNECTED:
                 ended = self.current.get(viewer)
                 index = self._counts.get(viewer, 0)
                 self._counts[viewer] = index + 1
                 episode = Episode(viewer, index, parsed.t, state_since=parsed.t)
                 self.current[viewer] = episode
                 parsed.episode = episode
-        elif kind is RecordKind.FRAME:
+        elif kind is _FRAME:
             parsed.cause = parse_cause(record.get("cause"))
         return parsed, ended
 
@@ -141,23 +146,23 @@ class EpisodeTracker:
             return
         episode.last_t = parsed.t
         record = parsed.record
-        if parsed.kind is RecordKind.STATE and parsed.state is not None:
+        if parsed.kind is _STATE and parsed.state is not None:
             episode.state, episode.state_since = parsed.state, parsed.t
             if "epoch" in record:
                 episode.epoch = parsed.epoch if parsed.epoch is not None else episode.epoch
             if "server_state" in record:
                 episode.server_state = parsed.server_state
-            if parsed.state is ViewerState.DISCONNECTED:
+            if parsed.state is _DISCONNECTED:
                 episode.disconnected_at = parsed.t
                 episode.disconnect_cause = parsed.cause
         action = parsed.decoder_action()
-        if action is DecoderAction.CREATE:
+        if action is _CREATE:
             episode.decoder = True
             episode.decoders_created += 1
             episode.epoch = parsed.epoch if parsed.epoch is not None else episode.epoch
-        elif action is DecoderAction.FLUSH:
+        elif action is _FLUSH:
             episode.epoch = parsed.epoch if parsed.epoch is not None else episode.epoch
-        elif action is DecoderAction.RELEASE:
+        elif action is _RELEASE:
             episode.decoder = False
 
     def remaining(self) -> list[Episode]:

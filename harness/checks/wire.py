@@ -89,6 +89,13 @@ class Conn:
     stream_at: float | None = None
     keyframe_epochs: set[int] = field(default_factory=set)  # epochs with a keyframe sent
     wire_errors: int = 0
+    # Which peer's rules this tap judges; fixed by the side, read for every frame.
+    judges_primary: bool = field(init=False)
+    judges_viewer: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.judges_primary = self.side is not TapSide.VIEWER
+        self.judges_viewer = self.side is not TapSide.PRIMARY
 
     @property
     def where(self) -> str:
@@ -98,13 +105,6 @@ class Conn:
     def viewer(self) -> str | None:
         return tap_viewer(self.tap)
 
-    @property
-    def judges_primary(self) -> bool:
-        return self.side is not TapSide.VIEWER
-
-    @property
-    def judges_viewer(self) -> bool:
-        return self.side is not TapSide.PRIMARY
 
     @property
     def viewer_version(self) -> int | None:

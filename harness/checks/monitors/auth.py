@@ -96,7 +96,7 @@ class Auth1(_Answers):
         super().__init__(ctx)
         self.nonces = _Bounded()
 
-    def on_frame(self, frame: WireFrame) -> None:
+    def on_control(self, frame: WireFrame) -> None:
         conn, message = frame.conn, frame.message
         if not conn.judges_primary:
             return
@@ -220,7 +220,7 @@ class Auth3(Monitor):
         self.live[conn] = watch
         self.ctx.at(conn.opened + self.limit + self.tolerance, partial(self._due, watch))
 
-    def on_frame(self, frame: WireFrame) -> None:
+    def on_control(self, frame: WireFrame) -> None:
         watch = self.live.get(frame.conn)
         if watch is None:
             return
@@ -335,7 +335,7 @@ class Auth5(Monitor):
         self.nonce_of = _Bounded()  # response -> the nonce it first answered
         self.replays: dict[Conn, _Replay] = {}
 
-    def on_frame(self, frame: WireFrame) -> None:
+    def on_control(self, frame: WireFrame) -> None:
         conn, message = frame.conn, frame.message
         if not conn.judges_primary:
             return

@@ -45,7 +45,7 @@ class Legacy2(Monitor):
         self.requested: dict[Conn, float] = {}  # SET_STREAM time, until it is answered
         self.served: set[Conn] = set()
 
-    def on_frame(self, frame: WireFrame) -> None:
+    def on_control(self, frame: WireFrame) -> None:
         conn, message = frame.conn, frame.message
         if not conn.judges_primary:
             return

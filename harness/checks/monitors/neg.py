@@ -90,7 +90,7 @@ class Neg2(Monitor):
         self.announced: dict[str, int] = {}  # per Viewer tap: newest STREAM_STATE epoch
         self.floor: dict[str, int] = {}  # per Viewer tap: what the accept must not undercut
 
-    def on_frame(self, frame: WireFrame) -> None:
+    def on_control(self, frame: WireFrame) -> None:
         conn, message = frame.conn, frame.message
         if not frame.from_primary:
             return
@@ -179,7 +179,7 @@ class Neg3(Monitor):
         self.rejections: dict[Conn, _Rejection] = {}
         self.authed: set[Conn] = set()  # the Viewer sent AUTH on the connection
 
-    def on_frame(self, frame: WireFrame) -> None:
+    def on_control(self, frame: WireFrame) -> None:
         conn, message = frame.conn, frame.message
         if not conn.judges_primary:
             return
@@ -261,7 +261,7 @@ class Neg4(Monitor):
         self.judged: set[Conn] = set()
         self.early: set[Conn] = set()
 
-    def on_frame(self, frame: WireFrame) -> None:
+    def on_control(self, frame: WireFrame) -> None:
         conn, message = frame.conn, frame.message
         if not conn.judges_viewer:
             return

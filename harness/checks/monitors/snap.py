@@ -144,7 +144,7 @@ class Snap2(Monitor):
             return
         self.reported.add(float(record["t"]), (state, int(record.get("epoch", 0))))
 
-    def on_frame(self, frame: WireFrame) -> None:
+    def on_control(self, frame: WireFrame) -> None:
         conn, message = frame.conn, frame.message
         if not (frame.from_primary and conn.judges_primary):
             return

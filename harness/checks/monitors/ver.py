@@ -167,7 +167,7 @@ class Ver3(Monitor):
         self.within = float(self.ctx.param("window", 1.0)) + self.tolerance
         self.pending: dict[Conn, list[_Unknown]] = {}
 
-    def on_frame(self, frame: WireFrame) -> None:
+    def on_control(self, frame: WireFrame) -> None:
         conn, message = frame.conn, frame.message
         if message is None:
             return
