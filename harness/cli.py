@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, str] = {
     "primary": "primary",
     "viewer": "viewer",
     "toxiproxy": "toxiproxy",
+    "soak": "soak",
 }
 
 

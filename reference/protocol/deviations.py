@@ -24,6 +24,7 @@ class Deviation(str, Enum):
     SELF_DECLARED_STREAMING = "self_declared_streaming"
     EVENTS_AS_STATE = "events_as_state"
     STALE_CONTROL_APPLIED = "stale_control_applied"
+    LEAK_ON_RECONNECT = "leak_on_reconnect"
 
 
 BREAKS: dict[Deviation, tuple[str, ...]] = {
@@ -37,7 +38,12 @@ BREAKS: dict[Deviation, tuple[str, ...]] = {
     Deviation.SELF_DECLARED_STREAMING: ("STATE-2", "STATE-3"),
     Deviation.EVENTS_AS_STATE: ("EVT-1",),
     Deviation.STALE_CONTROL_APPLIED: ("EPOCH-4",),
+    # Breaks no wire rule: a soak's drift limit on the Viewers' memory catches it.
+    Deviation.LEAK_ON_RECONNECT: (),
 }
+
+# Deviations no requirement monitor can see, only a soak's drift limits (harness/soak/).
+DRIFT_DEVIATIONS = frozenset({Deviation.LEAK_ON_RECONNECT})
 
 PRIMARY_DEVIATIONS = frozenset(
     {
