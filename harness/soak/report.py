@@ -127,7 +127,8 @@ def svg_series(
     for start, end, label in shaded:
         parts.append(
             f'<rect class="fault" x="{x(start):.1f}" y="0" '
-            f'width="{max(1.0, x(end) - x(start)):.1f}" height="{HEIGHT}"><title>{html.escape(label)}</title></rect>'
+            f'width="{max(1.0, x(end) - x(start)):.1f}" height="{HEIGHT}">'
+            f"<title>{html.escape(label)}</title></rect>"
         )
     for t, label in marks or []:
         parts.append(f'<line class="fail" x1="{x(t):.1f}" x2="{x(t):.1f}" y1="0" y2="{HEIGHT}">'

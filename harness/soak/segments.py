@@ -43,7 +43,10 @@ class SegmentStore:
         return self.directory / f"trace-{index:05d}.jsonl.gz"
 
     def _open(self) -> None:
-        self._file = gzip.open(  # noqa: SIM115  (open for the whole window)self.path(self.index), "wt", encoding="utf-8", compresslevel=3)
+        # Open for the whole window, closed by rotate() or close().
+        self._file = gzip.open(  # noqa: SIM115
+            self.path(self.index), "wt", encoding="utf-8", compresslevel=3
+        )
 
     def write(self, record: Record) -> None:
         line = json.dumps(record, separators=(",", ":"), default=str)
