@@ -216,6 +216,12 @@ class Schedule:
         return [s for s in self.steps if s.at < end and s.until >= start]
 
 
+def incarnation(vid: str, number: int) -> str:
+    """The name of a Viewer's n-th join: a killed Viewer that joins again is a new Viewer
+    (new process state, new telemetry identity, new tap), not a reconnect of the old one."""
+    return vid if number <= 1 else f"{vid}r{number}"
+
+
 def viewer_ids(count: int) -> list[str]:
     width = max(2, len(str(count)))
     return [f"v{i:0{width}d}" for i in range(1, count + 1)]

@@ -33,7 +33,7 @@ from harness.scenarios.loader import PrimarySpec, Scenario
 from harness.scenarios.loader import Step as ScenarioStep
 from harness.scenarios.runner import HOST, ScenarioRun
 from harness.soak.drift import DriftResult, judge_all
-from harness.soak.nemesis import Schedule, Step, draw_schedule
+from harness.soak.nemesis import Schedule, Step, draw_schedule, incarnation
 from harness.soak.population import Population, PopulationConfig
 from harness.soak.profile import Profile
 from harness.soak.sampler import Sampler
@@ -163,7 +163,8 @@ class SoakRun(ScenarioRun):
             figures=self.sampler.viewer_figures,
         )
         self.dashboard = dashboard
-        self.tap_ports: dict[str, int] = {}
+        self.taps: dict[str, Any] = {}  # live Viewer name -> its tap
+        self.incarnations: dict[str, int] = {}  # schedule's Viewer id -> joins so far
         self.active: dict[str, Step] = {}
         self._lock = threading.Lock()
         self._window_start = 0.0
@@ -205,27 +206,32 @@ class SoakRun(ScenarioRun):
                 upstream = await asyncio.to_thread(self._start_toxiproxy, upstream)
         self.entry_port = upstream
 
-    async def _tap_for(self, vid: str) -> int:
+    async def _tap_for(self, name: str) -> int:
         from harness.wire.recorder import WireTap
 
-        if vid not in self.tap_ports:
-            tap = WireTap(f"viewer_side:{vid}", HOST, self.entry_port, trace=self.trace)
-            await tap.start()
-            self.cleanups.append(tap.stop)
-            self.tap_ports[vid] = tap.port
-        return self.tap_ports[vid]
+        tap = WireTap(f"viewer_side:{name}", HOST, self.entry_port, trace=self.trace)
+        await tap.start()
+        self.taps[name] = tap
+        return int(tap.port)
 
     # --- actions ----------------------------------------------------------------
 
     async def act(self, do: str, args: dict[str, Any]) -> None:
         if do == "join":
             vid = str(args["viewer"])
-            port = await self._tap_for(vid)
-            self.trace.emit("action", action="join", viewer=vid)
-            self.population.join(vid, port, vid in self.schedule.decoding)
+            name = incarnation(vid, self.incarnations.get(vid, 0) + 1)
+            self.incarnations[vid] = self.incarnations.get(vid, 0) + 1
+            port = await self._tap_for(name)
+            self.trace.emit("action", action="join", viewer=name)
+            self.population.join(name, port, vid in self.schedule.decoding)
         elif do == "kill_viewer":
-            self.trace.emit("action", action="kill_viewer", viewer=args["viewer"])
-            self.population.kill(str(args["viewer"]))
+            vid = str(args["viewer"])
+            name = incarnation(vid, self.incarnations.get(vid, 1))
+            self.trace.emit("action", action="kill_viewer", viewer=name)
+            self.population.kill(name)
+            tap = self.taps.pop(name, None)
+            if tap is not None:
+                await tap.stop()  # its listening socket goes with it: descriptors stay flat
         else:
             self.trace.emit("action", action=do, **args)
             await self._do(ScenarioStep(line=0, do=do, args=dict(args)))
@@ -347,6 +353,9 @@ class SoakRun(ScenarioRun):
                     await task
             self.sampler.sample(time.monotonic())
             await asyncio.to_thread(self.population.stop)
+            for tap in self.taps.values():
+                with contextlib.suppress(Exception):
+                    await tap.stop()
             await self._teardown()
         with self._lock:
             result.verdicts = self.engine.finish()

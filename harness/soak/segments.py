@@ -78,8 +78,9 @@ class SegmentStore:
                 self.kept.append(j)
             else:
                 path = self.path(j)
-                self.dropped_bytes += path.stat().st_size
-                path.unlink()
+                if path.exists():
+                    self.dropped_bytes += path.stat().st_size
+                    path.unlink()
                 self.dropped.append(j)
 
     def close(self) -> None:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from harness.checks.verdict import Status
-from harness.soak.nemesis import NEEDS, Step
+from harness.soak.nemesis import NEEDS, Step, incarnation
 
 if TYPE_CHECKING:
     from harness.soak.run import SoakResult
@@ -38,7 +38,7 @@ LEAD_S = 4.0  # the Viewers reach STREAMING before the first step
 TAIL_S = 4.0  # observed after the last step
 COMPACT_GAP = 1.0
 SCENARIO_MARKER = {"lvs": 2}  # the scenario format version key (see docs/scenarios.md)
-VIEWER_ID = re.compile(r"\bv\d+\b")
+VIEWER_ID = re.compile(r"\b(v\d+)(?:r\d+)?\b")  # a Viewer or one of its incarnations
 
 
 # --- writing a scenario ------------------------------------------------------------
@@ -56,11 +56,24 @@ def scenario_dict(case: dict[str, Any], steps: Sequence[Step], name: str) -> dic
         for a in step.end:
             timeline.append((at + step.duration, order, a))
     timeline.sort(key=lambda e: (e[0], e[1]))
-    named = set(case["viewers"])
-    for step in steps:
-        named |= step.viewers()
-    viewers = sorted(named) or [case["fallback_viewer"]]
-    late = {v for v in viewers if _first_action(steps, v) == "join"}
+    joins: dict[str, int] = {}
+    manual: dict[str, bool] = {}  # Viewer name -> joins by a step (else at the start)
+    acts: list[tuple[float, dict[str, Any]]] = []
+    for at, _, a in timeline:
+        base = a["with"].get("viewer")
+        if base is not None:
+            if a["do"] == "join":
+                joins[base] = joins.get(base, 0) + 1
+                manual[incarnation(base, joins[base])] = True
+            elif base not in joins:
+                joins[base] = 1
+                manual[base] = False
+            a = {"do": a["do"], "with": {**a["with"], "viewer": incarnation(base, joins[base])}}
+        acts.append((at, a))
+    for base in case["viewers"]:
+        manual.setdefault(base, False)
+    if not manual:
+        manual[case["fallback_viewer"]] = False
     # Only the injectors the steps use: a shorter path is a smaller reproduction.
     path = [hop for hop in case["path"]
             if any(NEEDS.get(a["do"]) == hop for s in steps for a in s.begin)]
@@ -78,29 +91,21 @@ def scenario_dict(case: dict[str, Any], steps: Sequence[Step], name: str) -> dic
         "viewers": [
             {
                 "id": v,
-                "decode": v in case["decoding"],
+                "decode": VIEWER_ID.sub(r"\1", v) in case["decoding"],
                 "deviations": list(case["viewer_deviations"]),
-                **({"join": "manual"} if v in late else {}),
+                **({"join": "manual"} if late else {}),
             }
-            for v in viewers
+            for v, late in sorted(manual.items())
         ],
         "path": path,
         "timeline": [
             {"at": round(at, 3), "do": a["do"], **({"with": a["with"]} if a["with"] else {})}
-            for at, _, a in timeline
+            for at, a in acts
         ] + [{"hold": TAIL_S}],
         "expect": {requirement: {}},
     }
     del name
     return data
-
-
-def _first_action(steps: Sequence[Step], viewer: str) -> str | None:
-    for step in sorted(steps, key=lambda s: s.at):
-        for a in step.begin:
-            if a["with"].get("viewer") == viewer:
-                return str(a["do"])
-    return None
 
 
 def write_scenario(path: Path, data: dict[str, Any]) -> str:
