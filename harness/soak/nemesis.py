@@ -111,7 +111,7 @@ KINDS: dict[str, tuple[str, int, Builder]] = {
         "direction": "p2v", "hold": [StreamStateMessage.NAME], "until": [StreamAccepted.NAME],
         "count": 1})),
     "stale_epoch": ("", 0, _frame_fault("stale_epoch", lambda r: {
-        "direction": "p2v", "count": r.randint(1, 5)})),
+        "direction": "p2v", "count": r.randint(1, 5), "inject_after": r.randint(0, 8)})),
     "corrupt": ("", 0, _frame_fault("corrupt", lambda r: {
         "direction": "p2v", "frame_types": VIDEO, "target": "header", "count": 1})),
     "reconfigure": ("stream", 0, _reconfigure),

@@ -34,8 +34,8 @@ from harness.soak.nemesis import NEEDS, Step, incarnation
 if TYPE_CHECKING:
     from harness.soak.run import SoakResult
 
-LEAD_S = 4.0  # the Viewers reach STREAMING before the first step
-TAIL_S = 4.0  # observed after the last step
+LEAD_S = 3.0  # the Viewers reach STREAMING before the first step
+TAIL_S = 2.0  # observed after the last step
 COMPACT_GAP = 1.0
 SCENARIO_MARKER = {"lvs": 2}  # the scenario format version key (see docs/scenarios.md)
 VIEWER_ID = re.compile(r"\b(v\d+)(?:r\d+)?\b")  # a Viewer or one of its incarnations
@@ -227,8 +227,15 @@ def shrink(case_path: Path, *, attempts: int = 1, log: Callable[[str], None] = p
     steps = [Step.from_dict(s) for s in case["steps"]]
     folder = case_path.parent
     runs = 0
+    seen: dict[tuple[tuple[str, float, float], ...], bool] = {}
 
     def test(candidate: list[Step]) -> bool:
+        key = tuple((s.id, s.at, s.duration) for s in candidate)
+        if key not in seen:  # ddmin asks some subsets twice; each answer costs a run
+            seen[key] = run(candidate)
+        return seen[key]
+
+    def run(candidate: list[Step]) -> bool:
         nonlocal runs
         with tempfile.TemporaryDirectory(prefix="lvs-shrink-") as tmp:
             scenario = Path(tmp) / f"{case['id']}-candidate.yaml"

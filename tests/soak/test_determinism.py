@@ -38,7 +38,7 @@ def test_schedule_is_bounded_and_varied() -> None:
     assert len(kinds) >= 10, kinds
     assert kinds <= set(KINDS)
     for step in schedule.steps:
-        assert 0 <= step.at and step.until <= schedule.duration, step.describe()
+        assert step.at >= 0 and step.until <= schedule.duration, step.describe()
     # Steps of one exclusive group never overlap.
     stream = sorted((s for s in schedule.steps if KINDS[s.kind][0] == "stream"), key=lambda s: s.at)
     for a, b in zip(stream, stream[1:], strict=False):
