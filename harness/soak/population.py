@@ -96,14 +96,12 @@ class _Worker:
         out: dict[str, dict[str, Any]] = {}
         for vid, viewer in self.viewers.items():
             stats = viewer.stats
-            lat_seen, rendered_seen = self.seen.get(vid, (0, 0))
-            fresh = stats.latencies[lat_seen:]
-            if len(stats.latencies) > 10_000:  # keep the child's memory flat over hours
-                stats.latencies.clear()
-                lat_seen = 0
-            else:
-                lat_seen = len(stats.latencies)
-            self.seen[vid] = (lat_seen, stats.rendered)
+            _, rendered_seen = self.seen.get(vid, (0, 0))
+            # Taken and cleared: the Viewer's own list would grow for hours (and show as a
+            # leak of this process that the soak itself caused).
+            fresh = list(stats.latencies)
+            stats.latencies.clear()
+            self.seen[vid] = (0, stats.rendered)
             entry: dict[str, Any] = {
                 "state": viewer.state.value,
                 "rendered": stats.rendered - rendered_seen,

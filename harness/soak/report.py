@@ -212,7 +212,12 @@ def render_html(data: dict[str, Any]) -> str:
     if not data["fails"]:
         out.append("<p>none</p>")
     for f in data["fails"]:
-        out.append(f"<h3 id='{esc(f['id'])}'>{esc(f['id'])}: {esc(f['summary'])}</h3><ul>")
+        out.append(f"<h3 id='{esc(f['id'])}'>{esc(f['id'])}: {esc(f['summary'])}</h3>")
+        host = f.get("host", {})
+        if host:
+            out.append("<p>host during the window: " + ", ".join(
+                f"{esc(k)} max {v:.3g}" for k, v in host.items()) + "</p>")
+        out.append("<ul>")
         out += [f"<li>{e['t']} s {esc(str(e.get('where', '')))}: {esc(str(e['what']))}</li>"
                 for e in f["evidence"]]
         out.append("</ul>")

@@ -42,6 +42,7 @@ from harness.trace import Record, TraceWriter
 
 log = logging.getLogger("harness.soak")
 SECRET = "lvs-secret"
+LAG_PROBE_S = 0.05
 
 
 @dataclass
@@ -290,6 +291,7 @@ class SoakRun(ScenarioRun):
                         for e in v.evidence
                     ],
                 }
+                fail["host"] = self._host_during(self._window_start, end)
                 summary.fails.append(fail)
                 self.result.fails.append(fail)
         self.segments.rotate(bool(summary.fails))
@@ -297,6 +299,16 @@ class SoakRun(ScenarioRun):
         self._window_start = end
         self._window_records = 0
         return summary
+
+    def _host_during(self, start: float, end: float) -> dict[str, float]:
+        """The worst loop lag and load seen in a window: context for a timing FAIL."""
+        out: dict[str, float] = {}
+        for name in ("harness.loop_lag_ms", "host.load1"):
+            series = self.sampler.series.get(name)
+            values = [v for t, v in series.points if start <= t <= end + 1] if series else []
+            if values:
+                out[name] = max(values)
+        return out
 
     async def _windows(self) -> None:
         while True:
@@ -306,6 +318,14 @@ class SoakRun(ScenarioRun):
                 summary = self._close_window(verdicts, self.elapsed())
             if self.dashboard is not None:
                 self.dashboard.window_closed(summary)
+
+    async def _loop_lag(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(LAG_PROBE_S)  # the probe: how late does the loop wake us?
+            late = loop.time() - before - LAG_PROBE_S
+            self.sampler.loop_lag = max(self.sampler.loop_lag, late)
 
     async def _samples(self) -> None:
         while True:
@@ -333,6 +353,7 @@ class SoakRun(ScenarioRun):
                 asyncio.create_task(self._run_schedule(), name="nemesis"),
                 asyncio.create_task(self._windows(), name="windows"),
                 asyncio.create_task(self._samples(), name="sampler"),
+                asyncio.create_task(self._loop_lag(), name="loop lag"),
             ]
             if self.dashboard is not None:
                 tasks.append(asyncio.create_task(self.dashboard.refresh_loop(self)))

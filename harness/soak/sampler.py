@@ -12,6 +12,7 @@ reconnects), the last figures per Viewer are kept for the report.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 import threading
@@ -71,7 +72,8 @@ class Series:
 
 UNITS = {"rss_mb": "MB", "fds": "fds", "threads": "threads", "cpu_pct": "% of a core",
          "p50_ms": "ms", "p99_ms": "ms", "fps": "frames/s", "reconnects": "reconnects",
-         "keyframe_requests": "requests", "viewers_streaming": "Viewers"}
+         "keyframe_requests": "requests", "viewers_streaming": "Viewers",
+         "loop_lag_ms": "ms", "load1": "runnable"}
 
 
 class Sampler:
@@ -86,6 +88,7 @@ class Sampler:
         self._cpu: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
         self._last_figures: float | None = None
+        self.loop_lag = 0.0  # worst event-loop lateness since the last sample (s)
 
     def _add(self, name: str, t: float, value: float) -> None:
         metric = name.rsplit(".", 1)[-1]
@@ -119,6 +122,12 @@ class Sampler:
                     share = (figures.cpu_s - previous[1]) / (now - previous[0]) * 100
                     self._add(f"{name}.cpu_pct", now, share)
             self._add("stream.keyframe_requests", now, self.keyframe_requests)
+            # How late the harness's event loop ran, and the host's load: a timing FAIL in
+            # a window where these spike may be the host, not the peer (see docs/soak.md).
+            self._add("harness.loop_lag_ms", now, self.loop_lag * 1000)
+            self.loop_lag = 0.0
+            with contextlib.suppress(OSError):
+                self._add("host.load1", now, float(Path("/proc/loadavg").read_text().split()[0]))
 
     def viewer_figures(self, now: float, figures: dict[str, dict[str, Any]]) -> None:
         with self._lock:
