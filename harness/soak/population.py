@@ -51,6 +51,9 @@ class _Worker:
         self.config = config
         self.viewers: dict[str, ReferenceViewer] = {}
         self.tasks: dict[str, asyncio.Task[None]] = {}
+        # Killed Viewers' tasks until they have unwound: a task nobody references can be
+        # collected while still pending.
+        self.dying: set[asyncio.Task[None]] = set()
         self.outbox: list[dict[str, Any]] = []
         self.seen: dict[str, tuple[int, int]] = {}  # viewer -> (latency samples, rendered) read
         self.joins: dict[str, int] = {}
@@ -90,6 +93,8 @@ class _Worker:
         self.viewers.pop(vid, None)
         if task is not None:
             task.cancel()
+            self.dying.add(task)
+            task.add_done_callback(self.dying.discard)
 
     def figures(self) -> dict[str, dict[str, Any]]:
         """Per Viewer, since the last call: delivery latency p50/p99, rendered, connects."""
