@@ -21,6 +21,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="append this run to DIR and render DIR/trend.html")
     parser.add_argument("--shrink", type=Path, default=None, metavar="RUN_DIR/FAIL_ID",
                         help="shrink a FAIL's reproduction to the smallest failing scenario")
+    parser.add_argument("--attempts", type=int, default=1,
+                        help="with --shrink: runs per candidate (a rare FAIL may need several)")
     parser.add_argument("--schedule", action="store_true",
                         help="print the nemesis schedule and exit without running")
     parser.add_argument("--quiet", action="store_true", help="no live dashboard")
@@ -34,7 +36,10 @@ def run(args: argparse.Namespace) -> int:
     if args.shrink is not None:
         from harness.soak.shrink import shrink_command
 
-        return shrink_command(args.shrink)
+        if args.attempts < 1:
+            print("harness soak: --attempts must be at least 1", file=sys.stderr)
+            return 2
+        return shrink_command(args.shrink, args.attempts)
     if args.fleet == "locust":
         print("harness soak: --fleet locust is not implemented yet; use the local population",
               file=sys.stderr)

@@ -44,7 +44,9 @@ VIEWER_ID = re.compile(r"\b(v\d+)(?:r\d+)?\b")  # a Viewer or one of its incarna
 # --- writing a scenario ------------------------------------------------------------
 
 
-def scenario_dict(case: dict[str, Any], steps: Sequence[Step], name: str) -> dict[str, Any]:
+def scenario_dict(
+    case: dict[str, Any], steps: Sequence[Step], *, shrunk: bool = False
+) -> dict[str, Any]:
     """The scenario for these steps of a FAIL case."""
     requirement = case["requirement"]
     start = min((s.at for s in steps), default=0.0)
@@ -81,8 +83,8 @@ def scenario_dict(case: dict[str, Any], steps: Sequence[Step], name: str) -> dic
     data: dict[str, Any] = {
         **SCENARIO_MARKER,
         "description": (
-            f"Shrunk from soak seed {case['seed']}, {case['id']}: {requirement} failed "
-            f"({case['summary']})."
+            f"{'Shrunk from' if shrunk else 'The window of'} soak seed {case['seed']}, "
+            f"{case['id']}: {requirement} failed ({case['summary']})."
         ),
         "covers": [requirement],
         "timeout": round(last + TAIL_S + 30, 1),
@@ -104,7 +106,6 @@ def scenario_dict(case: dict[str, Any], steps: Sequence[Step], name: str) -> dic
         ] + [{"hold": TAIL_S}],
         "expect": {requirement: {}},
     }
-    del name
     return data
 
 
@@ -140,7 +141,7 @@ def write_reproductions(result: SoakResult) -> None:
         }
         (folder / f"{fail['id']}.json").write_text(json.dumps(case, indent=1))
         text = write_scenario(folder / f"{fail['id']}.yaml",
-                              scenario_dict(case, steps, fail["id"]))
+                              scenario_dict(case, steps))
         fail["reproduction"] = str(folder / f"{fail['id']}.yaml")
         fail["shrink_arg"] = str(result.directory / fail["id"])
         fail["scenario_text"] = text
@@ -239,7 +240,7 @@ def shrink(case_path: Path, *, attempts: int = 1, log: Callable[[str], None] = p
         nonlocal runs
         with tempfile.TemporaryDirectory(prefix="lvs-shrink-") as tmp:
             scenario = Path(tmp) / f"{case['id']}-candidate.yaml"
-            write_scenario(scenario, scenario_dict(case, candidate, case["id"]))
+            write_scenario(scenario, scenario_dict(case, candidate, shrunk=True))
             for attempt in range(attempts):
                 runs += 1
                 failing = fails_on(requirement, scenario, Path(tmp) / f"run{attempt}")
@@ -260,7 +261,7 @@ def shrink(case_path: Path, *, attempts: int = 1, log: Callable[[str], None] = p
         if candidate != steps and test(candidate):
             steps = candidate
     out = folder / f"{case['id']}.shrunk.yaml"
-    write_scenario(out, scenario_dict(case, steps, case["id"]))
+    write_scenario(out, scenario_dict(case, steps, shrunk=True))
     log(f"shrunk {case['id']} to {len(steps)} step(s) after {runs} run(s): {out}")
     return out
 

@@ -86,7 +86,7 @@ def test_reference_viewer_passes_the_same_reproduction(tmp_path: Path) -> None:
     """The reproduction fails because of the Viewer, not because of the schedule."""
     steps = [Step.from_dict(s) for s in CASE["steps"]]
     path = tmp_path / "ref.yaml"
-    write_scenario(path, scenario_dict({**CASE, "viewer_deviations": []}, steps, "ref"))
+    write_scenario(path, scenario_dict({**CASE, "viewer_deviations": []}, steps))
     scenario = load_tolerant(path)
     result = run_scenario(scenario, tmp_path / "run", scenario.seed or 0)
     assert {v.requirement: v.status for v in result.verdicts}["EPOCH-3"] is Status.PASS
