@@ -7,13 +7,16 @@ seconds after the Viewers joined, with the Viewers those steps or the evidence
 name, the soak's deviations and seed, and `expect: {R: {}}`. Beside it,
 `fails/<id>.json` keeps the steps as data.
 
-`harness soak --shrink RUN_DIR/FAIL_ID` runs that scenario again with subsets
+`harness soak --shrink RUN_DIR/FAIL_ID` runs that scenario; if the window alone
+does not FAIL (the FAIL needed history from before it), it widens to every step
+since the start of the soak. It then runs it again with subsets
 of its steps (ddmin, Zeller and Hildebrandt 2002) until no single step can be
 removed without R passing, then tries to tighten the timing (gaps between steps
 cut to `COMPACT_GAP`, then durations halved) while R still FAILs, and writes
 the result as `fails/<id>.shrunk.yaml`. (The gaps are also cut once before ddmin,
-kept if the FAIL survives it, so that every later candidate run is short.) Every candidate is a real run: a rule
-broken only sometimes may need `attempts` > 1.
+kept if the FAIL survives it, so that every later candidate run is short.)
+Every candidate is a real run: a rule broken only sometimes may need
+`attempts` > 1.
 """
 
 from __future__ import annotations
@@ -139,6 +142,10 @@ def write_reproductions(result: SoakResult) -> None:
             "primary_deviations": result.profile.primary_deviations,
             "viewer_deviations": result.profile.viewer_deviations,
             "steps": [s.as_dict() for s in steps],
+            # The steps before the window: a FAIL may need history (e.g. the epochs a
+            # Primary announced before it restarted), and shrinking may widen to them.
+            "earlier": [s.as_dict() for s in result.schedule.steps
+                        if s.at < (min((x.at for x in steps), default=fail["start"]))],
         }
         (folder / f"{fail['id']}.json").write_text(json.dumps(case, indent=1))
         text = write_scenario(folder / f"{fail['id']}.yaml",
@@ -252,10 +259,19 @@ def shrink(case_path: Path, *, attempts: int = 1, log: Callable[[str], None] = p
         return failing
 
     if not test(steps):
-        raise ShrinkError(
-            f"{case['id']}: the reproduction does not FAIL on {requirement} "
-            f"(tried {attempts} time(s)); nothing to shrink"
-        )
+        earlier = [Step.from_dict(s) for s in case.get("earlier", [])]
+        whole = earlier + steps
+        log(f"{case['id']}: the window alone does not FAIL; widening to the "
+            f"{len(whole)} step(s) since the start")
+        if earlier and test(compact(whole)):
+            steps = compact(whole)
+        elif earlier and test(whole):
+            steps = whole
+        else:
+            raise ShrinkError(
+                f"{case['id']}: neither the window nor the run up to it FAILs on "
+                f"{requirement} (tried {attempts} time(s) each); nothing to shrink"
+            )
     # Tighter timing first when it still fails: every later candidate run is then shorter.
     candidate = compact(steps)
     if candidate != steps and test(candidate):
