@@ -118,3 +118,42 @@ def test_a_soak_fail_gets_a_reproduction_scenario(tmp_path: Path) -> None:
     assert result.disk["kept_segments"]
     html = (tmp_path / "soak.html").read_text()
     assert fail["id"] in html and "--shrink" in html
+
+
+def test_shrink_widens_to_earlier_steps_when_the_window_needs_history(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The search itself, with a predicate for the run: a FAIL that needs a step from before
+    its window (here: a reconfiguration long before the encoder restart)."""
+    import yaml
+
+    import harness.soak.shrink as shrink_module
+
+    def fails_on(requirement: str, scenario_path: Path, workdir: Path) -> bool:
+        actions = [s.get("do") for s in yaml.safe_load(scenario_path.read_text())["timeline"]]
+        return "reconfigure" in actions and "restart_encoder" in actions
+
+    monkeypatch.setattr(shrink_module, "fails_on", fails_on)
+    noise = (act("pause"),), (act("resume"),)
+    case = {
+        **CASE,
+        "id": "w0008-EPOCH-1",
+        "requirement": "EPOCH-1",
+        "earlier": [
+            Step("n001", "reconfigure", 10.0, 2.0, (act("reconfigure", width=640),)).as_dict(),
+            Step("n002", "pause", 40.0, 3.0, *noise).as_dict(),
+        ],
+        "steps": [
+            Step("n003", "pause", 70.0, 3.0, *noise).as_dict(),
+            Step("n004", "restart_encoder", 95.0, 2.0, (act("restart_encoder"),)).as_dict(),
+        ],
+    }
+    case_path = tmp_path / "w0008-EPOCH-1.json"
+    case_path.write_text(json.dumps(case))
+    lines: list[str] = []
+    out = shrink(case_path, log=lines.append)
+    assert any("widening" in line for line in lines)
+    data = yaml.safe_load(out.read_text())
+    timeline = [(s["at"], s["do"]) for s in data["timeline"] if "do" in s]
+    assert [do for _, do in timeline] == ["reconfigure", "restart_encoder"]
+    assert timeline[1][0] - timeline[0][0] <= 1.0  # the 85 s between them cut to 1 s
