@@ -40,10 +40,19 @@ def run(args: argparse.Namespace) -> int:
             print("harness soak: --attempts must be at least 1", file=sys.stderr)
             return 2
         return shrink_command(args.shrink, args.attempts)
+    fleet_workers = None
     if args.fleet == "locust":
-        print("harness soak: --fleet locust is not implemented yet; use the local population",
-              file=sys.stderr)
-        return 2
+        import importlib.util
+
+        # Found, not imported: importing Locust monkey-patches this process for gevent.
+        if importlib.util.find_spec("locust") is None:
+            print("harness soak: --fleet locust needs Locust (pip install locust)",
+                  file=sys.stderr)
+            return 2
+        if args.workers < 1:
+            print("harness soak: --workers must be at least 1", file=sys.stderr)
+            return 2
+        fleet_workers = args.workers
     try:
         profile = load_profile(args.profile)
         if args.duration is not None:
@@ -68,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
         from harness.soak.console import Dashboard
 
         dashboard = Dashboard(profile)
-    soak = SoakRun(profile, directory, args.seed, keep_all=args.keep_all, dashboard=dashboard)
+    soak = SoakRun(profile, directory, args.seed, keep_all=args.keep_all, dashboard=dashboard,
+                   fleet_workers=fleet_workers)
     print(soak.schedule.describe())
     if args.schedule:
         return 0

@@ -33,7 +33,7 @@ from harness.scenarios.loader import PrimarySpec, Scenario
 from harness.scenarios.loader import Step as ScenarioStep
 from harness.scenarios.runner import HOST, ScenarioRun
 from harness.soak.drift import DriftResult, judge_all
-from harness.soak.nemesis import Schedule, Step, draw_schedule, incarnation
+from harness.soak.nemesis import KINDS, Schedule, Step, draw_schedule, incarnation
 from harness.soak.population import Population, PopulationConfig
 from harness.soak.profile import Profile
 from harness.soak.sampler import Sampler
@@ -114,6 +114,7 @@ class SoakRun(ScenarioRun):
         *,
         keep_all: bool = False,
         dashboard: Any = None,
+        fleet_workers: int | None = None,
     ) -> None:
         scenario = Scenario(
             name="soak",
@@ -133,17 +134,24 @@ class SoakRun(ScenarioRun):
         self.trace = TraceWriter(None, keep=False)
         self.profile = profile
         self.window_s = profile.scaled_window()
+        self.fleet_workers = fleet_workers
+        # A Locust fleet's users are Locust's to start and stop: no Viewer steps for them.
+        faults = [(f.kind, f.weight, f.duration) for f in profile.faults
+                  if fleet_workers is None or KINDS[f.kind][1] == 0]
         self.schedule = draw_schedule(
             seed=seed,
             duration=profile.duration,
             viewers=profile.viewers,
-            decoding=profile.decoding,
-            late_joiners=profile.late_joiners,
+            decoding=profile.decoding if fleet_workers is None else 0,
+            late_joiners=profile.late_joiners if fleet_workers is None else 0.0,
             every=profile.every,
             start_after=profile.start_after,
-            faults=[(f.kind, f.weight, f.duration) for f in profile.faults],
+            faults=faults,
             path=profile.path,
         )
+        if fleet_workers is not None:
+            self.schedule.initial = []
+        self.fleet: Any = None
         self.result = SoakResult(profile, seed, directory, self.schedule)
         self.engine = Engine()
         self.segments = SegmentStore(
@@ -214,6 +222,27 @@ class SoakRun(ScenarioRun):
         await tap.start()
         self.taps[name] = tap
         return int(tap.port)
+
+    def _start_fleet(self) -> None:
+        from harness.soak.fleet import Fleet
+
+        assert self.fleet_workers is not None
+        self.fleet = Fleet(
+            host=HOST,
+            port=self.entry_port,
+            secret=SECRET,
+            seed=self.seed,
+            users=self.profile.viewers,
+            workers=self.fleet_workers,
+            duration=self.profile.duration,
+            directory=self.directory,
+            figures_interval=self.profile.sample_interval,
+            records=self.trace.write,
+            figures=self.sampler.viewer_figures,
+        )
+        self.fleet.start()
+        for name, pid in self.fleet.pids().items():
+            self.sampler.watch(name, pid)
 
     # --- actions ----------------------------------------------------------------
 
@@ -344,9 +373,12 @@ class SoakRun(ScenarioRun):
         try:
             await self._start_primary()
             await self._build_path()
-            await asyncio.to_thread(self.population.start)
-            if self.population.pid is not None:
-                self.sampler.watch("viewers", self.population.pid)
+            if self.fleet_workers is not None:
+                await asyncio.to_thread(self._start_fleet)
+            else:
+                await asyncio.to_thread(self.population.start)
+                if self.population.pid is not None:
+                    self.sampler.watch("viewers", self.population.pid)
             for vid in self.schedule.initial:
                 await self.act("join", {"viewer": vid})
             tasks = [
@@ -374,6 +406,8 @@ class SoakRun(ScenarioRun):
                     await task
             self.sampler.sample(time.monotonic())
             await asyncio.to_thread(self.population.stop)
+            if self.fleet is not None:
+                await asyncio.to_thread(self.fleet.stop)
             for tap in self.taps.values():
                 with contextlib.suppress(Exception):
                     await tap.stop()

@@ -129,12 +129,19 @@ class Sampler:
             with contextlib.suppress(OSError):
                 self._add("host.load1", now, float(Path("/proc/loadavg").read_text().split()[0]))
 
-    def viewer_figures(self, now: float, figures: dict[str, dict[str, Any]]) -> None:
+    def viewer_figures(
+        self, now: float, figures: dict[str, dict[str, Any]], *, interval: float | None = None
+    ) -> None:
+        """Figures of the Viewers since their last ones. Without `interval` they are the
+        whole population (a Viewer missing from them was killed); with it, one part of a
+        fleet (one Locust worker's users), shipped every `interval` seconds."""
         with self._lock:
-            interval = now - self._last_figures if self._last_figures is not None else None
-            self._last_figures = now
+            whole = interval is None
+            if whole:
+                interval = now - self._last_figures if self._last_figures is not None else None
+                self._last_figures = now
             self.per_viewer.update(figures)
-            for vid in list(self.per_viewer):
+            for vid in list(self.per_viewer) if whole else ():
                 if vid not in figures:
                     self.per_viewer[vid] = {**self.per_viewer[vid], "state": "killed"}
             p50 = [f["p50_ms"] for f in figures.values() if "p50_ms" in f]

@@ -58,4 +58,5 @@ def test_bad_arguments_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "duration 'ten'" in err
     assert main(["soak", "--profile", "nope", "--report-dir", str(tmp_path)]) == 2
-    assert main(["soak", "--fleet", "locust", "--report-dir", str(tmp_path)]) == 2
+    assert main(["soak", "--fleet", "locust", "--workers", "0", "--report-dir",
+                 str(tmp_path)]) == 2
