@@ -79,6 +79,10 @@ class Fleet:
 
     def start(self) -> None:
         log = self.log.open("ab")
+        # What a worker on another host needs (docs/soak.md).
+        log.write(f"LVS entry {self.env['LVS_HOST']}:{self.env['LVS_PORT']}, master "
+                  f"127.0.0.1:{self.master_port}\n".encode())
+        log.flush()
         rate = max(1.0, self.users / 2)
         self.processes["fleet.master"] = subprocess.Popen(
             self._locust("--master", "--headless", "--master-bind-host", "127.0.0.1",
