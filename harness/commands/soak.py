@@ -26,8 +26,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--schedule", action="store_true",
                         help="print the nemesis schedule and exit without running")
     parser.add_argument("--quiet", action="store_true", help="no live dashboard")
-    parser.add_argument("--fleet", choices=["local", "locust"], default="local")
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--fleet", choices=["local", "locust"], default="local",
+                        help="local: a Viewer process; locust: Locust master and workers")
+    parser.add_argument("--workers", type=int, default=1, help="with --fleet locust: workers")
 
 
 def run(args: argparse.Namespace) -> int:
