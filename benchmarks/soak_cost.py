@@ -71,6 +71,12 @@ def main() -> int:
     if rss:
         print(f"harness RSS   {rss[0][1]:6.1f} MB after warm-up -> {rss[-1][1]:.1f} MB at the end "
               f"(baseline: the first sample after warm-up), slope {slope} MB/h (target: flat)")
+    for requirement in result.failed_requirements:
+        print(f"  FAIL {requirement}")
+    for drift in result.drift:
+        print(f"  {drift.status.value} {drift.summary}")
+    for problem in result.problems:
+        print(f"  problem: {problem}")
     return 0
 
 
