@@ -13,6 +13,15 @@ measures, on loopback:
   round-trip p50/p99 through the proxy, and the *added* p50/p99 (the proxied
   percentile minus the direct percentile of the same interleaved run).
 
+With `--runs N` the latency measurement is repeated N times per proxy (a fresh
+proxy each time) and every percentile is the median over the runs, which keeps
+one scheduling hiccup on a shared machine from deciding a p99.
+
+Shopify's server is measured too when it is reachable: `toxiproxy-server` on
+PATH (started on a free port) and/or a running one at `TOXIPROXY_URL`. Then the
+embedded server's added p99 is printed beside the real server's, with their
+ratio (target: at most 1.5x); without one, beside direct loopback.
+
 The echo and sink servers run in a separate process, so they do not share a
 GIL with the client or with the embedded proxy. To add a proxy (the frame-level
 one, say), append `(name, factory)` to `PROXIES` or call `register()`.
@@ -44,7 +53,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.toxiproxy import EmbeddedToxiproxy
-from harness.toxiproxy.launcher import BINARY_NAME, binary_server, free_loopback_port
+from harness.toxiproxy.launcher import BINARY_NAME, URL_ENV, binary_server, free_loopback_port
 
 Address = tuple[str, int]
 ProxyFactory = Callable[[Address], AbstractContextManager[Address]]
@@ -192,13 +201,29 @@ def real_toxiproxy(upstream: Address) -> Iterator[Address]:
         yield address
 
 
+@contextlib.contextmanager
+def external_toxiproxy(upstream: Address) -> Iterator[Address]:
+    """The server at TOXIPROXY_URL, as the harness's launcher would use it."""
+    with _toxiproxy_proxy(os.environ[URL_ENV].rstrip("/"), upstream) as address:
+        yield address
+
+
+DIRECT = "direct loopback"
+EMBEDDED = ("embedded Toxiproxy (in-process)", "embedded Toxiproxy (own process)")
 PROXIES: list[tuple[str, ProxyFactory]] = [
-    ("direct loopback", direct),
-    ("embedded Toxiproxy (in-process)", embedded_toxiproxy),
-    ("embedded Toxiproxy (own process)", embedded_toxiproxy_own_process),
+    (DIRECT, direct),
+    (EMBEDDED[0], embedded_toxiproxy),
+    (EMBEDDED[1], embedded_toxiproxy_own_process),
 ]
+REAL: list[str] = []  # the rows that measure Shopify's server
+if os.environ.get(URL_ENV):
+    REAL.append(f"{URL_ENV} (real)")
+    PROXIES.append((REAL[-1], external_toxiproxy))
 if shutil.which(BINARY_NAME):
-    PROXIES.append((f"{BINARY_NAME} (real)", real_toxiproxy))
+    REAL.append(f"{BINARY_NAME} (real)")
+    PROXIES.append((REAL[-1], real_toxiproxy))
+# The embedded server's added p99 may be at most this multiple of the real one's.
+TARGET_P99_RATIO = 1.5
 
 
 def register(name: str, factory: ProxyFactory) -> None:
@@ -276,21 +301,55 @@ class Result:
     direct_p50_us: float
     direct_p99_us: float
 
+    @property
+    def added_p99_us(self) -> float:
+        return self.p99_us - self.direct_p99_us
+
+
+def p99_comparison(results: list[Result]) -> list[str]:
+    """The embedded server's added p99 beside the real server's, or beside direct loopback."""
+    by_name = {result.name: result for result in results}
+    lines = []
+    for name in EMBEDDED:
+        embedded = by_name[name]
+        for real_name in REAL:
+            real = by_name[real_name]
+            ratio = embedded.added_p99_us / max(real.added_p99_us, 1.0)
+            verdict = "meets" if ratio <= TARGET_P99_RATIO else "misses"
+            lines.append(
+                f"{name}: added p99 {embedded.added_p99_us:.0f} µs, {real_name} "
+                f"{real.added_p99_us:.0f} µs: {ratio:.2f}x "
+                f"({verdict} the {TARGET_P99_RATIO}x target)"
+            )
+        if not REAL:
+            lines.append(
+                f"{name}: added p99 {embedded.added_p99_us:.0f} µs beside direct loopback's "
+                f"p99 of {by_name[DIRECT].p99_us:.0f} µs (no real Toxiproxy to compare with)"
+            )
+    return lines
+
 
 def measure(name: str, factory: ProxyFactory, echo: Address, sink: Address,
-            size: int, samples: int) -> Result:
+            size: int, samples: int, runs: int = 1) -> Result:
     with factory(sink) as address:
         mb_s = throughput_mb_s(address, size)
-    with factory(echo) as address:
-        direct_us, rtts = round_trips_us(echo, address, samples)
-    return Result(name, mb_s, statistics.median(rtts), percentile(rtts, 0.99),
-                  statistics.median(direct_us), percentile(direct_us, 0.99))
+    per_run: list[tuple[float, float, float, float]] = []
+    for _ in range(runs):
+        with factory(echo) as address:
+            direct_us, rtts = round_trips_us(echo, address, samples)
+        per_run.append((statistics.median(rtts), percentile(rtts, 0.99),
+                        statistics.median(direct_us), percentile(direct_us, 0.99)))
+    p50, p99, direct_p50, direct_p99 = (statistics.median(run[i] for run in per_run)
+                                        for i in range(4))
+    return Result(name, mb_s, p50, p99, direct_p50, direct_p99)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mb", type=int, default=256, help="MiB per throughput run")
-    parser.add_argument("--samples", type=int, default=10000, help="ping-pongs per proxy")
+    parser.add_argument("--samples", type=int, default=10000, help="ping-pongs per run")
+    parser.add_argument("--runs", type=int, default=1,
+                        help="latency runs per proxy; percentiles are their medians")
     parser.add_argument("--no-frames", action="store_true",
                         help="skip the frame proxy and wire tap (frame_proxy_overhead.py)")
     args = parser.parse_args(argv)
@@ -299,7 +358,8 @@ def main(argv: list[str] | None = None) -> int:
     results: list[Result] = []
     with peers() as (echo, sink):
         for name, factory in PROXIES:
-            results.append(measure(name, factory, echo, sink, args.size_mb << 20, args.samples))
+            results.append(measure(name, factory, echo, sink, args.size_mb << 20, args.samples,
+                                   args.runs))
 
     table = Table(title="Proxy overhead on loopback")
     for column in ("proxy", "throughput MB/s", "RTT p50 µs", "RTT p99 µs",
@@ -316,12 +376,17 @@ def main(argv: list[str] | None = None) -> int:
         )
     console.print(table)
     console.print(
-        f"{args.size_mb} MiB per throughput run (best of 3), {args.samples} x {MESSAGE}-byte "
-        f"ping-pongs; Python {platform.python_version()}, {os.cpu_count()} CPUs, "
+        f"{args.size_mb} MiB per throughput run (best of 3), {args.runs} x {args.samples} x "
+        f"{MESSAGE}-byte ping-pongs (median of runs); Python {platform.python_version()}, "
+        f"{os.cpu_count()} CPUs, "
         f"{platform.system()} {platform.release()}"
     )
-    if not shutil.which(BINARY_NAME):
-        console.print(f"{BINARY_NAME} not on PATH: real Toxiproxy not measured.")
+    if not REAL:
+        console.print(
+            f"{BINARY_NAME} not on PATH and {URL_ENV} unset: real Toxiproxy not measured."
+        )
+    for line in p99_comparison(results):
+        console.print(line)
     if not args.no_frames:
         # The frame proxy and the taps decode LVS frames, so they are measured on frames
         # (raw bytes would only exercise their undecodable-stream pass-through).

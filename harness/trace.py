@@ -32,6 +32,18 @@ Record = dict[str, Any]
 V2P = "v2p"
 P2V = "p2v"
 
+# The taps a scenario puts next to each peer: one beside the Primary, one per Viewer.
+PRIMARY_SIDE = "primary_side"
+VIEWER_SIDE = "viewer_side"
+
+
+def viewer_tap_name(viewer: str) -> str:
+    return f"{VIEWER_SIDE}:{viewer}"
+
+
+def is_harness_tap(name: str) -> bool:
+    return any(name == side or name.startswith(side + ":") for side in (PRIMARY_SIDE, VIEWER_SIDE))
+
 
 def frame_record(tap: str, conn: str, direction: str, frame: Frame, t: float) -> Record:
     record: Record = {

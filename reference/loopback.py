@@ -45,6 +45,7 @@ class SimPrimary:
     version: int = 2
     deviations: frozenset[Deviation] = frozenset()
     answer_keyframe_requests: bool = True
+    answer_stream_requests: bool = True  # False: a hostile Primary that never answers
     stream: StreamStatus = field(default_factory=StreamStatus)
     nonces: NonceBook = field(default_factory=NonceBook)
     connections: list[PrimaryConnection] = field(default_factory=list)
@@ -108,7 +109,10 @@ class SimPrimary:
     def handle(self, conn: PrimaryConnection, event: Event, now: float) -> None:
         if not conn.socket_open:
             return  # queued before the connection closed: nobody to answer
-        if isinstance(event, StreamRequested):
+        if isinstance(event, StreamRequested) and self.answer_stream_requests:
+            if event.request.codec.lower() != "h264":  # as the reference Primary (NEG-3)
+                conn.reject_stream(now, f"codec {event.request.codec} not offered; use h264")
+                return
             conn.accept_stream(now, width=640, height=360, fps=30)
             if self.stream.state is StreamState.ACTIVE:
                 self.send_keyframe(conn, now)  # KEY-3
@@ -170,6 +174,14 @@ class Loopback:
         self.viewer.connection_made(self.now)
         self.pump()
 
+    def connect_mute_client(self) -> None:
+        """A client that connects and never sends a byte (a half-open socket): only the
+        Primary's side of the connection exists, the Viewer takes no part in it."""
+        self._pipes += 1
+        self.pipe = Pipe(self.primary.new_connection(self.now), self._pipes)
+        self._observe("primary", "open", b"")
+        self.pump()
+
     def _shut(self, pipe: Pipe) -> None:
         pipe.open = False
         self._observe("viewer", "close", b"")
@@ -228,6 +240,24 @@ class Loopback:
                 delivered = encode_frame(out)
                 self._observe("viewer", "p2v", delivered)
                 self.viewer.receive_data(delivered, self.now)
+
+    def inject_to_viewer(self, data: bytes) -> None:
+        """Bytes from the network, not the Primary: seen by the Viewer's tap, then delivered.
+
+        This is what the frame proxy's injections look like to the Viewer (a stale-epoch
+        frame, a replayed control message): its own tap records them.
+        """
+        self._observe("viewer", "p2v", data)
+        self.viewer.receive_data(data, self.now)
+
+    def inject_to_primary(self, data: bytes) -> None:
+        """Bytes from the network, not the Viewer: seen by the Primary's tap, then delivered
+        (the frame proxy's injections towards the Primary, a raw client's bad input)."""
+        pipe = self.pipe
+        if pipe is None or not pipe.open:
+            raise RuntimeError("inject_to_primary needs an open connection")
+        self._observe("primary", "v2p", data)
+        pipe.primary_side.receive_data(data, self.now)
 
     def _flush_then_close(self, pipe: Pipe) -> None:
         last = pipe.primary_side.data_to_send()

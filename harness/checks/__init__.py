@@ -1,7 +1,7 @@
-"""Checkers: pure functions from a trace to verdicts tagged with requirement IDs.
+"""Checkers: one online monitor per requirement ID, fed a trace record by record.
 
-Each module holds one family of rules (SNAP, EPOCH, WD...); `registry.CHECKS`
-maps every requirement ID to its checker. A checker reads only the trace it
-is given, so a pcap from a real device, converted to a trace, is checked the
-same way as a harness run.
+`monitors/` holds one module per catalogue group (VER, AUTH, SNAP...), `engine`
+feeds them in wire order, `registry.run_checks` is the batch form. A monitor reads
+only the trace it is given, so a capture from a real device, turned into a trace
+(`harness.wire.capture_trace`), is checked the same way as a harness run.
 """

@@ -137,12 +137,16 @@ class Engine:
         event = record.get("event")
         if event == "open":
             self._call("on_open", self.conns.opened(record))
+        elif event == "half_close":
+            self.conns.half_closing(record)
         elif event == "close":
             conn = self.conns.closing(record)
             self._call("on_end", conn)
             self.conns.forget(conn)
 
     def _wire_error(self, record: Record) -> None:
+        if "tap" not in record:
+            return  # the frame proxy's note about a peer's bytes: the taps saw them too
         self._call("on_wire_error", self.conns.wire_error(record), record)
 
     def _telemetry(self, record: Record) -> None:

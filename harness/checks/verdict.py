@@ -11,6 +11,10 @@ class Status(str, Enum):
     PASS = "PASS"
     FAIL = "FAIL"
     NOT_OBSERVED = "NOT_OBSERVED"
+    # The timeline that should have exercised the rule did not complete: no decision either way.
+    INCONCLUSIVE = "INCONCLUSIVE"
+    # The rule does not apply to what this run exercised (e.g. a v1-only rule in a v2 session).
+    NOT_APPLICABLE = "NOT_APPLICABLE"
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
-from harness.trace import P2V, V2P, Record
+from harness.trace import P2V, PRIMARY_SIDE, V2P, VIEWER_SIDE, Record
 from reference.protocol.errors import RemoteProtocolError
 from reference.protocol.frames import MEDIA_TYPES, FrameFlags, FrameType
 from reference.protocol.messages import (
@@ -36,8 +36,6 @@ from reference.protocol.messages import (
 )
 from reference.protocol.states import StreamState
 
-PRIMARY_SIDE = "primary_side"
-VIEWER_SIDE = "viewer_side"
 ANY_VIEWER = ""  # the key of a viewer-side tap that names no Viewer
 
 
@@ -73,6 +71,10 @@ class Conn:
     opened: float | None = None
     closed: float | None = None
     close_reason: str = ""
+    # When the judged peer next to this tap closed its socket (its EOF reached the tap):
+    # a partition can hold that FIN back from the other side, and the relayed
+    # connection, which `closed` records, ends only when it gets through.
+    own_close: float | None = None
     frames: int = 0  # frames seen so far: the next frame's position on the wire
     last_frame: dict[str, float] = field(default_factory=dict)  # direction -> time
     hello: Hello | None = None
@@ -267,6 +269,14 @@ class ConnectionTracker:
         conn = self.conn(record)
         conn.closed = float(record["t"])
         conn.close_reason = str(record.get("reason", ""))
+        return conn
+
+    def half_closing(self, record: Record) -> Conn:
+        """A `half_close` record: one side of the relayed connection sent its EOF."""
+        conn = self.conn(record)
+        own = {TapSide.PRIMARY: "upstream", TapSide.VIEWER: "client"}.get(conn.side)
+        if own is not None and record.get("side") == own and conn.own_close is None:
+            conn.own_close = float(record["t"])
         return conn
 
     def forget(self, conn: Conn) -> None:

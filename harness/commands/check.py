@@ -1,12 +1,15 @@
 """`harness check`: judge a stored trace again with the current monitors.
 
-PATH is a run directory (reports/<run>), one scenario's directory, or a
-`trace.jsonl`. The records are streamed through the same engine a live run
-uses, with the requirements, parameters and timings the run stored in the
-scenario's result.json (every monitor with default timings when there is none),
-so the verdicts are the ones the live run gave. Nothing is written unless
-`--output` asks for it. Exit status: 1 if any verdict is FAIL, 2 on bad input,
-0 otherwise.
+PATH is a run directory (reports/<run>), one scenario's directory, a
+`trace.jsonl`, or a packet capture (`.pcap`, `.pcapng`: tcpdump, Wireshark, or
+the harness's own `wire.pcapng`). A trace's records are streamed through the
+same engine a live run uses, with the requirements, parameters and timings the
+run stored in the scenario's result.json (every monitor with default timings
+when there is none), so the verdicts are the ones the live run gave. A capture's
+LVS connections become trace records (`harness.wire.capture_trace`) judged by
+every monitor; the rules that need a Viewer's telemetry come out NOT_OBSERVED
+unless `--telemetry` gives its file. Nothing is written unless `--output` asks
+for it. Exit status: 1 if any verdict is FAIL, 2 on bad input, 0 otherwise.
 """
 
 from __future__ import annotations
@@ -19,14 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-HELP = "Judge a stored trace (run, scenario directory or trace.jsonl) with the current monitors."
 TRACE_NAME = "trace.jsonl"
-CAPTURE_SUFFIXES = (".pcap", ".pcapng")
+CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "path", type=Path, help="a run directory, a scenario directory, or a trace.jsonl"
+        "path", type=Path,
+        help="a run directory, a scenario directory, a trace.jsonl, or a .pcap/.pcapng capture",
     )
     parser.add_argument("--json", action="store_true", help="print the verdicts as JSON")
     parser.add_argument(
@@ -40,6 +43,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="judge every requirement, not only those the run asked for",
     )
     parser.add_argument("--output", type=Path, default=None, help="also write the JSON here")
+    parser.add_argument(
+        "--telemetry", type=Path, action="append", default=[],
+        help="captures: a Viewer's telemetry file (PROTOCOL.md section 9); repeatable",
+    )
+    parser.add_argument(
+        "--primary-port", type=int, default=None,
+        help="captures: the Primary's TCP port (default: found from who sends AUTH_CHALLENGE)",
+    )
 
 
 class CheckInputError(Exception):
@@ -51,6 +62,7 @@ class Target:
     name: str
     trace: Path
     config: dict[str, Any]
+    capture: bool = False
 
 
 def _load_config(directory: Path) -> dict[str, Any]:
@@ -70,9 +82,7 @@ def targets(path: Path) -> list[Target]:
         raise CheckInputError(f"{path}: no such file or directory")
     if path.is_file():
         if path.suffix in CAPTURE_SUFFIXES:
-            raise CheckInputError(
-                f"{path}: packet captures are not read yet; give the run's {TRACE_NAME}"
-            )
+            return [Target(path.name, path, {}, capture=True)]
         return [Target(path.parent.name or path.stem, path, _load_config(path.parent))]
     if (path / TRACE_NAME).exists():
         return [Target(path.name, path / TRACE_NAME, _load_config(path))]
@@ -93,7 +103,29 @@ def _selected(requested: dict[str, Any], only: str | None) -> dict[str, Any]:
     }
 
 
-def judge(target: Target, only: str | None, everything: bool) -> list[dict[str, Any]]:
+def capture_records(target: Target, args: argparse.Namespace) -> list[dict[str, Any]]:
+    from harness.wire.capture_trace import align_telemetry, capture_trace, read_telemetry_file
+
+    found = capture_trace(target.trace, args.primary_port)
+    if not found.connections:
+        raise CheckInputError(f"{target.trace}: no LVS connection in the capture")
+    records = list(found.records)
+    summary = f"{found.connections} LVS connection(s), {found.skipped} other TCP connection(s)"
+    for telemetry_path in args.telemetry:
+        telemetry = read_telemetry_file(telemetry_path)
+        shift = align_telemetry(telemetry, found.records)
+        records += [dict(r, t=r["t"] + shift) for r in telemetry]
+        summary += f"; {telemetry_path.name}: {len(telemetry)} record(s), shifted {shift:+.3f} s"
+    for gap in found.gaps:
+        summary += f"; capture gap: {gap}"
+    print(f"{target.trace}: {summary}", file=sys.stderr)
+    records.sort(key=lambda r: r["t"])
+    return records
+
+
+def judge(
+    target: Target, only: str | None, everything: bool, args: argparse.Namespace | None = None
+) -> list[dict[str, Any]]:
     from harness.checks.config import timings_from
     from harness.checks.engine import Engine
     from harness.trace import iter_trace
@@ -106,7 +138,11 @@ def judge(target: Target, only: str | None, everything: bool) -> list[dict[str, 
         requested = dict(stored)
     requested = _selected(requested, only)
     engine = Engine(requested, timings_from(target.config))
-    for record in iter_trace(target.trace):
+    records = (
+        capture_records(target, args) if target.capture and args is not None
+        else iter_trace(target.trace)
+    )
+    for record in records:
         engine.feed(record)
     return [
         {**v.as_dict(), "rule": BY_ID[v.requirement].rule if v.requirement in BY_ID else ""}
@@ -116,6 +152,8 @@ def judge(target: Target, only: str | None, everything: bool) -> list[dict[str, 
 
 def run(args: argparse.Namespace) -> int:
     from harness.trace import TraceFormatError
+    from harness.wire.capture_format import CaptureFormatError
+    from reference.protocol.telemetry import TelemetryError
 
     try:
         found = targets(args.path)
@@ -125,8 +163,8 @@ def run(args: argparse.Namespace) -> int:
             for p in args.only.split(",")
         ):
             raise CheckInputError(f"--only {args.only!r} matches no requirement ID")
-        results = {t.name: judge(t, args.only, args.all) for t in found}
-    except (CheckInputError, TraceFormatError, OSError) as exc:
+        results = {t.name: judge(t, args.only, args.all, args) for t in found}
+    except (CheckInputError, TraceFormatError, TelemetryError, CaptureFormatError, OSError) as exc:
         print(f"harness check: {exc}", file=sys.stderr)
         return 2
     document: dict[str, Any]

@@ -12,11 +12,10 @@ from rich.text import Text
 
 from harness.commands.addresses import host_port
 from harness.commands.console import CONSOLE, setup_logging
+from harness.commands.failures import cannot_listen
 from reference.peers.control import ControlServer
 from reference.peers.primary import PrimaryConfig, ReferencePrimary, StreamConfig
 from reference.protocol.deviations import PRIMARY_DEVIATIONS, parse_deviations
-
-HELP = "Run the reference Primary (streams real H.264 to Viewers)."
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -38,6 +37,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fps", type=int, default=30)
     parser.add_argument("--bitrate", type=int, default=800_000)
     parser.add_argument("--legacy", action="store_true", help="behave as a version-1 Primary")
+    parser.add_argument("--no-audio", action="store_true", help="stream video only (no Opus)")
     parser.add_argument(
         "--control",
         type=host_port,
@@ -51,7 +51,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
         choices=sorted(d.value for d in PRIMARY_DEVIATIONS),
         help="break one rule on purpose (testing the checkers)",
     )
+    parser.add_argument(
+        "--max-unauthenticated",
+        type=positive_int,
+        default=256,
+        help="connections allowed open before AUTH_OK; beyond it the oldest is closed",
+    )
     parser.add_argument("--quiet", action="store_true", help="no live status line")
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def status_line(status: dict[str, object]) -> Text:
@@ -62,6 +75,11 @@ def status_line(status: dict[str, object]) -> Text:
         f"  {status['width']}x{status['height']}@{status['fps']}",
         f"  {int(status['bitrate']) // 1000} kbit/s  backend {status['backend']}",  # type: ignore[call-overload]
         f"  frames {status['frames_sent']}",
+        f"  unauth {status['unauthenticated']} (dropped {status['unauthenticated_dropped']})",
+        (
+            f"  handler errors {status['handler_errors']}",
+            "bold red" if status["handler_errors"] else "",
+        ),
     )
 
 
@@ -80,14 +98,24 @@ async def serve(args: argparse.Namespace) -> int:
             bitrate=args.bitrate,
             gop=args.fps * 2,
         ),
+        audio=not args.no_audio,
         deviations=parse_deviations(args.deviation),
+        max_unauthenticated=args.max_unauthenticated,
     )
     primary = ReferencePrimary(config)
-    await primary.start()
+    try:
+        await primary.start()
+    except OSError as exc:
+        raise cannot_listen("Viewers", host, port, exc) from None
     control = None
     if args.control:
         control = ControlServer(primary, *args.control)
-        await control.start()
+        try:
+            await control.start()
+        except OSError as exc:
+            await primary.close()
+            control_host, control_port = args.control
+            raise cannot_listen("the control API", control_host, control_port, exc) from None
     console = CONSOLE
     console.print(
         f"primary listening on {host}:{primary.port}"

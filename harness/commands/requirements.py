@@ -11,15 +11,14 @@ from rich.table import Table
 
 from reference.protocol.requirements import CATALOGUE
 
-HELP = "Print the requirement catalogue (and which scenarios cover each ID)."
-
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--scenarios",
         type=Path,
-        default=Path("scenarios"),
-        help="folder of scenario files whose coverage to show (default: scenarios)",
+        default=None,
+        help="folder of scenario files whose coverage to show "
+        "(default: ./scenarios, else the packaged suite)",
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
@@ -45,7 +44,10 @@ def monitors() -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    covered = coverage(args.scenarios)
+    from harness.scenarios.suite_location import default_suite
+
+    folder = args.scenarios if args.scenarios is not None else default_suite()
+    covered = coverage(folder) if folder is not None else {}
     where = monitors()
     if args.json:
         rows = [

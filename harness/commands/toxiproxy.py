@@ -7,7 +7,7 @@ import signal
 import threading
 from types import FrameType
 
-HELP = "Run the embedded, API-compatible Toxiproxy 2.x server until interrupted."
+from harness.commands.failures import cannot_listen
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -27,8 +27,13 @@ def run(args: argparse.Namespace) -> int:
         stop.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    server = EmbeddedToxiproxy(args.host, args.port, seed=args.seed)
     try:
-        with EmbeddedToxiproxy(args.host, args.port, seed=args.seed) as server:
+        try:
+            server.start()
+        except OSError as exc:
+            raise cannot_listen("the Toxiproxy API", args.host, args.port, exc) from None
+        with server:
             print(f"embedded Toxiproxy listening on {server.url}", flush=True)
             stop.wait()
     finally:

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import signal
 from pathlib import Path
 from typing import IO, Any
@@ -15,11 +16,13 @@ from rich.text import Text
 
 from harness.commands.addresses import host_port
 from harness.commands.console import CONSOLE, setup_logging
+from harness.commands.failures import cannot_listen
+from reference.peers.control import ViewerControlServer
 from reference.peers.viewer import ReferenceViewer, ViewerConfig
 from reference.protocol.deviations import VIEWER_DEVIATIONS, parse_deviations
 from reference.protocol.states import ViewerState
 
-HELP = "Run the reference Viewer (decodes, audits every picture, writes telemetry)."
+log = logging.getLogger("harness.viewer")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -48,10 +51,28 @@ def configure(parser: argparse.ArgumentParser) -> None:
         choices=sorted(d.value for d in VIEWER_DEVIATIONS),
         help="break one rule on purpose (testing the checkers)",
     )
+    parser.add_argument(
+        "--control",
+        type=host_port,
+        default=None,
+        help="HOST:PORT for the HTTP control API (POST /background, /foreground)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no live status line")
 
 
-def status_line(viewer: ReferenceViewer) -> Text:
+def disconnect_reason(record: dict[str, Any], host: str, port: int) -> str | None:
+    """Why a `connection` telemetry record left the Viewer without a connection, if it did."""
+    if record.get("event") != "connection":
+        return None
+    reason = record.get("reason") or "no reason given"
+    if record.get("action") == "failed":
+        return f"cannot connect to {host}:{port}: {reason}"
+    if record.get("action") == "closed":
+        return f"connection to {host}:{port} closed: {reason}"
+    return None
+
+
+def status_line(viewer: ReferenceViewer, why: str | None = None) -> Text:
     state = viewer.state
     s = viewer.stats
     colour = {"STREAMING": "green", "DISCONNECTED": "red"}.get(state.value, "yellow")
@@ -63,6 +84,7 @@ def status_line(viewer: ReferenceViewer) -> Text:
         f"  server {server}  epoch {viewer.conn.epoch}  rendered {s.rendered}",
         f"  dropped {s.dropped}  audit {audit}  decoder {viewer.decoder_backend or '-'}",
         f"  connects {s.connects}",
+        f"  ({why})" if why and state is ViewerState.DISCONNECTED else "",
     )
 
 
@@ -70,12 +92,19 @@ async def watch(args: argparse.Namespace) -> int:
     host, port = args.connect
     out: IO[str] | None = args.telemetry.open("w", encoding="utf-8") if args.telemetry else None
     viewer: ReferenceViewer
+    why: str | None = None  # the latest reason for being disconnected
 
     def sink(record: dict[str, Any]) -> None:
+        nonlocal why
         if record.get("event") == "frame" and record.get("action") == "drop":
             viewer.stats.dropped += 1
+        reason = disconnect_reason(record, host, port)
+        if reason is not None and reason != why:
+            log.warning("disconnected: %s", reason)  # once per new reason, not per retry
+        why = reason or why
         if out is not None:
             out.write(json.dumps(record, separators=(",", ":")) + "\n")
+            out.flush()  # PROTOCOL.md 9.1: the harness reads the file while we run
 
     viewer = ReferenceViewer(
         ViewerConfig(
@@ -95,22 +124,40 @@ async def watch(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, viewer.stop)
+    # The app to the background and back (PROTOCOL.md 7.12), like an Android activity.
+    for sig, background in ((signal.SIGUSR1, True), (signal.SIGUSR2, False)):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, viewer.set_background, background)
+    control = None
+    if args.control:
+        control = ViewerControlServer(viewer, *args.control)
+        try:
+            await control.start()
+        except OSError as exc:
+            if out is not None:
+                out.close()
+            control_host, control_port = args.control
+            raise cannot_listen("the control API", control_host, control_port, exc) from None
+        log.info("control API http://%s:%d", args.control[0], control.port)
     console = CONSOLE
     task = asyncio.create_task(viewer.run(args.duration))
     try:
         if args.quiet or not console.is_terminal:
             await task
         else:
-            with Live(status_line(viewer), console=console, refresh_per_second=4) as live:
+            with Live(status_line(viewer, why), console=console, refresh_per_second=4) as live:
                 while not task.done():
                     await asyncio.wait({task}, timeout=0.25)
-                    live.update(status_line(viewer))
+                    live.update(status_line(viewer, why))
             await task
     finally:
+        if control is not None:
+            await control.close()
         if out is not None:
             out.close()
+    after = f" ({why})" if why and viewer.state is ViewerState.DISCONNECTED else ""
     console.print(
-        f"viewer finished in state {viewer.state.value}: rendered {viewer.stats.rendered}, "
+        f"viewer finished in state {viewer.state.value}{after}: rendered {viewer.stats.rendered}, "
         f"audit failures {viewer.stats.audit_failures}"
     )
     return 0 if viewer.stats.rendered or viewer.state is ViewerState.STREAMING else 1

@@ -45,6 +45,11 @@ VERDICT_COLOURS: dict[str, str] = {
     "FAIL": "#c62828",
     "NOT_OBSERVED": "#757575",
     "NOT_COVERED": "#ef8f00",
+    "ERROR": "#6a1b9a",
+    "INCONCLUSIVE": "#ef8f00",
+    "NOT_APPLICABLE": "#9e9e9e",
+    "BROKEN": "#6a1b9a",
+    "INTERRUPTED": "#6a1b9a",
 }
 FAULT_COLOURS = {"toxiproxy": "#fb8c00", "frame_proxy": "#8e24aa"}
 
@@ -599,6 +604,7 @@ def _header(run_dir: Path, report: dict[str, Any]) -> str:
     rows = [
         ("started", run.get("started")),
         ("duration", f"{run.get('duration', '?')} s"),
+        ("command", run.get("command", "")),
         ("codec backends", ", ".join(map(str, backends)) or "none reported"),
         ("run directory", str(run_dir)),
     ]
@@ -607,13 +613,22 @@ def _header(run_dir: Path, report: dict[str, Any]) -> str:
     failed = totals.get("failed", 0)
     parts = [
         f"<h1>LVS run {esc(run.get('id', '?'))}</h1>",
+        f"<p>outcome {badge(report.get('outcome', '?'))}</p>",
         f'<div class="seed">seed <b>{esc(seed)}</b> &mdash; re-run with '
         f"<code>harness run --seed {esc(seed)}</code></div>",
         f"<p><b>{esc(totals.get('scenarios', 0))}</b> scenarios: "
         f"{badge('PASS')} {esc(totals.get('passed', 0))} &nbsp; "
-        f"{badge('FAIL')} {esc(failed)}</p>",
+        f"{badge('FAIL')} {esc(failed)} &nbsp; "
+        f"{badge('ERROR')} {esc(totals.get('errors', 0))} &nbsp; "
+        f"{badge('BROKEN')} {esc(totals.get('broken', 0))}</p>",
         f'<table class="kv">{table}</table>',
     ]
+    if run.get("interrupted"):
+        parts.insert(
+            1,
+            f'<h2 class="warn">{badge("INTERRUPTED")} The run was interrupted: this report '
+            "covers only the scenarios that finished; the others are shown as ERROR.</h2>",
+        )
     broken = report.get("broken_files", []) or []
     if broken:
         items = "".join(
@@ -651,16 +666,32 @@ def _matrix(report: dict[str, Any], anchors: dict[str, str]) -> str:
     )
 
 
-def _evidence_t(t: object, digest: TraceDigest) -> str:
+def _evidence_t(t: object, digest: TraceDigest, clock: float) -> str:
+    """An evidence time (s since run start) as seconds from the trace's first record."""
     if not isinstance(t, int | float):
         return "&mdash;"
     if digest.origin is None:
         return f"{t:.3f}"
-    return f'<span title="monotonic {t:.6f}">+{digest.rel(float(t)):.3f} s</span>'
+    return (
+        f'<span title="{t:.6f} s since the run started">'
+        f"+{digest.rel(float(t) + clock):.3f} s</span>"
+    )
+
+
+def _monotonic_at_start(report: dict[str, Any]) -> float:
+    """The run's zero on the traces' clock (report.json's time base; 0 for older reports)."""
+    clock = (report.get("run", {}) or {}).get("clock", {}) or {}
+    value = clock.get("monotonic_at_start", 0.0)
+    return float(value) if isinstance(value, int | float) else 0.0
 
 
 def _scenario(
-    run_dir: Path, index: int, scenario: dict[str, Any], digest: TraceDigest, legend_html: str
+    run_dir: Path,
+    index: int,
+    scenario: dict[str, Any],
+    digest: TraceDigest,
+    legend_html: str,
+    clock: float = 0.0,
 ) -> str:
     verdict = scenario.get("verdict")
     is_open = " open" if verdict != "PASS" else ""
@@ -676,6 +707,12 @@ def _scenario(
         f"<tr><td>backends</td><td>{esc(json.dumps(scenario.get('backends', {})))}</td></tr>",
         f"<tr><td>files</td><td>{_link(run_dir, scenario.get('trace'), 'trace.jsonl')}<br>"
         f"{_link(run_dir, scenario.get('pcap'), 'wire.pcapng')}</td></tr>",
+        *(
+            f"<tr><td>{esc(role)}</td><td><code>{esc(logs.get('command'))}</code><br>"
+            f"{_link(run_dir, logs.get('stdout'), 'stdout')}<br>"
+            f"{_link(run_dir, logs.get('stderr'), 'stderr')}</td></tr>"
+            for role, logs in (scenario.get("testees") or {}).items()
+        ),
         "</table>",
     ]
     problems = scenario.get("problems", []) or []
@@ -689,13 +726,13 @@ def _scenario(
         req = verdict_entry.get("requirement")
         evidence = verdict_entry.get("evidence", []) or []
         items = "".join(
-            f"<li>{_evidence_t(e.get('t'), digest)} <code>{esc(e.get('where', ''))}</code> "
+            f"<li>{_evidence_t(e.get('t'), digest, clock)} <code>{esc(e.get('where', ''))}</code> "
             f"{esc(e.get('what', ''))}</li>"
             for e in evidence
         )
         if verdict_entry.get("status") == "FAIL" and digest.origin is not None:
             failing += [
-                (digest.rel(float(e["t"])), f"{req}: {e.get('what', '')}")
+                (digest.rel(float(e["t"]) + clock), f"{req}: {e.get('what', '')}")
                 for e in evidence
                 if isinstance(e.get("t"), int | float)
             ]
@@ -745,7 +782,7 @@ def _scenario(
             for s in steps
         )
         parts.append(
-            "<h3>Executed steps</h3><table><tr><th>t (s from start)</th><th>line</th>"
+            "<h3>Executed steps</h3><table><tr><th>t (s since the run started)</th><th>line</th>"
             f"<th>step</th><th>waited</th></tr>{step_rows}</table>"
         )
     parts.append("</details>")
@@ -763,7 +800,9 @@ def render_html(run_dir: Path, report: dict[str, Any]) -> str:
         if path is not None and not path.is_absolute():
             path = run_dir / path
         digest = read_trace_digest(path)
-        sections.append(_scenario(run_dir, index, scenario, digest, legend_html))
+        sections.append(
+            _scenario(run_dir, index, scenario, digest, legend_html, _monotonic_at_start(report))
+        )
     run_id = (report.get("run", {}) or {}).get("id", "?")
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'

@@ -7,6 +7,7 @@ is wrong; the suite reports it as that scenario's failure and runs the rest.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import resources
@@ -16,8 +17,15 @@ from typing import Any
 import jsonschema
 import yaml
 
+from reference.protocol.deviations import Deviation
 from reference.protocol.requirements import BY_ID
 from reference.protocol.timings import DEFAULT_TIMINGS, Timings
+
+FORMAT_KEY = "lvs"
+FORMAT_VERSION = 2
+# A top-level `lvs:` key at the start of a line: how a YAML file says it is an LVS scenario.
+_FORMAT_LINE = re.compile(rb"^" + FORMAT_KEY.encode() + rb"[ \t]*:", re.MULTILINE)
+DEFAULT_TIMEOUT = 60.0
 
 
 class ScenarioError(Exception):
@@ -91,6 +99,8 @@ class Scenario:
 def _schema() -> dict[str, Any]:
     text = resources.files("harness.scenarios").joinpath("scenario.schema.json").read_text()
     schema: dict[str, Any] = json.loads(text)
+    # The switch names come from the protocol core's table, never from a copy of it.
+    schema["$defs"]["deviations"]["items"] = {"enum": [d.value for d in Deviation]}
     return schema
 
 
@@ -135,6 +145,14 @@ def _error_path(error: jsonschema.ValidationError) -> list[Any]:
 
 def _schema_problem(error: jsonschema.ValidationError) -> str:
     where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
+    top_level = not list(error.absolute_path)
+    if top_level and error.validator == "required" and FORMAT_KEY in error.message:
+        return (
+            f"not marked as an LVS scenario: add `{FORMAT_KEY}: {FORMAT_VERSION}` "
+            "as a top-level key"
+        )
+    if list(error.absolute_path) == [FORMAT_KEY]:
+        return f"{FORMAT_KEY}: this harness reads scenario format {FORMAT_VERSION}"
     if error.validator == "oneOf" and list(error.absolute_path)[:1] == ["timeline"]:
         return f"{where}: a step needs exactly one of 'do', 'wait' or 'hold'"
     if error.validator == "additionalProperties":
@@ -208,7 +226,7 @@ def _build(path: Path, root: yaml.Node | None, data: dict[str, Any]) -> Scenario
         covers=list(data["covers"]),
         expect=expect,
         description=data.get("description", ""),
-        timeout=float(data.get("timeout", 60)),
+        timeout=float(data.get("timeout", DEFAULT_TIMEOUT)),
         seed=data.get("seed"),
         secret=data.get("secret", "lvs-secret"),
         timings=timings,
@@ -228,6 +246,8 @@ def _check_step(step: Step, viewers: list[str], fault_path: list[str], fail: Any
         "enable_proxy": "toxiproxy",
         "fault": "frame_proxy",
         "remove_fault": "frame_proxy",
+        "impair": "packet",
+        "clear_impairment": "packet",
     }
     if step.do in needs and needs[step.do] not in fault_path:
         raise fail(f"'{step.do}' needs '{needs[step.do]}' in the scenario's path")
@@ -241,6 +261,15 @@ def _check_step(step: Step, viewers: list[str], fault_path: list[str], fail: Any
             make_fault(dict(step.args))
         except (ValueError, TypeError, KeyError) as exc:
             raise fail(f"bad frame fault: {exc}") from None
+    if step.do in ("impair", "clear_impairment"):
+        from harness.packet.impairment import directions, parse_step
+
+        try:
+            parse_step(step.args) if step.do == "impair" else directions(step.args)
+        except ValueError as exc:
+            raise fail(f"bad impairment: {exc}") from None
+    if step.do in ("background", "foreground") and named is None:
+        raise fail(f"'{step.do}' needs 'with: {{viewer: <id>}}'")
     if step.do == "toxic" and "type" not in step.args:
         raise fail("a toxic needs a 'type' (latency, bandwidth, timeout, ...)")
 
@@ -256,11 +285,76 @@ def _defaults() -> dict[str, Any]:
     return {f: getattr(DEFAULT_TIMINGS, f) for f in DEFAULT_TIMINGS.__dataclass_fields__}
 
 
+def declares_scenario(path: Path) -> bool:
+    """Whether a YAML file says it is an LVS scenario (a top-level `lvs:` key).
+
+    Read as bytes and matched by line, not parsed: collection looks at every YAML
+    file under the given folders, most of which belong to other projects.
+    """
+    try:
+        return _FORMAT_LINE.search(path.read_bytes()) is not None
+    except OSError:
+        return False
+
+
+@dataclass(frozen=True)
+class Timing:
+    """What collection needs to know of a scenario before running it."""
+
+    timeout: float = DEFAULT_TIMEOUT  # the scenario's own bound
+    expected: float = 0.0  # a lower bound of its run time, for longest-first scheduling
+
+
+def _number(value: object, default: float = 0.0) -> float:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+    return float(value) if ok else default  # type: ignore[arg-type]
+
+
+# How much of a wait's deadline, or of a raw client's linger, a run typically spends: waits
+# on protocol timers end well inside their deadline, raw clients are usually answered at once.
+WAIT_SHARE, LINGER_SHARE = 0.4, 0.3
+
+
+def _expected_duration(data: dict[str, Any]) -> float:
+    """A rough estimate of a scenario's run time from its script, to run long ones first.
+
+    `at` times, holds and outages count in full; waits and raw clients count in part
+    (WAIT_SHARE, LINGER_SHARE). It orders scenarios and decides nothing else.
+    """
+    t = 0.0
+    for step in data.get("timeline") or []:
+        if not isinstance(step, dict):
+            continue
+        given = step.get("with")
+        args: dict[str, Any] = given if isinstance(given, dict) else {}
+        t = max(t, _number(step.get("at")))
+        t += _number(step.get("hold")) + _number(args.get("down_for"))
+        if "wait" in step:
+            t += WAIT_SHARE * _number(step.get("within"), 10.0)
+        if step.get("do") == "raw":
+            t += LINGER_SHARE * _number(args.get("linger"), 1.0)
+    joins = [_number(v.get("join")) for v in data.get("viewers") or [] if isinstance(v, dict)]
+    return max([t, *joins])
+
+
+def declared_timing(path: Path) -> Timing:
+    """The scenario's own `timeout` and expected run time; defaults if the file is broken."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return Timing()
+    if not isinstance(data, dict):
+        return Timing()
+    timeout = _number(data.get("timeout"), DEFAULT_TIMEOUT) or DEFAULT_TIMEOUT
+    return Timing(timeout=timeout, expected=_expected_duration(data))
+
+
 def scenario_files(paths: Iterable[Path]) -> list[Path]:
+    """Scenario files under the given paths: marked `*.yaml` in folders, any file named."""
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
-            files += sorted(path.glob("*.yaml"))
+            files += [p for p in sorted(path.glob("*.yaml")) if declares_scenario(p)]
         elif path.suffix == ".yaml":
             files.append(path)
     return files

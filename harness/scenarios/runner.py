@@ -4,6 +4,8 @@ The data path of a run:
 
     Viewer -> tap viewer_side:<id> -> [toxiproxy] -> [frame_proxy] -> tap primary_side -> Primary
 
+(`packet` may sit anywhere in that list: harness/packet/hop.py.)
+
 (the injectors in the order the scenario's `path` lists them). Everything the
 taps, the peers and the timeline see goes into one trace; the verdicts are
 computed from that trace alone once the peers are stopped.
@@ -15,7 +17,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import shlex
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from harness.checks.config import check_config
 from harness.checks.registry import run_checks
 from harness.checks.verdict import Status, Verdict
 from harness.scenarios.conditions import describe, matches
+from harness.scenarios.external import Testee, TesteeFailed
 from harness.scenarios.loader import Scenario, Step, ViewerSpec
 from harness.scenarios.raw import run_raw_client
 from harness.trace import Record, TraceWriter, load
@@ -54,7 +56,10 @@ class ScenarioResult:
     trace_path: str | None = None
     pcap_path: str | None = None
     backends: dict[str, str | None] = field(default_factory=dict)
+    fault_backends: dict[str, str] = field(default_factory=dict)  # e.g. packet: userspace
     timeline: list[dict[str, Any]] = field(default_factory=list)
+    # External peers: role -> their command and the log files of their stdout/stderr.
+    testees: dict[str, dict[str, str]] = field(default_factory=dict)
     # What the verdicts were computed with, so `harness check` can compute them again.
     check_config: dict[str, Any] = field(default_factory=dict)
 
@@ -85,7 +90,9 @@ class ScenarioResult:
             "trace": self.trace_path,
             "pcap": self.pcap_path,
             "backends": self.backends,
+            "fault_backends": self.fault_backends,
             "timeline": self.timeline,
+            "testees": self.testees,
             "checks": self.check_config,
             "requirements": [
                 {**v.as_dict(), "rule": BY_ID[v.requirement].rule if v.requirement in BY_ID else ""}
@@ -121,8 +128,11 @@ class TraceWaiter:
             if remaining <= 0:
                 return False
             self.changed.clear()
+            # asyncio.timeout, not wait_for: 3.11's wait_for swallows a cancellation that
+            # arrives as the event is set, and a dead testee cancels waits that way.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.changed.wait(), remaining)
+                async with asyncio.timeout(remaining):
+                    await self.changed.wait()
 
     def close(self) -> None:
         self.trace.unsubscribe(self._on_record)
@@ -135,7 +145,7 @@ class ViewerHandle:
         self.spec, self.run, self.port = spec, run, port
         self.viewer: ReferenceViewer | None = None
         self.task: asyncio.Task[None] | None = None
-        self.process: asyncio.subprocess.Process | None = None
+        self.testee: Testee | None = None
         self.tail: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -172,11 +182,7 @@ class ViewerHandle:
         command = (self.spec.command or "").format(
             host=HOST, port=self.port, secret=secret, telemetry=telemetry
         )
-        self.process = await asyncio.create_subprocess_exec(
-            *shlex.split(command),
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
+        self.testee = await self.run.start_testee(f"viewer {self.spec.id}", command)
         self.run.trace.emit("action", action="join", viewer=self.spec.id, command=command)
         self.tail = asyncio.create_task(self._tail(telemetry))
 
@@ -206,6 +212,15 @@ class ViewerHandle:
     def decoder_backend(self) -> str | None:
         return self.viewer.decoder_backend if self.viewer else None
 
+    def set_background(self, background: bool) -> None:
+        """PROTOCOL.md 7.12; an external Viewer has its own way, the harness knows none."""
+        if self.viewer is None:
+            raise ScenarioAbort(
+                f"{'background' if background else 'foreground'}: viewer {self.spec.id} is "
+                "not a reference Viewer"
+            )
+        self.viewer.set_background(background)
+
     async def stop(self, *, abrupt: bool = False) -> None:
         if self.viewer is not None and self.task is not None:
             if abrupt:
@@ -214,12 +229,8 @@ class ViewerHandle:
                 self.viewer.stop()
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                 await asyncio.wait_for(self.task, 5)
-        if self.process is not None and self.process.returncode is None:
-            self.process.terminate()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.process.wait(), 5)
-            if self.process.returncode is None:
-                self.process.kill()
+        if self.testee is not None:
+            await self.testee.stop()
         if self.tail is not None:
             await asyncio.sleep(0.1)  # one more poll of the telemetry file
             self.tail.cancel()
@@ -234,7 +245,12 @@ class ScenarioRun:
         self.trace = TraceWriter(directory / "trace.jsonl")
         self.started = 0.0
         self.primary: ReferencePrimary | None = None
-        self.primary_process: asyncio.subprocess.Process | None = None
+        self.primary_testee: Testee | None = None
+        self.testees: dict[str, Testee] = {}
+        self.testee_watches: list[asyncio.Task[None]] = []
+        # Set, with the report, by the first testee that fails to start or ends unasked.
+        self.testee_exit: asyncio.Future[str] | None = None
+        self.joins: asyncio.Task[None] | None = None
         self.primary_port = 0
         self.primary_tap_port = 0
         self.started_trace = 0.0
@@ -244,6 +260,7 @@ class ScenarioRun:
         self.entry_port = 0
         self.toxiproxy: Any = None
         self.frame_proxy: Any = None
+        self.packet_hop: Any = None
         self.faults: dict[str, Any] = {}
         self.pcap: Any = None
         self.timeline_log: list[dict[str, Any]] = []
@@ -256,11 +273,7 @@ class ScenarioRun:
             if port == 0:
                 port = _free_port()
             command = (spec.command or "").format(host=HOST, port=port, secret=self.scenario.secret)
-            self.primary_process = await asyncio.create_subprocess_exec(
-                *shlex.split(command),
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.DEVNULL,
-            )
+            self.primary_testee = await self.start_testee("primary", command)
             self.primary_port = port
             await _wait_listening(HOST, port, 15)
             self.trace.emit("action", action="primary_started", command=command)
@@ -289,12 +302,30 @@ class ScenarioRun:
         if self.primary is not None:
             await self.primary.close()
             self.primary = None
-        if self.primary_process is not None and self.primary_process.returncode is None:
-            self.primary_process.terminate()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.primary_process.wait(), 5)
-            if self.primary_process.returncode is None:
-                self.primary_process.kill()
+        if self.primary_testee is not None:
+            await self.primary_testee.stop()
+            self.primary_testee = None
+
+    async def start_testee(self, role: str, command: str) -> Testee:
+        """Start an external peer, and watch it: if it ends unasked, the scenario stops."""
+        testee = Testee(role, command, self.directory)
+        self.testees[role] = testee
+        try:
+            await testee.start()
+        except TesteeFailed as exc:
+            # Raised here too, but a Viewer joins from a task the timeline does not await.
+            self._testee_failed(str(exc))
+            raise
+        self.testee_watches.append(asyncio.create_task(self._watch(testee)))
+        return testee
+
+    async def _watch(self, testee: Testee) -> None:
+        self._testee_failed(await testee.ended_unasked())
+
+    def _testee_failed(self, report: str) -> None:
+        self.trace.emit("note", text=report)
+        if self.testee_exit is not None and not self.testee_exit.done():
+            self.testee_exit.set_result(report)
 
     async def _build_path(self) -> None:
         """Taps and injectors from the Primary outwards; returns nothing, sets entry_port."""
@@ -316,7 +347,24 @@ class ScenarioRun:
                 upstream = self.frame_proxy.port
             elif hop == "toxiproxy":
                 upstream = await asyncio.to_thread(self._start_toxiproxy, upstream)
+            elif hop == "packet":
+                upstream = await self._start_packet_hop(upstream)
         self.entry_port = upstream
+
+    async def _start_packet_hop(self, upstream: int) -> int:
+        from harness.packet.hop import PacketHop
+
+        hop = PacketHop(
+            HOST,
+            upstream,
+            seed=self.seed,
+            trace=self.trace,
+            capture_path=str(self.directory / "packet.pcap"),
+        )
+        self.cleanups.append(hop.stop)
+        await hop.start()
+        self.packet_hop = hop
+        return hop.port
 
     def _start_toxiproxy(self, upstream: int) -> int:
         from harness.toxiproxy.launcher import toxiproxy_client, toxiproxy_server
@@ -408,6 +456,8 @@ class ScenarioRun:
             await self._start_viewer(spec)
         elif do == "kill_viewer":
             await self.viewers[args["viewer"]].stop(abrupt=True)
+        elif do in ("background", "foreground"):
+            self.viewers[args["viewer"]].set_background(do == "background")
         elif do == "toxic":
             attrs = {
                 "type": args["type"],
@@ -435,6 +485,14 @@ class ScenarioRun:
             self.faults[label] = self.frame_proxy.add_fault(make_fault(fault_spec))
         elif do == "remove_fault":
             self.frame_proxy.remove_fault(self.faults.pop(str(args["id"])))
+        elif do in ("impair", "clear_impairment"):
+            from harness.packet.impairment import Impairment, directions, parse_step
+
+            if do == "impair":
+                chosen, impairment = parse_step(args)
+            else:
+                chosen, impairment = directions(args), Impairment()
+            await asyncio.to_thread(self.packet_hop.impair, chosen, impairment)
         elif do == "raw":
             outcome = await run_raw_client(
                 HOST,
@@ -499,16 +557,11 @@ class ScenarioRun:
         self.started = time.monotonic()
         self.started_trace = self.last_action = self.trace.now()
         waiter = TraceWaiter(self.trace, asyncio.get_running_loop())
-        joins: asyncio.Task[None] | None = None
+        self.testee_exit = asyncio.get_running_loop().create_future()
         try:
             async with asyncio.timeout(scenario.timeout):
-                await self._start_primary()
-                await self._build_path()
-                joins = asyncio.create_task(self._joins())
-                for step in scenario.timeline:
-                    await self._step(step, waiter)
-                await joins
-        except ScenarioAbort as exc:
+                await self._play_watched(waiter)
+        except (ScenarioAbort, TesteeFailed) as exc:
             result.problems.append(str(exc))
         except TimeoutError:
             result.problems.append(f"scenario exceeded its timeout of {scenario.timeout:g} s")
@@ -517,19 +570,49 @@ class ScenarioRun:
             log.error("scenario %s crashed:\n%s", scenario.name, traceback.format_exc())
         finally:
             waiter.close()
-            if joins is not None and not joins.done():
-                joins.cancel()
+            if self.joins is not None and not self.joins.done():
+                self.joins.cancel()
             result.backends = self._backends()
+            if self.packet_hop is not None:
+                result.fault_backends["packet"] = self.packet_hop.backend.name
             await self._teardown()
+            result.testees = {role: t.logs.as_dict() for role, t in self.testees.items()}
         result.duration = time.monotonic() - self.started
         result.trace_path = str(self.directory / "trace.jsonl")
         result.pcap_path = str(self.directory / "wire.pcapng")
         result.timeline = self.timeline_log
-        trace = load(self.trace.snapshot())
-        result.verdicts = run_checks(trace, scenario.expect, scenario.timings)
+        # The records in the order they were written, as `harness check` reads the file.
+        result.verdicts = run_checks(self.trace.snapshot(), scenario.expect, scenario.timings)
         result.check_config = check_config(scenario.expect, scenario.timings)
         (self.directory / "result.json").write_text(json.dumps(result.as_dict(), indent=2))
         return result
+
+    async def _play(self, waiter: TraceWaiter) -> None:
+        await self._start_primary()
+        await self._build_path()
+        self.joins = asyncio.create_task(self._joins())
+        for step in self.scenario.timeline:
+            await self._step(step, waiter)
+        await self.joins
+
+    async def _play_watched(self, waiter: TraceWaiter) -> None:
+        """Play the scenario, but stop at once when a testee ends without being asked."""
+        assert self.testee_exit is not None
+        body = asyncio.create_task(self._play(waiter))
+        try:
+            either: set[asyncio.Future[Any]] = {body, self.testee_exit}
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not body.done():
+                body.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await body
+        if self.testee_exit.done():
+            # Whatever the body made of it (a wait that never happened), the exit is the cause.
+            if not body.cancelled():
+                body.exception()  # retrieved: the exit report below replaces it
+            raise TesteeFailed(self.testee_exit.result())
+        body.result()
 
     def _backends(self) -> dict[str, str | None]:
         out: dict[str, str | None] = {"primary": self.primary.backend if self.primary else None}
@@ -543,6 +626,8 @@ class ScenarioRun:
                 await handle.stop()
         with contextlib.suppress(Exception):
             await self._stop_primary()
+        for watch in self.testee_watches:
+            watch.cancel()
         for cleanup in reversed(self.cleanups):
             with contextlib.suppress(Exception):
                 outcome = cleanup()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from harness.toxiproxy.proxy_collection import ProxyCollection, ProxySpec, decod
 
 log = logging.getLogger(__name__)
 
+PLAIN_TEXT = "text/plain; charset=utf-8"
 # The Toxiproxy release whose API this server follows, marked as not the real thing.
 VERSION = "2.12.0-embedded"
 
@@ -55,20 +57,51 @@ class Route:
         return params
 
 
+def encode_json(data: Any) -> bytes:
+    """Go's json.Marshal: compact, and never NaN or Infinity, which JSON does not have."""
+    return json.dumps(data, separators=(",", ":"), allow_nan=False).encode()
+
+
 def json_response(data: Any, status: int = 200) -> Response:
-    return Response(status, json.dumps(data).encode())
+    return Response(status, encode_json(data))
+
+
+def plain_error(status: int, text: str) -> Response:
+    """Go's http.Error: the text and a newline, labelled as plain text, not to be sniffed."""
+    return Response(
+        status, f"{text}\n".encode(), PLAIN_TEXT, {"X-Content-Type-Options": "nosniff"}
+    )
 
 
 def error_response(error: ApiError) -> Response:
-    # Toxiproxy writes these through http.Error, which appends a newline.
-    return Response(error.status, (json.dumps(error.to_json()) + "\n").encode())
+    # api.go's apiError sets application/json, then hands the JSON to http.Error, which
+    # relabels it: clients get the JSON object as text/plain.
+    return plain_error(error.status, encode_json(error.to_json()).decode())
+
+
+def _reject_constant(name: str) -> None:
+    # Python's json reads NaN and Infinity; Go's decoder, like JSON itself, does not.
+    raise ValueError(f"invalid character {name[0]!r} looking for beginning of value")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"json: number {text} is out of range")
+    return value
 
 
 def decode_body(request: Request) -> object:
     if not request.body.strip():
         raise BAD_REQUEST_BODY.joined("EOF")
     try:
-        return json.loads(request.body)
+        return json.loads(
+            request.body, parse_constant=_reject_constant, parse_float=_finite_float
+        )
+    except RecursionError as exc:
+        # Nesting deeper than the interpreter's recursion limit (about 1,000 levels; Go
+        # allows 10,000) is refused with Go's own words for it.
+        raise BAD_REQUEST_BODY.joined("exceeded max depth") from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise BAD_REQUEST_BODY.joined(str(exc)) from exc
 
@@ -81,7 +114,7 @@ class ApiServer:
     async def handle(self, request: Request) -> Response:
         if request.headers.get("user-agent", "").startswith("Mozilla/"):
             # Toxiproxy refuses browsers, so a web page cannot drive it (CSRF).
-            return Response(403, b"User agent not allowed\n", "text/plain; charset=utf-8")
+            return plain_error(403, "User agent not allowed")
         segments = path_segments(request.path)
         path_matched = False
         for route in ROUTES:
@@ -100,8 +133,9 @@ class ApiServer:
                     log.exception("%s %s failed", request.method, request.path)
                     return error_response(ApiError(str(exc), 500))
         if path_matched:
-            return Response(405, b"", "text/plain; charset=utf-8")
-        return Response(404, b"404 page not found\n", "text/plain; charset=utf-8")
+            # gorilla/mux writes the bare status: no body, no Content-Type.
+            return Response(405, b"", None)
+        return plain_error(404, "404 page not found")
 
     async def shutdown(self) -> None:
         async with self._lock:
@@ -136,7 +170,8 @@ class ApiServer:
         except ApiError as error:
             # Toxiproxy returns the error and the proxies field together, with the error's status.
             return json_response({**error.to_json(), "proxies": None}, error.status)
-        return json_response({"proxies": [proxy.to_json() for proxy in proxies]}, 201)
+        # Go marshals an empty list of proxies as a nil slice: null, not [].
+        return json_response({"proxies": [proxy.to_json() for proxy in proxies] or None}, 201)
 
     async def proxy_show(self, request: Request, params: Params) -> Response:
         return json_response(self.collection.get(params["proxy"]).to_json())

@@ -29,20 +29,54 @@ def format_address(sockname: tuple[Any, ...]) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def bind_listener(listen: str) -> socket.socket:
-    """Bind like Go's net.Listen, with its error texts, which the API returns as a 500."""
+def parse_port(text: str, network_error: str) -> int:
+    """A port as Go's net package reads one: digits up to 65535 or a service name."""
+    if text.isascii() and text.isdigit():
+        if int(text) > 65535:
+            raise ApiError(f"{network_error}: address {text}: invalid port", 400)
+        return int(text)
+    if not text:
+        return 0
+    try:
+        return socket.getservbyname(text, "tcp")
+    except OSError as exc:
+        raise ApiError(f"{network_error}: lookup tcp/{text}: unknown port", 400) from exc
+
+
+# The addresses Go's net.Listen("tcp", ...) treats as "everywhere" and serves dual-stack.
+WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """Host and port to bind, or a 400 for an address no socket could be bound to."""
     try:
         host, port_text = split_address(listen or ":0")
-        port = int(port_text or "0")
-        infos = socket.getaddrinfo(
-            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )
-    except (ValueError, OSError) as exc:
-        raise ApiError(f"listen tcp {listen}: {exc}", 500) from exc
-    family, kind, proto, _, sockaddr = infos[0]
-    sock = socket.socket(family, kind, proto)
+    except ValueError as exc:
+        raise ApiError(f"listen tcp {listen}: {exc}", 400) from exc
+    return host, parse_port(port_text, "listen tcp")
+
+
+def bind_listener(listen: str) -> socket.socket:
+    """Bind like Go's net.Listen: a malformed address is a 400 (refused before anything
+    is bound), a failure to bind a 500 with Go's error text, as the real API returns it."""
+    host, port = parse_listen(listen)
+    sockaddr: tuple[Any, ...]
     try:
-        # Go sets SO_REUSEADDR on listeners, so a disabled proxy can re-bind its port at once.
+        if host in WILDCARD_HOSTS and socket.has_dualstack_ipv6():
+            # Go listens on [::] with IPv4 mapped in, and reports "[::]:port".
+            family, sockaddr = socket.AF_INET6, ("::", port)
+        else:
+            family, _, _, _, sockaddr = socket.getaddrinfo(
+                host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+            )[0]
+    except OSError as exc:
+        reason = str(exc.strerror or exc).lower()
+        raise ApiError(f"listen tcp {listen}: {reason}", 500) from exc
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        # Go sets SO_REUSEADDR on listeners, so a disabled proxy can re-bind at once.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(sockaddr)
         sock.listen(socket.SOMAXCONN)
@@ -72,9 +106,10 @@ class Connection:
     async def _dial(self) -> None:
         loop = asyncio.get_running_loop()
         try:
-            host, port = split_address(self.proxy.upstream)
-            await loop.create_connection(lambda: self.upstream, host, int(port))
-        except (OSError, ValueError) as exc:
+            host, port_text = split_address(self.proxy.upstream)
+            port = parse_port(port_text, "dial tcp")
+            await loop.create_connection(lambda: self.upstream, host, port)
+        except (OSError, ValueError, ApiError) as exc:
             log.info("proxy %s: upstream %s unreachable: %s", self.proxy.name,
                      self.proxy.upstream, exc)
             self.client.close()

@@ -13,7 +13,7 @@ from harness.toxiproxy.errors import (
     PROXY_NOT_FOUND,
     ApiError,
 )
-from harness.toxiproxy.proxy import Proxy
+from harness.toxiproxy.proxy import Proxy, parse_listen
 
 
 @dataclass(frozen=True)
@@ -94,6 +94,8 @@ class ProxyCollection:
                 raise MISSING_FIELD.joined(f"name at proxy {number}")
             if not spec.upstream:
                 raise MISSING_FIELD.joined(f"upstream at proxy {number}")
+            if spec.enabled:
+                parse_listen(spec.listen)  # a malformed address fails before any change
             if spec.name in seen:
                 raise ApiError(f'duplicate proxy name "{spec.name}"', 500)
             seen.add(spec.name)

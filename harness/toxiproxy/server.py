@@ -14,14 +14,22 @@ import threading
 from types import TracebackType
 
 from harness.toxiproxy.api import ApiServer
-from harness.toxiproxy.http11 import serve_connection
+from harness.toxiproxy.http11 import HEADER_LIMIT, TOXIPROXY_TIMEOUTS, Timeouts, serve_connection
 
 STARTUP_TIMEOUT_S = 10.0
 
 
 class EmbeddedToxiproxy:
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        seed: int | None = None,
+        timeouts: Timeouts = TOXIPROXY_TIMEOUTS,
+    ) -> None:
         self.host = host
+        self.timeouts = timeouts
         self._requested_port = port
         self._port: int | None = None
         # One generator for toxicity, jitter and slicing, so a seed replays a whole run.
@@ -114,16 +122,22 @@ class EmbeddedToxiproxy:
     async def _startup(self) -> None:
         self._api = ApiServer(self.rng)
         api = self._api
+        timeouts = self.timeouts
 
         async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             # Finish normally when cancelled at shutdown: asyncio's stream machinery logs
             # a cancelled client task as an unhandled error (CPython 3.11).
             with contextlib.suppress(asyncio.CancelledError):
-                await serve_connection(reader, writer, api.handle)
+                await serve_connection(reader, writer, api.handle, timeouts)
 
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         self._http = await asyncio.start_server(
-            on_client, self.host, self._requested_port, family=family, reuse_address=True
+            on_client,
+            self.host,
+            self._requested_port,
+            family=family,
+            reuse_address=True,
+            limit=HEADER_LIMIT,
         )
         self._port = self._http.sockets[0].getsockname()[1]
 

@@ -6,6 +6,11 @@ data is dropped on the floor); instead every channel of one link shares a
 `LinkBudget`, and the link stops reading its source socket while the budget is
 over its high-water mark. That bounds memory the way Toxiproxy's unbuffered
 channels do, without forcing toxics to handle a blocked write.
+
+A Go channel hands a value to a waiting goroutine without a scheduler round
+trip worth mentioning; an asyncio task hop costs a loop iteration. So a reader
+that only passes chunks on may set `bypass` while it waits, and an empty
+channel then hands a chunk straight to it.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ class Direction(enum.IntEnum):
 
     @classmethod
     def parse(cls, stream: str) -> Direction:
-        return cls[stream.upper()]
+        return cls[stream.upper()]  # any case, as Go's ParseDirection
 
 
 @dataclass(slots=True)
@@ -76,11 +81,17 @@ class ChunkChannel:
         self._items: deque[StreamChunk | None] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._budget = budget
+        # Set while the reader only passes chunks on and waits for the next one: a chunk
+        # put into an empty channel is handed to it at once instead of waking its task.
+        self.bypass: Callable[[StreamChunk], None] | None = None
 
     def __len__(self) -> int:
         return len(self._items)
 
     def put(self, chunk: StreamChunk | None) -> None:
+        if chunk is not None and self.bypass is not None and not self._items:
+            self.bypass(chunk)
+            return
         self._items.append(chunk)
         self._budget.add(chunk)
         waiter = self._waiter

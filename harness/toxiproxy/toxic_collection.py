@@ -26,6 +26,8 @@ from harness.toxiproxy.toxics import REGISTRY, Toxic
 if TYPE_CHECKING:
     from harness.toxiproxy.link import ToxicLink
 
+FLOAT32_MAX = 3.4028234663852886e38
+
 
 @dataclass(eq=False)
 class ToxicWrapper:
@@ -61,6 +63,16 @@ def _field(body: dict[str, Any], key: str, kind: type | tuple[type, ...], defaul
     return value
 
 
+def _toxicity(body: dict[str, Any], default: float) -> float:
+    """Toxiproxy keeps toxicity in a float32: a number beyond its range does not decode."""
+    toxicity = float(_field(body, "toxicity", (int, float), default))
+    if not abs(toxicity) <= FLOAT32_MAX:
+        raise BAD_REQUEST_BODY.joined(
+            f"json: cannot unmarshal number {body['toxicity']} into field toxicity of type float32"
+        )
+    return toxicity
+
+
 class ToxicCollection:
     def __init__(self) -> None:
         self.chains: dict[Direction, list[ToxicWrapper]] = {d: [] for d in Direction}
@@ -91,8 +103,10 @@ class ToxicCollection:
         name: str = _field(body, "name", str, "")
         toxic_type: str = _field(body, "type", str, "")
         stream: str = _field(body, "stream", str, "downstream")
-        toxicity = float(_field(body, "toxicity", (int, float), 1.0))
-        if stream not in ("upstream", "downstream"):
+        toxicity = _toxicity(body, 1.0)
+        # Go's ParseDirection ignores case; the name and the echoed stream keep the
+        # spelling sent, as in toxic_collection.go.
+        if stream.lower() not in ("upstream", "downstream"):
             raise INVALID_STREAM
         if not name:
             name = f"{toxic_type}_{stream}"
@@ -112,7 +126,7 @@ class ToxicCollection:
         wrapper = self.get(name)
         if not isinstance(body, dict):
             raise BAD_REQUEST_BODY.joined("a toxic update must be a JSON object")
-        toxicity = float(_field(body, "toxicity", (int, float), wrapper.toxicity))
+        toxicity = _toxicity(body, wrapper.toxicity)
         wrapper.toxic = type(wrapper.toxic).from_attributes(body.get("attributes"), wrapper.toxic)
         wrapper.toxicity = toxicity
         links = self._links(wrapper.direction)

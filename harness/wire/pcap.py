@@ -47,6 +47,7 @@ from harness.wire.capture_format import (
     TCP_RST,
     TCP_SYN,
     AppendPoint,
+    CaptureFormatError,
     append_point,
     interface_description,
     read_packets,
@@ -532,6 +533,15 @@ _ANCHOR_TEXT = "timestamps: the harness host's CLOCK_MONOTONIC (the trace's t)"
 _ANCHOR = re.compile(re.escape(_ANCHOR_TEXT) + r" \+ (-?[0-9]+\.[0-9]+) s")
 
 
+def harness_clock_offset(path: str) -> float | None:
+    """For a capture the harness wrote: wall-clock time minus the trace's `t`; else None."""
+    try:
+        point = append_point(path)
+    except (CaptureFormatError, OSError):
+        return None
+    return _anchor_in(point.comment) if point is not None else None
+
+
 def _anchor_in(comment: str) -> float | None:
     found = _ANCHOR.fullmatch(comment)
     return float(found.group(1)) if found else None
@@ -567,6 +577,8 @@ class PcapConnection:
     # Bytes of a frame still incomplete when the capture ended, per direction.
     unfinished: dict[Direction, int] = field(default_factory=dict)
     interface: str = ""  # where its first packet was captured (pcapng: a tap's name)
+    opened: float | None = None  # time of its first packet
+    closed: float | None = None  # time of its first FIN or RST
 
     def frames_sent(self, direction: Direction) -> list[Frame]:
         return [c.frame for c in self.frames if c.direction == direction]
@@ -709,6 +721,10 @@ def read_pcap_streams(path: str, ports: Collection[int] | None = None) -> list[P
             conn = _start_connection(src, dst, flags, server_ports, packet.interface)
             live[key] = conn
             found.append(conn.result)
+        if conn.result.opened is None:
+            conn.result.opened = packet.timestamp
+        if flags & (_FIN | _RST) and conn.result.closed is None:
+            conn.result.closed = packet.timestamp
         direction: Direction = "c2s" if src == conn.result.client else "s2c"
         stream = conn.streams[direction]
         if flags & _SYN:

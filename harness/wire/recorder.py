@@ -99,6 +99,11 @@ class WireTap(Relay):
             else:
                 self.pcap.close_connection(self._pcap_key(conn), t, initiator)
 
+    def connection_half_closed(self, conn: RelayConnection, side: str) -> None:
+        # The peer next to this tap closed: the moment it did, even when the other side
+        # only hears of it much later (a partition holds the FIN back).
+        self.trace.emit("conn", tap=self.name, conn=conn.id, event="half_close", side=side)
+
     def connection_failed(self, conn_id: str, client: Endpoint, error: str) -> None:
         for event in ("open", "close"):
             self.trace.emit(

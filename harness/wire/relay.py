@@ -133,6 +133,9 @@ class Relay:
     def connection_failed(self, conn_id: str, client: Endpoint, error: str) -> None:
         """The upstream could not be reached; the client socket is closed."""
 
+    def connection_half_closed(self, conn: RelayConnection, side: str) -> None:
+        """`side` ("client"/"upstream") sent its EOF; the other side may still send."""
+
     # --- life cycle ----------------------------------------------------------
 
     @property
@@ -263,6 +266,7 @@ class Relay:
             with contextlib.suppress(OSError):
                 writer.write_eof()
         conn.half_closed.append(source)
+        self.connection_half_closed(conn, source)
         if len(conn.half_closed) == 2:
             conn.close(f"{conn.half_closed[0]} closed")
 

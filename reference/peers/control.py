@@ -1,9 +1,16 @@
-"""Control a running reference Primary from outside its process: HTTP with JSON bodies.
+"""Control a running reference peer from outside its process: HTTP with JSON bodies.
+
+The Primary (`ControlServer`):
 
     GET  /status                  the Primary's status
     POST /reconfigure             {"width"?, "height"?, "bitrate"?, "fps"?}
     POST /restart-encoder | /pause | /resume | /stop | /start
     POST /legacy                  {"enabled": true|false}
+
+The Viewer (`ViewerControlServer`, PROTOCOL.md 7.12):
+
+    GET  /status                  the Viewer's state, epoch and background flag
+    POST /background | /foreground
 
 Loopback only by default; there is no authentication, like Toxiproxy's API.
 """
@@ -16,13 +23,15 @@ import urllib.request
 from typing import Any
 
 from reference.peers.primary import ReferencePrimary
+from reference.peers.viewer import ReferenceViewer
 
 MAX_BODY = 64 * 1024
 
 
-class ControlServer:
-    def __init__(self, primary: ReferencePrimary, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.primary = primary
+class _JsonControlServer:
+    """The HTTP side: one request per connection, a JSON object in, one out."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.host = host
         self.requested_port = port
         self._server: asyncio.base_events.Server | None = None
@@ -42,37 +51,7 @@ class ControlServer:
             await self._server.wait_closed()
 
     async def _dispatch(self, method: str, path: str, body: dict[str, Any]) -> tuple[int, Any]:
-        p = self.primary
-        if method == "GET" and path == "/status":
-            return 200, p.status()
-        if method != "POST":
-            return 405, {"error": f"{method} not allowed on {path}"}
-        if path == "/reconfigure":
-            allowed = {"width", "height", "bitrate", "fps"}
-            unknown = set(body) - allowed
-            if unknown:
-                return 400, {
-                    "error": f"unknown fields {sorted(unknown)}; allowed {sorted(allowed)}"
-                }
-            if not all(isinstance(v, int) and v > 0 for v in body.values()):
-                return 400, {"error": "every field must be a positive integer"}
-            epoch = await p.reconfigure(**body)
-            return 200, {"epoch": epoch}
-        if path == "/restart-encoder":
-            return 200, {"epoch": await p.restart_encoder()}
-        if path == "/pause":
-            await p.pause()
-        elif path == "/resume":
-            await p.resume()
-        elif path == "/stop":
-            await p.stop_stream()
-        elif path == "/start":
-            await p.start_stream()
-        elif path == "/legacy":
-            p.set_legacy(bool(body.get("enabled", True)))
-        else:
-            return 404, {"error": f"no route {path}"}
-        return 200, p.status()
+        raise NotImplementedError
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -113,10 +92,71 @@ class ControlServer:
             writer.close()
 
 
+class ControlServer(_JsonControlServer):
+    def __init__(self, primary: ReferencePrimary, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__(host, port)
+        self.primary = primary
+
+    async def _dispatch(self, method: str, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+        p = self.primary
+        if method == "GET" and path == "/status":
+            return 200, p.status()
+        if method != "POST":
+            return 405, {"error": f"{method} not allowed on {path}"}
+        if path == "/reconfigure":
+            allowed = {"width", "height", "bitrate", "fps"}
+            unknown = set(body) - allowed
+            if unknown:
+                return 400, {
+                    "error": f"unknown fields {sorted(unknown)}; allowed {sorted(allowed)}"
+                }
+            if not all(isinstance(v, int) and v > 0 for v in body.values()):
+                return 400, {"error": "every field must be a positive integer"}
+            epoch = await p.reconfigure(**body)
+            return 200, {"epoch": epoch}
+        if path == "/restart-encoder":
+            return 200, {"epoch": await p.restart_encoder()}
+        if path == "/pause":
+            await p.pause()
+        elif path == "/resume":
+            await p.resume()
+        elif path == "/stop":
+            await p.stop_stream()
+        elif path == "/start":
+            await p.start_stream()
+        elif path == "/legacy":
+            p.set_legacy(bool(body.get("enabled", True)))
+        else:
+            return 404, {"error": f"no route {path}"}
+        return 200, p.status()
+
+class ViewerControlServer(_JsonControlServer):
+    """Send a running reference Viewer to the background and back (PROTOCOL.md 7.12)."""
+
+    def __init__(self, viewer: ReferenceViewer, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__(host, port)
+        self.viewer = viewer
+
+    def status(self) -> dict[str, Any]:
+        conn = self.viewer.conn
+        return {"state": conn.state.value, "epoch": conn.epoch, "background": conn.background}
+
+    async def _dispatch(self, method: str, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+        if method == "GET" and path == "/status":
+            return 200, self.status()
+        if method != "POST":
+            return 405, {"error": f"{method} not allowed on {path}"}
+        background = {"/background": True, "/foreground": False}.get(path)
+        if background is None:
+            return 404, {"error": f"no route {path}"}
+        self.viewer.set_background(background)
+        return 200, self.status()
+
+
 def control_request(
     base_url: str, action: str, body: dict[str, Any] | None = None, timeout: float = 10.0
 ) -> dict[str, Any]:
-    """Call a running Primary's control API; raises RuntimeError with its error text."""
+    """Call a running peer's control API; raises RuntimeError with its error text."""
     method = "GET" if action == "status" else "POST"
     data = json.dumps(body or {}).encode() if method == "POST" else None
     request = urllib.request.Request(

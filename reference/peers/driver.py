@@ -15,6 +15,9 @@ from reference.protocol.connection import Endpoint
 from reference.protocol.events import CloseSocket, Event
 
 READ_SIZE = 256 * 1024
+CLOSE_LINGER = 1.0  # seconds a closing socket waits for its last bytes and the peer's EOF
+CLOSE_DISCARD = 64 * 1024  # bytes it reads and drops meanwhile; a peer still sending gets RST
+CLOSE_QUIET = 0.05  # a peer silent this long has nothing unread left: close at once
 
 EventHandler = Callable[[Event, float], Awaitable[None] | None]
 
@@ -39,6 +42,7 @@ class StreamDriver:
         self.on_event = on_event
         self.closed = asyncio.Event()
         self._wake = asyncio.Event()
+        self._read_task: asyncio.Task[bytes] | None = None
 
     def poke(self) -> None:
         """The application changed the endpoint from outside the loop: flush and re-plan."""
@@ -61,38 +65,65 @@ class StreamDriver:
                     await self._close_transport()
 
     async def _close_transport(self) -> None:
+        """Send what is queued (an ERROR, a BYE), then FIN, then close within CLOSE_LINGER.
+
+        Closing a socket with unread input makes the kernel send RST, which can destroy
+        our last message before the peer reads it. So after FIN up to CLOSE_DISCARD of
+        the peer's remaining bytes are read and dropped until its EOF, a quiet spell
+        (CLOSE_QUIET) or the linger time, and only then is the socket closed. A peer
+        that keeps sending after it was told to stop gets its RST; one that stops reads
+        our last message.
+        """
         if self.writer.is_closing():
             return
+        if self._read_task is not None:
+            self._read_task.cancel()
+            self._read_task = None
         try:
-            await asyncio.wait_for(self.writer.drain(), 1.0)
-        except (ConnectionError, TimeoutError):
+            await asyncio.wait_for(self._finish_sending(), CLOSE_LINGER)
+        except (ConnectionError, OSError, TimeoutError):
             pass
         self.writer.close()
         self.closed.set()
 
+    async def _finish_sending(self) -> None:
+        await self.writer.drain()
+        if self.writer.can_write_eof():
+            self.writer.write_eof()
+        dropped = 0
+        while dropped < CLOSE_DISCARD:
+            try:
+                chunk = await asyncio.wait_for(self.reader.read(CLOSE_DISCARD), CLOSE_QUIET)
+            except TimeoutError:
+                return  # nothing unread: closing now sends FIN, not RST
+            if not chunk:
+                return
+            dropped += len(chunk)  # the peer's last words no longer matter
+
     async def run(self) -> None:
         """Until the endpoint or the peer closes the connection."""
-        read_task: asyncio.Task[bytes] | None = None
         try:
             await self.flush()
             while not self.writer.is_closing():
                 deadline = self.endpoint.next_deadline()
                 timeout = None if deadline is None else max(0.0, deadline - monotonic())
-                if read_task is None:
-                    read_task = asyncio.ensure_future(self.reader.read(READ_SIZE))
+                if self._read_task is None:
+                    self._read_task = asyncio.ensure_future(self.reader.read(READ_SIZE))
                 wake_task = asyncio.ensure_future(self._wake.wait())
                 done, _ = await asyncio.wait(
-                    {read_task, wake_task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                    {self._read_task, wake_task},
+                    timeout=timeout,
+                    return_when=asyncio.FIRST_COMPLETED,
                 )
                 wake_task.cancel()
                 self._wake.clear()
                 now = monotonic()
-                if read_task in done:
+                if self._read_task in done:
                     try:
-                        data = read_task.result()
+                        data = self._read_task.result()
                     except (ConnectionError, OSError):
                         data = b""
-                    read_task = None
+                    self._read_task = None
                     self.endpoint.receive_data(data, now)
                     if not data:
                         await self.flush()
@@ -105,7 +136,7 @@ class StreamDriver:
                     except (ConnectionError, TimeoutError):
                         break
         finally:
-            if read_task is not None:
-                read_task.cancel()
+            if self._read_task is not None:
+                self._read_task.cancel()
             await self._close_transport()
             self.closed.set()

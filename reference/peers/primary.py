@@ -14,18 +14,27 @@ import contextlib
 import itertools
 import logging
 import os
+import socket
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from reference.codecs import EncoderFailure, VideoEncoder, open_encoder
+from reference.media.audio import PACKET_SAMPLES, SAMPLE_RATE, OpusEpochEncoder, open_audio_encoder
 from reference.media.source import SyntheticSource
 from reference.peers.driver import StreamDriver, monotonic
 from reference.protocol.auth import NonceBook
 from reference.protocol.deviations import Deviation
-from reference.protocol.events import Event, KeyframeRequested, StreamRequested
+from reference.protocol.events import (
+    CloseSocket,
+    Event,
+    KeyframeRequested,
+    MessageReceived,
+    StreamRequested,
+    ViewerAuthenticated,
+)
 from reference.protocol.frames import FrameType
-from reference.protocol.messages import StreamEvent
-from reference.protocol.primary import PrimaryConnection, StreamStatus
+from reference.protocol.messages import Hello, StreamEvent
+from reference.protocol.primary import EpochsExhausted, PrimaryConnection, StreamStatus
 from reference.protocol.states import StreamState
 from reference.protocol.timings import DEFAULT_TIMINGS, Timings
 
@@ -34,6 +43,12 @@ log = logging.getLogger("reference.primary")
 # A Viewer whose socket holds more than this unsent is skipped until it drains,
 # so one slow Viewer cannot stall the fan-out to the others.
 MAX_BACKLOG = 2 * 1024 * 1024
+# A Viewer sends only small CONTROL frames: a small read buffer per connection keeps a
+# flood of senders from costing the default 64 KiB (x2 before pausing) each.
+READ_LIMIT = 16 * 1024
+RECEIVE_BUFFER = 8 * 1024  # SO_RCVBUF of the listening socket (Linux doubles it)
+AUDIO_PACKET = PACKET_SAMPLES / SAMPLE_RATE  # seconds of sound per AUDIO frame (20 ms)
+AUDIO_CATCH_UP = 0.2  # behind by more than this, the audio clock skips rather than bursts
 KEYFRAME_MIN_INTERVAL = 0.2  # seconds; well inside KEY-3's 1 s
 STREAM_START_TIMEOUT = 5.0
 
@@ -58,6 +73,13 @@ class PrimaryConfig:
     timings: Timings = DEFAULT_TIMINGS
     deviations: frozenset[Deviation] = frozenset()
     autostart: bool = True
+    audio: bool = True  # the stream has an Opus track (reference/media/audio.py), epoch-tagged
+    # At most this many connections may be open without having authenticated; a new
+    # one beyond it closes the oldest (BYE): the oldest that has sent nothing yet, else
+    # the oldest that has sent HELLO. A flood of silent sockets cannot crowd out a real
+    # Viewer. Each costs at most one CONTROL payload of buffer (FRAME-1).
+    max_unauthenticated: int = 256
+    backlog: int = 1024  # listen(2) queue: a burst of connects is queued, not dropped
 
 
 @dataclass
@@ -66,6 +88,7 @@ class ViewerLink:
     driver: StreamDriver
     peer: str
     needs_keyframe: bool = True
+    was_authenticated: bool = False  # for the log: a real Viewer, not a flood's socket
 
 
 class ReferencePrimary:
@@ -78,9 +101,19 @@ class ReferencePrimary:
         self.links: dict[str, ViewerLink] = {}
         self.encoder: VideoEncoder | None = None
         self.source: SyntheticSource | None = None
+        self.audio_encoder: OpusEpochEncoder | None = None
+        self._audio_next_at: float | None = None  # capture time of the next AUDIO frame
         self.backend: str | None = None
         self.frames_sent = 0
+        self.audio_frames_sent = 0
         self.bytes_sent = 0
+        self.handler_errors = 0  # exceptions caught in connection handlers: each one a bug
+        self.unauthenticated_dropped = 0  # closed by the max_unauthenticated cap
+        # Connections not yet authenticated, oldest first, apart by progress: the cap
+        # evicts from the front of the silent ones, then of the greeted ones, without
+        # scanning every link (a flood would make that scan quadratic).
+        self._silent: dict[str, ViewerLink] = {}  # nothing acted on yet
+        self._greeted: dict[str, ViewerLink] = {}  # HELLO received, no AUTH_OK yet
         self._sessions = itertools.count(1)
         self._server: asyncio.base_events.Server | None = None
         self._encoder_task: asyncio.Task[None] | None = None
@@ -102,7 +135,19 @@ class ReferencePrimary:
         return port
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, self.config.host, self.config.port)
+        if self.config.max_unauthenticated < 1:
+            raise ValueError("max_unauthenticated must be at least 1")
+        self._server = await asyncio.start_server(
+            self._serve,
+            self.config.host,
+            self.config.port,
+            backlog=self.config.backlog,
+            limit=READ_LIMIT,
+        )
+        for listener in self._server.sockets:
+            # Accepted sockets inherit it: the kernel then holds (and one read returns) at
+            # most this much per Viewer, instead of a media-sized window nobody needs.
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
         log.info(
             "primary listening on %s:%d (version %d)",
             self.config.host,
@@ -209,8 +254,13 @@ class ReferencePrimary:
             "fps": self.stream_config.fps,
             "bitrate": self.stream_config.bitrate,
             "frames_sent": self.frames_sent,
+            "audio": self.config.audio,
+            "audio_frames_sent": self.audio_frames_sent,
             "bytes_sent": self.bytes_sent,
             "version": self.config.version,
+            "handler_errors": self.handler_errors,
+            "unauthenticated": len(self._silent) + len(self._greeted),
+            "unauthenticated_dropped": self.unauthenticated_dropped,
         }
 
     # --- stream state -------------------------------------------------------
@@ -227,13 +277,27 @@ class ReferencePrimary:
             )
 
     def _set_state(self, target: StreamState, why: str) -> None:
-        self.stream.transition(target, monotonic())
+        try:
+            self.stream.transition(target, monotonic())
+        except EpochsExhausted:
+            self._restart_epochs()
+            self.stream.transition(target, monotonic())
         log.info("stream %s epoch %d (%s)", target.name, self.stream.epoch, why)
         self._record("state", reason=why)
         now = monotonic()
         for link in self.links.values():
             if link.conn.send_stream_state(now):
                 link.driver.poke()
+
+    def _restart_epochs(self) -> None:
+        """Epochs never wrap (2.4): every Viewer is sent away (BYE), numbering restarts at 0."""
+        now = monotonic()
+        log.warning("epoch %d is the last one: closing every connection", self.stream.epoch)
+        for link in self.links.values():
+            link.conn.close(now, "epoch space exhausted: reconnect")
+            link.driver.poke()
+        self.stream.restart_epochs(now)
+        self._record("state", reason="epochs restarted: 2^32 - 1 was the last")
 
     def _broadcast_event(self, event: StreamEvent) -> None:
         now = monotonic()
@@ -268,6 +332,9 @@ class ReferencePrimary:
         )
         self.backend = self.encoder.backend
         self.source = SyntheticSource(cfg.width, cfg.height, cfg.fps, self.stream.epoch)
+        # A new epoch is a new audio stream too: its tone and its packets carry the epoch.
+        self.audio_encoder = open_audio_encoder(self.stream.epoch) if self.config.audio else None
+        self._audio_next_at = None
         self._record("encoder", width=cfg.width, height=cfg.height, fps=cfg.fps)
 
     def _close_encoder(self) -> None:
@@ -302,7 +369,7 @@ class ReferencePrimary:
         self._check_keyframe_deadline()
         # Late joiners and Viewers that fell behind need a keyframe, but at a bounded
         # rate: forcing one every tick for a congested Viewer would only add congestion.
-        waiting = any(
+        waiting = Deviation.NO_JOIN_KEYFRAME not in self.config.deviations and any(
             link.needs_keyframe and self._wants_media(link) for link in self.links.values()
         )
         force = self._force_keyframe or (
@@ -322,6 +389,40 @@ class ReferencePrimary:
                 self._publish_keyframe(unit)
             elif self.stream.state is StreamState.ACTIVE:
                 self._fan_out(unit)
+        self._send_audio()
+
+    def _send_audio(self) -> None:
+        """The AUDIO frames due by now, while ACTIVE, to Viewers that have the keyframe.
+
+        Sound follows the pictures: a Viewer still waiting for the epoch's keyframe
+        gets no audio of it yet, and nothing is sent while PAUSED or RECONFIGURING.
+        """
+        encoder = self.audio_encoder
+        if encoder is None or self.stream.state is not StreamState.ACTIVE:
+            self._audio_next_at = None
+            return
+        now = monotonic()
+        if self._audio_next_at is None or now - self._audio_next_at > AUDIO_CATCH_UP:
+            self._audio_next_at = now
+        epoch = self.stream.epoch
+        while self._audio_next_at <= now:
+            capture_us = round(self._audio_next_at * 1_000_000)
+            self._audio_next_at += AUDIO_PACKET
+            for packet in encoder.next_packets():
+                self._fan_out_audio(packet.data, epoch, capture_us)
+
+    def _fan_out_audio(self, data: bytes, epoch: int, capture_us: int) -> None:
+        now = monotonic()
+        for link in self.links.values():
+            if not self._wants_media(link) or link.needs_keyframe or not link.conn.socket_open:
+                continue
+            if link.driver.writer.transport.get_write_buffer_size() > MAX_BACKLOG:
+                continue
+            link.conn.send_media(
+                FrameType.AUDIO, data, epoch=epoch, now=now, timestamp_us=capture_us
+            )
+            self.audio_frames_sent += 1
+            link.driver.poke()
 
     def _publish_keyframe(self, unit: Any) -> None:
         """CSD + keyframe to every accepted Viewer, then ACTIVE if this starts the epoch."""
@@ -413,21 +514,65 @@ class ReferencePrimary:
             deviations=self.config.deviations,
         )
         conn.connection_made(monotonic())
+        self._make_room_for_one_more()
         holder: list[ViewerLink] = []
         driver = StreamDriver(
-            conn, reader, writer, lambda event, now: self._on_event(holder[0], event, now)
+            conn, reader, writer, lambda event, now: self._guarded(holder[0], event, now)
         )
         link = ViewerLink(conn, driver, peer)
         holder.append(link)
         self.links[session_id] = link
-        log.info("viewer %s connected (session %s)", peer, session_id)
+        self._silent[session_id] = link
+        # Per-connection lines only at DEBUG until the peer authenticates: a flood of
+        # sockets must not become a flood of log lines (the status line counts them).
+        log.debug("connection from %s (session %s)", peer, session_id)
         try:
             await link.driver.run()
+        except Exception:  # a bug in the driver: logged and counted, never silent
+            self._handler_failed(link, "connection driver")
         finally:
             self.links.pop(session_id, None)
-            log.info("viewer %s gone: %s", peer, conn.close_reason)
+            self._silent.pop(session_id, None)
+            self._greeted.pop(session_id, None)
+            level = logging.INFO if link.was_authenticated else logging.DEBUG
+            log.log(level, "viewer %s gone: %s", peer, conn.close_reason)
+
+    def _make_room_for_one_more(self) -> None:
+        """The unauthenticated cap: close the oldest unauthenticated connections first."""
+        now = monotonic()
+        while len(self._silent) + len(self._greeted) >= self.config.max_unauthenticated:
+            waiting = self._silent or self._greeted
+            link = waiting.pop(next(iter(waiting)))
+            if link.conn.socket_open and not link.conn.authenticated:
+                link.conn.close(now, "too many unauthenticated connections")
+                link.driver.poke()
+                self.unauthenticated_dropped += 1
+
+    async def _guarded(self, link: ViewerLink, event: Event, now: float) -> None:
+        """No exception escapes a connection handler: each is a bug, logged and counted."""
+        try:
+            await self._on_event(link, event, now)
+        except Exception:  # the Viewer is told with ERROR internal
+            self._handler_failed(link, f"handling {type(event).__name__}")
+
+    def _handler_failed(self, link: ViewerLink, where: str) -> None:
+        self.handler_errors += 1
+        log.exception("viewer %s: %s failed (handler error #%d)", link.peer, where,
+                      self.handler_errors)
+        link.conn.abort(monotonic(), f"{where} failed")
+        link.driver.poke()
 
     async def _on_event(self, link: ViewerLink, event: Event, now: float) -> None:
+        if isinstance(event, ViewerAuthenticated):
+            link.was_authenticated = True
+            log.info("viewer %s authenticated (session %s)", link.peer, event.session_id)
+        session = link.conn.session_id
+        if isinstance(event, MessageReceived) and isinstance(event.message, Hello):
+            if event.acted_on and self._silent.pop(session, None) is not None:
+                self._greeted[session] = link
+        elif isinstance(event, ViewerAuthenticated | CloseSocket):
+            self._silent.pop(session, None)
+            self._greeted.pop(session, None)
         if isinstance(event, StreamRequested):
             await self._negotiate(link, event, now)
         elif isinstance(event, KeyframeRequested):
@@ -438,6 +583,8 @@ class ReferencePrimary:
                 self._keyframe_requested_at = now
 
     async def _negotiate(self, link: ViewerLink, event: StreamRequested, now: float) -> None:
+        if not link.conn.awaiting_answer:
+            return  # the connection closed after the request was queued: nobody to answer
         request, cfg = event.request, self.stream_config
         if request.codec.lower() != "h264":
             link.conn.reject_stream(now, f"codec {request.codec} not offered; use h264")
@@ -459,7 +606,7 @@ class ReferencePrimary:
             # The broken Primary starts the media before it has accepted anything.
             link.needs_keyframe = True
             await asyncio.sleep(0.5)
-            if not link.conn.socket_open:
+            if not link.conn.awaiting_answer:
                 return
             now = monotonic()
         link.conn.accept_stream(
@@ -473,3 +620,4 @@ class ReferencePrimary:
             backend=self.backend,
         )
         link.needs_keyframe = True  # KEY-3: the next tick forces a keyframe for it
+

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,6 +39,8 @@ from reference.protocol.viewer import ViewerConnection
 log = logging.getLogger("reference.viewer")
 
 TelemetrySink = Callable[[dict[str, Any]], None]
+# The `audio` telemetry record (PROTOCOL.md 9.2): the audio output created / released.
+AUDIO_RECORD = telemetry.RecordKind.AUDIO.value
 MAX_LATENCY_SAMPLES = 200_000
 # What `leak_on_reconnect` keeps per connect, held at module level as a cache that never
 # evicts would be: it outlives the Viewer object, like a real leak.
@@ -68,6 +71,8 @@ class ViewerStats:
     dropped: int = 0
     audit_failures: int = 0
     connects: int = 0
+    audio_frames: int = 0  # AUDIO frames decoded
+    audio_samples: int = 0  # samples they produced (48 kHz)
     last_audit: tuple[int, int] | None = None
     latencies: list[float] = field(default_factory=list)
 
@@ -93,6 +98,11 @@ class ReferenceViewer:
         self.stats = ViewerStats()
         self.decoder: Any = None
         self.decoder_backend: str | None = None
+        # The audio output (a real client's AudioTrack): opened at the first AUDIO frame
+        # of a session, released with the video decoder (STATE-7). Its Opus decoder is
+        # recreated for every epoch, since every epoch is a new Opus stream.
+        self.audio_output_epoch: int | None = None
+        self._audio_decoder: Any = None
         self.state_changed = asyncio.Event()
         self._driver: StreamDriver | None = None
         self._reconnect = asyncio.Event()
@@ -142,6 +152,12 @@ class ReferenceViewer:
             self.conn.close(monotonic(), "viewer stopped")
             self._driver.poke()
 
+    def set_background(self, background: bool) -> None:
+        """The app went to the background or came back (PROTOCOL.md 7.12)."""
+        self.conn.set_background(background, monotonic())
+        if self._driver is not None:
+            self._driver.poke()  # send the keyframe request, write the state record
+
     async def _wait_for_reconnect(self) -> None:
         while not self._reconnect.is_set() and not self._stop.is_set():
             deadline = self.conn.next_deadline()
@@ -157,8 +173,12 @@ class ReferenceViewer:
         try:
             reader, writer = await asyncio.open_connection(self.config.host, self.config.port)
         except OSError as exc:
-            self.conn.connection_failed(monotonic(), str(exc))
-            self._emit({"event": "connection", "action": "failed", "reason": str(exc)})
+            # The system's words ("Connection refused"), not asyncio's "Connect call failed";
+            # name lookups (negative errno) carry theirs in strerror.
+            errno = exc.errno or 0
+            reason = os.strerror(errno) if errno > 0 else str(exc.strerror or exc)
+            self.conn.connection_failed(monotonic(), reason)
+            self._emit({"event": "connection", "action": "failed", "reason": reason})
             return
         self.stats.connects += 1
         if Deviation.LEAK_ON_RECONNECT in self.config.deviations:
@@ -196,6 +216,7 @@ class ReferenceViewer:
         elif isinstance(event, FlushDecoder):
             if self.decoder is not None:
                 self.decoder.reset()
+            self._audio_decoder = None  # the new epoch's Opus stream starts afresh
         elif isinstance(event, ReleaseDecoder):
             self._release_decoder()
         elif isinstance(event, ReconnectDue):
@@ -217,11 +238,43 @@ class ReferenceViewer:
             with contextlib.suppress(Exception):
                 self.decoder.close()
             self.decoder = None
+        self._release_audio()
+
+    def _release_audio(self) -> None:
+        self._audio_decoder = None
+        if self.audio_output_epoch is not None:
+            self.audio_output_epoch = None
+            self._emit({"event": AUDIO_RECORD, "action": "release", "epoch": None})
+
+    def _play_audio(self, frame: Frame) -> None:
+        """Decode one Opus packet into the audio output, opening the output if need be."""
+        import av
+
+        from reference.media.audio import SAMPLE_RATE
+
+        if self.audio_output_epoch is None:
+            self.audio_output_epoch = frame.epoch
+            self._emit({
+                "event": AUDIO_RECORD, "action": "create", "epoch": frame.epoch,
+                "codec": "opus", "sample_rate": SAMPLE_RATE,
+            })
+        if self._audio_decoder is None:
+            self._audio_decoder = av.CodecContext.create("opus", "r")
+        try:
+            frames = self._audio_decoder.decode(av.Packet(frame.payload))
+        except av.error.FFmpegError as exc:
+            self._emit({"event": "decode_error", "epoch": frame.epoch, "seq": frame.sequence,
+                        "error": f"audio: {exc}"})
+            return
+        self.stats.audio_frames += 1
+        self.stats.audio_samples += sum(f.samples for f in frames)
 
     async def _decode(self, frame: Frame) -> None:
         now = monotonic()
         epoch = frame.epoch
         if frame.type is FrameType.AUDIO:
+            if self.config.decode:
+                self._play_audio(frame)
             return
         if frame.type is FrameType.VIDEO and len(self.stats.latencies) < MAX_LATENCY_SAMPLES:
             # Capture-to-delivery time: the Primary stamps capture times on the host clock.
@@ -266,8 +319,10 @@ class ReferenceViewer:
                 {"event": "decode_error", "epoch": epoch, "seq": frame.sequence, "error": str(exc)}
             )
             return
-        if self.decoder is not decoder:
-            return  # released or flushed while decoding: the picture belongs to the past
+        if self.decoder is not decoder or self.conn.background:
+            # Released or flushed while decoding, or the surface went with the background:
+            # the picture belongs to the past.
+            return
         now = monotonic()
         for picture in pictures:
             self.stats.decoded += 1

@@ -25,6 +25,7 @@ class Cause(str, Enum):
     DECODER_LOST = "decoder_lost"
     SURFACE_LOST = "surface_lost"
     STALL = "stall"
+    CLIENT_BACKGROUND = "client_background"
     # --- state changes: DISCONNECTED ----------------------------------------
     HEARTBEAT_TIMEOUT = "heartbeat_timeout"
     KEYFRAME_RETRIES_EXHAUSTED = "keyframe_retries_exhausted"
@@ -42,6 +43,7 @@ class Cause(str, Enum):
     NOT_NEGOTIATED = "not_negotiated"
     NO_CSD = "no_csd"
     AWAITING_KEYFRAME = "awaiting_keyframe"
+    IN_BACKGROUND = "in_background"
 
 
 # What each cause means: printed into PROTOCOL.md section 9.2.
@@ -56,6 +58,7 @@ CAUSE_MEANING: dict[Cause, str] = {
     Cause.DECODER_LOST: "the decoder failed or was lost",
     Cause.SURFACE_LOST: "the render surface went away",
     Cause.STALL: "no decodable frame for the stall timeout (WD-1, -> RECOVERING)",
+    Cause.CLIENT_BACKGROUND: "the client went to the background (7.12, -> RECOVERING)",
     Cause.HEARTBEAT_TIMEOUT: "nothing received for the heartbeat timeout (HB-2)",
     Cause.KEYFRAME_RETRIES_EXHAUSTED: "every keyframe retry went unanswered (WD-2)",
     Cause.HANDSHAKE_TIMEOUT: "the handshake did not complete in time",
@@ -71,6 +74,7 @@ CAUSE_MEANING: dict[Cause, str] = {
     Cause.NOT_NEGOTIATED: "drop: media before STREAM_ACCEPTED",
     Cause.NO_CSD: "drop: no CSD of this epoch yet",
     Cause.AWAITING_KEYFRAME: "drop: waiting for a keyframe of this epoch",
+    Cause.IN_BACKGROUND: "drop: video while the client is in the background (7.12)",
 }
 
 # Disconnects after which the Viewer does not reconnect on its own (RECON-1).
@@ -80,7 +84,7 @@ FINAL_CAUSES = frozenset({Cause.AUTH_FAILED, Cause.VIEWER_STOPPED})
 STATE_CAUSES = frozenset(
     c for c in Cause if c not in {
         Cause.STALE_EPOCH, Cause.FUTURE_EPOCH, Cause.NOT_NEGOTIATED, Cause.NO_CSD,
-        Cause.AWAITING_KEYFRAME,
+        Cause.AWAITING_KEYFRAME, Cause.IN_BACKGROUND,
     }
 )
 # Causes of a dropped frame: one of these in every `frame` record with action "drop".

@@ -31,6 +31,7 @@ from reference.protocol.timings import DEFAULT_TIMINGS, Timings
 
 TIMER_HEARTBEAT = "heartbeat"
 TIMER_LIVENESS = "liveness"
+TIMER_FRAME = "frame"  # FRAME-2: a started frame must complete in time (no hang)
 
 
 def to_us(now: float) -> int:
@@ -38,20 +39,29 @@ def to_us(now: float) -> int:
 
 
 class Endpoint:
-    """One side of one TCP connection, minus the role-specific rules."""
+    """One side of one TCP connection, minus the role-specific rules.
+
+    `max_payload` bounds the media frames this side sends; `receive_limit` the
+    payload of any frame it accepts, checked from the header before buffering
+    (FRAME-1). They differ for the Primary: a Viewer may send only CONTROL.
+    """
 
     def __init__(
-        self, timings: Timings = DEFAULT_TIMINGS, max_payload: int = DEFAULT_MAX_PAYLOAD
+        self,
+        timings: Timings = DEFAULT_TIMINGS,
+        max_payload: int = DEFAULT_MAX_PAYLOAD,
+        receive_limit: int | None = None,
     ) -> None:
         self.timings = timings
         self.max_payload = max_payload
+        self.receive_limit = max_payload if receive_limit is None else receive_limit
         self._events: deque[Event] = deque()
         self._out = bytearray()
         self._deadlines: dict[str, float] = {}
         self._reset_socket()
 
     def _reset_socket(self) -> None:
-        self._decoder = FrameDecoder(self.max_payload)
+        self._decoder = FrameDecoder(self.receive_limit)
         self._out.clear()
         self._sequence = 0
         self.socket_open = False
@@ -91,12 +101,20 @@ class Endpoint:
             return
         self.last_received = now
         self._set_deadline(TIMER_LIVENESS, now + self.timings.heartbeat_timeout)
+        completed = False
         try:
             self._decoder.feed(data)
             while self.socket_open and (frame := self._decoder.next_frame()) is not None:
+                completed = True
                 self._receive_frame(frame, now)
         except RemoteProtocolError as exc:
             self._protocol_violation(exc, now)
+        if not self.socket_open or not self._decoder.mid_frame:
+            self._cancel(TIMER_FRAME)
+        elif completed or TIMER_FRAME not in self._deadlines:
+            # The unfinished frame started in this read: its deadline starts now. A frame
+            # that was already unfinished keeps its deadline, however many bytes trickle in.
+            self._set_deadline(TIMER_FRAME, now + self.timings.frame_timeout)
 
     # --- helpers for the roles ----------------------------------------------
 
@@ -150,7 +168,7 @@ class Endpoint:
         if not self.socket_open:
             return
         self.socket_open = False
-        self._cancel(TIMER_HEARTBEAT, TIMER_LIVENESS)
+        self._cancel(TIMER_HEARTBEAT, TIMER_LIVENESS, TIMER_FRAME)
         self._emit(CloseSocket(reason, error))
 
     def _protocol_violation(self, error: RemoteProtocolError, now: float) -> None:
@@ -158,7 +176,18 @@ class Endpoint:
         if self.socket_open:
             self._send(Error(code=error.code.value, reason=error.message[:200]), now)
         self._close(f"protocol error: {error}", error)
-        self._after_protocol_violation(now)
+        self._after_protocol_violation(now, error)
+
+    def abort(self, now: float, reason: str) -> None:
+        """Our own side failed (a bug, not the peer's fault): ERROR internal, then close.
+
+        The application calls this when its handling of an event raised, so the
+        peer learns why the connection ends instead of seeing a bare EOF.
+        """
+        if self.socket_open:
+            self._send(Error(code=ErrorCode.INTERNAL.value, reason=reason[:200]), now)
+        self._close(f"internal error: {reason}")
+        self._after_abort(now, reason)
 
     def _receive_frame(self, frame: Frame, now: float) -> None:
         if frame.type is FrameType.CONTROL:
@@ -175,6 +204,16 @@ class Endpoint:
                 self._start_heartbeats(now)
         elif name == TIMER_LIVENESS:
             self._on_liveness_timeout(now)
+        elif name == TIMER_FRAME:
+            if self.socket_open:
+                self._protocol_violation(
+                    RemoteProtocolError(
+                        ErrorCode.TIMEOUT,
+                        f"frame incomplete {self.timings.frame_timeout:g} s after its first "
+                        f"byte (FRAME-2: frame deadline)",
+                    ),
+                    now,
+                )
         else:
             self._on_role_timer(name, now)
 
@@ -196,5 +235,8 @@ class Endpoint:
     def _on_role_timer(self, name: str, now: float) -> None:
         raise NotImplementedError
 
-    def _after_protocol_violation(self, now: float) -> None:
+    def _after_protocol_violation(self, now: float, error: RemoteProtocolError) -> None:
         """Role-specific clean-up once the socket is being closed for a violation."""
+
+    def _after_abort(self, now: float, reason: str) -> None:
+        """Role-specific clean-up once the socket is being closed for an internal failure."""

@@ -18,12 +18,41 @@ class Deviation(str, Enum):
     ACTIVE_BEFORE_KEYFRAME = "active_before_keyframe"
     IGNORE_KEYFRAME_REQUEST = "ignore_keyframe_request"
     MEDIA_BEFORE_ACCEPT = "media_before_accept"
+    NO_PROTO = "no_proto"
+    REUSE_NONCE = "reuse_nonce"
+    ACCEPT_WRONG_ANSWER = "accept_wrong_answer"
+    NO_AUTH_TIMEOUT = "no_auth_timeout"
+    STALE_SNAPSHOT = "stale_snapshot"
+    ACCEPT_WITHOUT_EPOCH = "accept_without_epoch"
+    SILENT_REJECTION = "silent_rejection"
+    ERROR_ON_UNKNOWN = "error_on_unknown"
+    STATE_TO_VERSION_1 = "state_to_version_1"
+    SLOW_HEARTBEAT = "slow_heartbeat"
+    NO_JOIN_KEYFRAME = "no_join_keyframe"
+    STALE_MEDIA_EPOCH = "stale_media_epoch"
     # Viewer side
     NO_EPOCH_DROP = "no_epoch_drop"
     NO_KEYFRAME_RETRY = "no_keyframe_retry"
     SELF_DECLARED_STREAMING = "self_declared_streaming"
     EVENTS_AS_STATE = "events_as_state"
     STALE_CONTROL_APPLIED = "stale_control_applied"
+    HELLO_WITHOUT_ROLE = "hello_without_role"
+    EARLY_KEYFRAME_REQUEST = "early_keyframe_request"
+    VIEWER_ERROR_ON_UNKNOWN = "viewer_error_on_unknown"
+    SILENT_CLOSE_ON_BAD_INPUT = "silent_close_on_bad_input"
+    FLAGGED_CAPS = "flagged_caps"
+    ACCEPT_ROLLS_BACK = "accept_rolls_back"
+    NO_LIVENESS_TIMEOUT = "no_liveness_timeout"
+    LATE_STALL_WATCHDOG = "late_stall_watchdog"
+    RECONNECT_TOO_SOON = "reconnect_too_soon"
+    IGNORES_SNAPSHOT = "ignores_snapshot"  # waits for an event instead of the snapshot
+    FLAP_ON_KEYFRAME = "flap_on_keyframe"  # leaves and re-enters STREAMING on a keyframe
+    WATCHDOG_WHILE_PAUSED = "watchdog_while_paused"  # stall watchdog runs under PAUSED
+    NO_DECODER_FLUSH = "no_decoder_flush"  # a new epoch is decoded without a flush
+    KEEPS_DECODER = "keeps_decoder"  # no decoder release on DISCONNECTED
+    RECONNECT_ON_PAUSE = "reconnect_on_pause"  # PAUSED taken for the end: reconnect
+    INFER_ON_V2 = "infer_on_v2"  # ignores STREAM_STATE, infers STREAMING from media
+    NO_LEGACY_INFERENCE = "no_legacy_inference"  # never infers against a version-1 Primary
     LEAK_ON_RECONNECT = "leak_on_reconnect"
 
 
@@ -32,12 +61,44 @@ BREAKS: dict[Deviation, tuple[str, ...]] = {
     Deviation.ACTIVE_BEFORE_KEYFRAME: ("KEY-1",),
     Deviation.IGNORE_KEYFRAME_REQUEST: ("KEY-2",),
     Deviation.MEDIA_BEFORE_ACCEPT: ("NEG-1",),
+    Deviation.NO_PROTO: ("VER-2",),
+    Deviation.REUSE_NONCE: ("AUTH-1",),
+    # Accepting a wrong answer defeats the HMAC (AUTH-1) and lets in a peer it must refuse.
+    Deviation.ACCEPT_WRONG_ANSWER: ("AUTH-1", "AUTH-2"),
+    Deviation.NO_AUTH_TIMEOUT: ("AUTH-3",),
+    Deviation.STALE_SNAPSHOT: ("SNAP-2",),
+    Deviation.ACCEPT_WITHOUT_EPOCH: ("NEG-2",),
+    Deviation.SILENT_REJECTION: ("NEG-3",),
+    Deviation.ERROR_ON_UNKNOWN: ("VER-3",),
+    Deviation.STATE_TO_VERSION_1: ("LEGACY-2",),
     Deviation.NO_EPOCH_DROP: ("EPOCH-3",),
     Deviation.NO_KEYFRAME_RETRY: ("WD-2",),
     # Declaring STREAMING without ACTIVE also keeps it while a condition is missing.
     Deviation.SELF_DECLARED_STREAMING: ("STATE-2", "STATE-3"),
     Deviation.EVENTS_AS_STATE: ("EVT-1",),
     Deviation.STALE_CONTROL_APPLIED: ("EPOCH-4",),
+    Deviation.HELLO_WITHOUT_ROLE: ("VER-1",),
+    Deviation.EARLY_KEYFRAME_REQUEST: ("NEG-4",),
+    Deviation.VIEWER_ERROR_ON_UNKNOWN: ("VER-3",),
+    Deviation.SILENT_CLOSE_ON_BAD_INPUT: ("FRAME-2",),
+    Deviation.FLAGGED_CAPS: ("FRAME-1",),
+    Deviation.ACCEPT_ROLLS_BACK: ("NEG-2",),
+    Deviation.SLOW_HEARTBEAT: ("HB-1",),
+    Deviation.NO_JOIN_KEYFRAME: ("KEY-3",),
+    Deviation.STALE_MEDIA_EPOCH: ("EPOCH-2",),
+    Deviation.NO_LIVENESS_TIMEOUT: ("HB-2",),
+    Deviation.LATE_STALL_WATCHDOG: ("WD-1",),
+    Deviation.RECONNECT_TOO_SOON: ("RECON-1",),
+    Deviation.IGNORES_SNAPSHOT: ("EVT-1",),
+    Deviation.FLAP_ON_KEYFRAME: ("STATE-6",),
+    # A watchdog under PAUSED also sends the keyframe requests STATE-5 forbids, and
+    # declares a stall after time WD-1 does not count (its timer is suspended then).
+    Deviation.WATCHDOG_WHILE_PAUSED: ("STATE-5", "STATE-6", "WD-1"),
+    Deviation.NO_DECODER_FLUSH: ("STATE-4",),
+    Deviation.KEEPS_DECODER: ("STATE-7",),
+    Deviation.RECONNECT_ON_PAUSE: ("STATE-5",),
+    Deviation.INFER_ON_V2: ("VER-4",),
+    Deviation.NO_LEGACY_INFERENCE: ("LEGACY-1",),
     # Breaks no wire rule: a soak's drift limit on the Viewers' memory catches it.
     Deviation.LEAK_ON_RECONNECT: (),
 }
@@ -51,6 +112,18 @@ PRIMARY_DEVIATIONS = frozenset(
         Deviation.ACTIVE_BEFORE_KEYFRAME,
         Deviation.IGNORE_KEYFRAME_REQUEST,
         Deviation.MEDIA_BEFORE_ACCEPT,
+        Deviation.NO_PROTO,
+        Deviation.REUSE_NONCE,
+        Deviation.ACCEPT_WRONG_ANSWER,
+        Deviation.NO_AUTH_TIMEOUT,
+        Deviation.STALE_SNAPSHOT,
+        Deviation.ACCEPT_WITHOUT_EPOCH,
+        Deviation.SILENT_REJECTION,
+        Deviation.ERROR_ON_UNKNOWN,
+        Deviation.STATE_TO_VERSION_1,
+        Deviation.SLOW_HEARTBEAT,
+        Deviation.NO_JOIN_KEYFRAME,
+        Deviation.STALE_MEDIA_EPOCH,
     }
 )
 VIEWER_DEVIATIONS = frozenset(Deviation) - PRIMARY_DEVIATIONS

@@ -164,10 +164,37 @@ class FrameDecoder:
     def buffered(self) -> int:
         return len(self._buffer)
 
+    @property
+    def mid_frame(self) -> bool:
+        """Part of a frame has arrived and the rest has not (the frame deadline of FRAME-2 runs)."""
+        return self._header is not None or bool(self._buffer)
+
     def feed(self, data: bytes) -> None:
         if self._error is not None:
             raise self._error
+        if self._header is None and len(self._buffer) < HEADER_SIZE <= len(self._buffer) + len(
+            data
+        ):
+            # Judge the header before taking the rest of the read: an oversize or
+            # malformed one must not cost a buffer the size of the read (FRAME-1).
+            # The error is kept for next_frame(), which raises it as before.
+            need = HEADER_SIZE - len(self._buffer)
+            self._buffer += data[:need]
+            data = data[need:]
+            try:
+                self._parse_header()
+            except RemoteProtocolError:
+                return
         self._buffer += data
+
+    def _parse_header(self) -> None:
+        try:
+            self._header = parse_header(bytes(self._buffer[:HEADER_SIZE]), self.max_payload)
+        except RemoteProtocolError as exc:
+            self._error = exc
+            self._buffer.clear()  # framing is lost: nothing buffered can be used
+            raise
+        del self._buffer[:HEADER_SIZE]
 
     def next_frame(self) -> Frame | None:
         """The next whole frame, or None when more bytes are needed."""
@@ -176,14 +203,9 @@ class FrameDecoder:
         if self._header is None:
             if len(self._buffer) < HEADER_SIZE:
                 return None
-            try:
-                self._header = parse_header(bytes(self._buffer[:HEADER_SIZE]), self.max_payload)
-            except RemoteProtocolError as exc:
-                self._error = exc
-                self._buffer.clear()  # framing is lost: nothing buffered can be used
-                raise
-            del self._buffer[:HEADER_SIZE]
+            self._parse_header()
         header = self._header
+        assert header is not None
         if len(self._buffer) < header.length:
             return None
         payload = bytes(self._buffer[: header.length])

@@ -10,11 +10,12 @@ and the per-connection media gate (NEG-1). Sans-IO, like the Viewer.
 from __future__ import annotations
 
 import os
+import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from reference.protocol.auth import NonceBook
-from reference.protocol.connection import Endpoint
+from reference.protocol.connection import TIMER_FRAME, TIMER_HEARTBEAT, Endpoint
 from reference.protocol.deviations import Deviation
 from reference.protocol.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
 from reference.protocol.events import (
@@ -23,7 +24,14 @@ from reference.protocol.events import (
     StreamRequested,
     ViewerAuthenticated,
 )
-from reference.protocol.frames import DEFAULT_MAX_PAYLOAD, Frame, FrameFlags, FrameType
+from reference.protocol.frames import (
+    DEFAULT_MAX_PAYLOAD,
+    MAX_CONTROL_PAYLOAD,
+    UINT32_MAX,
+    Frame,
+    FrameFlags,
+    FrameType,
+)
 from reference.protocol.messages import (
     Auth,
     AuthChallenge,
@@ -55,6 +63,7 @@ from reference.protocol.states import (
 from reference.protocol.timings import DEFAULT_TIMINGS, Timings
 
 TIMER_AUTH = "auth"
+
 MAX_VERSION = 2
 _P = PrimaryConnectionState
 
@@ -68,16 +77,37 @@ class StreamStatus:
     history: list[tuple[float, StreamState, int]] = field(default_factory=list)
 
     def transition(self, target: StreamState, now: float) -> int:
-        """Move to `target`; entering RECONFIGURING starts a new epoch (EPOCH-1)."""
+        """Move to `target`; entering RECONFIGURING starts a new epoch (EPOCH-1).
+
+        Raises EpochsExhausted instead of wrapping past 2^32 - 1 (PROTOCOL.md 2.4).
+        """
         if target not in STREAM_TRANSITIONS[self.state]:
             raise LocalProtocolError(
                 ErrorCode.UNEXPECTED, f"stream cannot go {self.state.name} -> {target.name}"
             )
         if needs_new_epoch(self.state, target):
+            if self.epoch >= UINT32_MAX:
+                raise EpochsExhausted(
+                    ErrorCode.INTERNAL, f"epoch {self.epoch} is the last one (epochs never wrap)"
+                )
             self.epoch += 1
         self.state = target
         self.history.append((now, target, self.epoch))
         return self.epoch
+
+    def restart_epochs(self, now: float) -> None:
+        """Back to STOPPED at epoch 0 (2.4), once every connection has been closed.
+
+        Epochs never wrap on a connection; a Viewer learns the new numbering only on a
+        new connection, where it keeps no epoch from the old one (RECON-1).
+        """
+        self.state = StreamState.STOPPED
+        self.epoch = 0
+        self.history.append((now, self.state, self.epoch))
+
+
+class EpochsExhausted(LocalProtocolError):
+    """The stream is at epoch 2^32 - 1 and needs a new one: the session must restart."""
 
 
 class PrimaryConnection(Endpoint):
@@ -96,7 +126,9 @@ class PrimaryConnection(Endpoint):
     ) -> None:
         if version not in (1, 2):
             raise ValueError(f"unsupported protocol version {version}")
-        super().__init__(timings, max_payload)
+        # A Viewer sends only CONTROL frames, so nothing it sends may be larger (FRAME-1):
+        # an unauthenticated client cannot make the Primary buffer a media-sized payload.
+        super().__init__(timings, max_payload, receive_limit=MAX_CONTROL_PAYLOAD)
         self.secret = secret
         self.stream = stream
         self.nonces = nonces
@@ -109,7 +141,11 @@ class PrimaryConnection(Endpoint):
         self.nonce: str | None = None
         self.caps: Caps | None = None
         self.keyframe_sent_epochs: set[int] = set()
+        self._mistag_next = False  # Deviation.STALE_MEDIA_EPOCH
         self.close_reason: str | None = None
+        # A SET_STREAM handed to the application and not yet answered (NEG-3: exactly
+        # one answer each); another one meanwhile is ignored, pipelined or not.
+        self.awaiting_answer = False
 
     # --- inputs from the caller ---------------------------------------------
 
@@ -146,15 +182,23 @@ class PrimaryConnection(Endpoint):
         profile: str | None = None,
         backend: str | None = None,
     ) -> None:
-        """NEG-2: the accept names the epoch of the configuration it accepted."""
-        if self.state is not _P.AUTHENTICATED:
+        """NEG-2: the accept names the epoch of the configuration it accepted.
+
+        Only as the answer to a pending SET_STREAM: `awaiting_answer` tells the
+        application whether one is still owed (the connection may have closed, or
+        the request been answered, since the StreamRequested event was queued).
+        """
+        if self.state is not _P.AUTHENTICATED or not self.awaiting_answer:
             raise LocalProtocolError(
-                ErrorCode.UNEXPECTED, f"accept_stream in state {self.state.value}"
+                ErrorCode.UNEXPECTED,
+                f"accept_stream in state {self.state.value} with no SET_STREAM pending",
             )
+        self.awaiting_answer = False
+        no_epoch = Deviation.ACCEPT_WITHOUT_EPOCH in self.deviations
         self._send(
             StreamAccepted(
-                epoch=self.stream.epoch, codec=codec, width=width, height=height, fps=fps,
-                bitrate=bitrate, profile=profile, backend=backend,
+                epoch=None if no_epoch else self.stream.epoch, codec=codec, width=width,
+                height=height, fps=fps, bitrate=bitrate, profile=profile, backend=backend,
             ),
             now,
         )
@@ -162,13 +206,20 @@ class PrimaryConnection(Endpoint):
 
     def reject_stream(self, now: float, reason: str) -> None:
         """NEG-3: a clear rejection; the session stays up."""
-        if not self.authenticated:
-            raise LocalProtocolError(ErrorCode.UNEXPECTED, "reject_stream before AUTH_OK")
+        if self.state is not _P.AUTHENTICATED or not self.awaiting_answer:
+            raise LocalProtocolError(
+                ErrorCode.UNEXPECTED,
+                f"reject_stream in state {self.state.value} with no SET_STREAM pending",
+            )
+        self.awaiting_answer = False
+        if Deviation.SILENT_REJECTION in self.deviations:
+            return
         self._send(StreamRejected(reason=reason, epoch=self.stream.epoch), now)
 
     def send_stream_state(self, now: float) -> bool:
         """Tell this Viewer the stream's current truth; only version 2 has STREAM_STATE."""
-        if not (self.socket_open and self.authenticated and self.speaks_v2):
+        to_version_1 = Deviation.STATE_TO_VERSION_1 in self.deviations
+        if not (self.socket_open and self.authenticated and (self.speaks_v2 or to_version_1)):
             return False
         self._send(StreamStateMessage(state=self.stream.state, epoch=self.stream.epoch), now)
         return True
@@ -198,6 +249,11 @@ class PrimaryConnection(Endpoint):
             raise LocalProtocolError(ErrorCode.UNEXPECTED, "media before STREAM_ACCEPTED (NEG-1)")
         key = keyframe and frame_type is FrameType.VIDEO
         flags = FrameFlags.KEYFRAME if key else FrameFlags.NONE
+        if Deviation.STALE_MEDIA_EPOCH in self.deviations and frame_type is FrameType.VIDEO:
+            # EPOCH-2 broken: the first delta frame after each keyframe carries a past epoch.
+            if not key and self._mistag_next:
+                epoch -= 1
+            self._mistag_next = key
         frame = self._send_frame(
             frame_type, payload, now=now, epoch=epoch, flags=flags, timestamp_us=timestamp_us
         )
@@ -215,6 +271,8 @@ class PrimaryConnection(Endpoint):
 
     def _receive_message(self, message: Message, frame: Frame, now: float) -> str | None:
         if isinstance(message, UnknownMessage):
+            if Deviation.ERROR_ON_UNKNOWN in self.deviations:
+                raise RemoteProtocolError(ErrorCode.BAD_MESSAGE, f"unknown {message.name}")
             return "unknown message (VER-3)"
         if isinstance(message, Hello):
             return self._on_hello(message, now)
@@ -236,6 +294,9 @@ class PrimaryConnection(Endpoint):
         if isinstance(message, SetStream):
             if self.accepted:
                 return "SET_STREAM after STREAM_ACCEPTED: one negotiation per session"
+            if self.awaiting_answer:
+                return "SET_STREAM while an earlier one awaits its answer (NEG-3)"
+            self.awaiting_answer = True
             self._emit(StreamRequested(message, self.caps))
             return None
         if isinstance(message, ReqKeyframe):
@@ -255,9 +316,13 @@ class PrimaryConnection(Endpoint):
         if message.version < 1:
             raise RemoteProtocolError(ErrorCode.VERSION, f"version {message.version} unsupported")
         self.version = min(message.version, self.max_version)
-        if self.version >= 2:
+        if self.version >= 2 and Deviation.NO_PROTO not in self.deviations:
             self._send(Proto(version=self.version), now)  # VER-2
-        self.nonce = self.nonces.issue(self.random_bytes)  # AUTH-1
+        random_bytes = self.random_bytes
+        if Deviation.REUSE_NONCE in self.deviations:
+            # AUTH-1 broken: a generator reseeded per connection repeats its first nonce.
+            random_bytes = random.Random(0).randbytes
+        self.nonce = self.nonces.issue(random_bytes)  # AUTH-1
         self._send(AuthChallenge(nonce=self.nonce), now)
         self.state = _P.CHALLENGED
         return None
@@ -271,7 +336,8 @@ class PrimaryConnection(Endpoint):
             self._close_for("AUTH before AUTH_CHALLENGE")
             return None
         nonce, self.nonce = self.nonce, None
-        if not self.nonces.consume(self.secret, nonce, message.response):  # AUTH-2, AUTH-5
+        right = self.nonces.consume(self.secret, nonce, message.response)  # AUTH-2, AUTH-5
+        if not right and Deviation.ACCEPT_WRONG_ANSWER not in self.deviations:
             self._send(AuthFail(reason="bad_response"), now)
             self._emit(AuthRejected("bad_response"))
             self._close_for("authentication failed (AUTH-2)")
@@ -280,7 +346,10 @@ class PrimaryConnection(Endpoint):
         self.state = _P.AUTHENTICATED
         self._send(AuthOk(), now)
         self._send(Session(id=self.session_id), now)
-        if Deviation.NO_SNAPSHOT not in self.deviations:
+        if Deviation.STALE_SNAPSHOT in self.deviations and self.speaks_v2:
+            stale = StreamStateMessage(state=StreamState.STOPPED, epoch=self.stream.epoch)
+            self._send(stale, now)  # SNAP-2 broken: not the truth
+        elif Deviation.NO_SNAPSHOT not in self.deviations:
             self.send_stream_state(now)  # SNAP-1: before any other stream message
         self._start_heartbeats(now)
         self._emit(ViewerAuthenticated(self.session_id, self.version or 1))
@@ -294,9 +363,18 @@ class PrimaryConnection(Endpoint):
     # --- timers and closing -------------------------------------------------
 
     def _on_role_timer(self, name: str, now: float) -> None:
+        if Deviation.NO_AUTH_TIMEOUT in self.deviations:
+            return
         if name == TIMER_AUTH and not self.authenticated and self.socket_open:
             self._send(Error(code=ErrorCode.TIMEOUT.value, reason="authentication timeout"), now)
             self._close_for("authentication timeout (AUTH-3)")
+
+    def _start_heartbeats(self, now: float) -> None:
+        if Deviation.SLOW_HEARTBEAT in self.deviations:
+            # HB-1 broken: heartbeats 1.6 intervals apart, still well inside the timeout.
+            self._set_deadline(TIMER_HEARTBEAT, now + 1.6 * self.timings.heartbeat_interval)
+        else:
+            super()._start_heartbeats(now)
 
     def _on_liveness_timeout(self, now: float) -> None:
         self._close_for("heartbeat timeout (HB-2)")
@@ -304,8 +382,11 @@ class PrimaryConnection(Endpoint):
     def _on_eof(self, now: float) -> None:
         self._close_for("connection closed by viewer")
 
-    def _after_protocol_violation(self, now: float) -> None:
-        self._finish("protocol error")
+    def _after_protocol_violation(self, now: float, error: RemoteProtocolError) -> None:
+        self._finish(f"protocol error: {error}")
+
+    def _after_abort(self, now: float, reason: str) -> None:
+        self._finish(f"internal error: {reason}")
 
     def _close_for(self, reason: str) -> None:
         self._close(reason)
@@ -319,4 +400,5 @@ class PrimaryConnection(Endpoint):
             self.nonce = None
         self.state = _P.CLOSED
         self.close_reason = reason
-        self._cancel(TIMER_AUTH)
+        self.awaiting_answer = False
+        self._cancel(TIMER_AUTH, TIMER_FRAME)

@@ -87,6 +87,9 @@ CATALOGUE: tuple[Requirement, ...] = (
        "to an epoch and cannot roll the Viewer back."),
     _r("NEG-3", "Negotiation", P, W,
        "An unsatisfiable SET_STREAM gets STREAM_REJECTED and the session stays up."),
+    _r("NEG-4", "Negotiation", V, W,
+       "A Viewer sends no stream request before it may: no CAPS or SET_STREAM before "
+       "AUTH_OK, no REQ_KEYFRAME before STREAM_ACCEPTED."),
     _r("STATE-1", "State authority", P, W,
        "State codes are numeric (1 ACTIVE, 2 RECONFIGURING, 3 PAUSED, 4 STOPPED) in "
        "STREAM_STATE|<code>|epoch=N."),
@@ -104,7 +107,8 @@ CATALOGUE: tuple[Requirement, ...] = (
        "reconnects."),
     _r("STATE-6", "State authority", V, B,
        "The server's state wins: no flapping between RECOVERING and STREAMING while the "
-       "server says ACTIVE (at most two transitions per stall episode)."),
+       "server says ACTIVE (at most two transitions per stall episode), and no RECOVERING "
+       "while it says PAUSED or STOPPED."),
     _r("STATE-7", "State authority", V, T,
        "No decoder and no frame buffers before the handshake completes; released on "
        "DISCONNECTED."),

@@ -41,6 +41,7 @@ class ViewerTrigger(str, Enum):
     STREAMING_READY = "streaming_conditions_hold"
     CONDITIONS_LOST = "streaming_condition_lost"
     STALL = "stall_watchdog"
+    CLIENT_BACKGROUND = "client_background"
     DISCONNECT = "disconnect"
 
 
@@ -85,6 +86,11 @@ VIEWER_TRANSITIONS: tuple[Transition, ...] = (
                "server ACTIVE but no keyframe within the stall timeout: send REQ_KEYFRAME"),
     Transition(_V.STREAMING, _T.STALL, _V.RECOVERING, Driver.VIEWER,
                "send REQ_KEYFRAME|epoch=N, retry every interval"),
+    Transition(_V.STREAMING, _T.CLIENT_BACKGROUND, _V.RECOVERING, Driver.VIEWER,
+               "the app went to the background (the seed's CLIENT_BG): release the surface, "
+               "drop video, request a keyframe when back in the foreground"),
+    Transition(_V.RECONFIGURING, _T.CLIENT_BACKGROUND, _V.RECOVERING, Driver.VIEWER,
+               "server ACTIVE while in the background: nothing to show until the foreground"),
     Transition(_V.STREAMING, _T.CONDITIONS_LOST, _V.RECONFIGURING, Driver.PRIMARY,
                "stop rendering; on a new epoch flush the decoder and wait for CSD + keyframe"),
     Transition(_V.RECOVERING, _T.STREAMING_READY, _V.STREAMING, Driver.PRIMARY,

@@ -86,6 +86,10 @@ def _viewer_section() -> list[str]:
             f"no decodable frame for stall_timeout = {DEFAULT_TIMINGS.stall_timeout:g} s "
             "while the server is ACTIVE"
         ),
+        ViewerTrigger.CLIENT_BACKGROUND: (
+            "the client is in the background (the seed's CLIENT_BG, PROTOCOL.md 7.12) while "
+            "the server is ACTIVE"
+        ),
         ViewerTrigger.DISCONNECT: (
             "socket closed, heartbeat timeout, ERROR or BYE received, fatal protocol error, "
             "keyframe retries exhausted, or the Viewer leaves"

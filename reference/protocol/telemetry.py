@@ -52,6 +52,7 @@ class RecordKind(str, Enum):
     DECODER = "decoder"
     KEYFRAME_REQUEST = "keyframe_request"
     CONNECTION = "connection"
+    AUDIO = "audio"
 
 
 class FrameAction(str, Enum):
@@ -79,6 +80,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "decoder": ("action",),
     "keyframe_request": ("epoch", "attempt"),
     "connection": ("action",),
+    "audio": ("action",),
 }
 
 

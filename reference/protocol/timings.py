@@ -17,6 +17,8 @@ class Timings:
     legacy_fallback: float = 3.0  # LEGACY-1
     reconnect_initial: float = 0.25  # RECON-1
     reconnect_max: float = 5.0  # RECON-1
+    frame_timeout: float = 10.0  # FRAME-2 (no hang): first byte of a frame -> its last
+    accept_timeout: float = 5.0  # Viewer: AUTH_OK -> STREAM_ACCEPTED or _REJECTED (7.7)
 
     # Tolerated window for WD-1 stall detection, used by the checkers.
     stall_window: tuple[float, float] = (1.5, 2.5)
@@ -34,6 +36,8 @@ class Timings:
             legacy_fallback=self.legacy_fallback * factor,
             reconnect_initial=self.reconnect_initial * factor,
             reconnect_max=self.reconnect_max * factor,
+            frame_timeout=self.frame_timeout * factor,
+            accept_timeout=self.accept_timeout * factor,
             stall_window=(self.stall_window[0] * factor, self.stall_window[1] * factor),
         )
 

@@ -16,7 +16,13 @@ from collections.abc import Iterable
 
 from reference.protocol import auth
 from reference.protocol.causes import Cause
-from reference.protocol.connection import TIMER_HEARTBEAT, TIMER_LIVENESS, Endpoint
+from reference.protocol.connection import (
+    TIMER_FRAME,
+    TIMER_HEARTBEAT,
+    TIMER_LIVENESS,
+    Endpoint,
+    to_us,
+)
 from reference.protocol.deviations import Deviation
 from reference.protocol.errors import ErrorCode, RemoteProtocolError
 from reference.protocol.events import (
@@ -32,7 +38,13 @@ from reference.protocol.events import (
     StreamEventReceived,
     StreamRejectedReceived,
 )
-from reference.protocol.frames import DEFAULT_MAX_PAYLOAD, Frame, FrameType
+from reference.protocol.frames import (
+    DEFAULT_MAX_PAYLOAD,
+    Frame,
+    FrameFlags,
+    FrameType,
+    pack_frame,
+)
 from reference.protocol.messages import (
     Auth,
     AuthChallenge,
@@ -74,6 +86,7 @@ TIMER_STALL = "stall"
 TIMER_KEYFRAME_RETRY = "keyframe_retry"
 TIMER_LEGACY = "legacy_fallback"
 TIMER_RECONNECT = "reconnect"
+TIMER_HANDSHAKE = "handshake"  # handshake deadlines (7.7): AUTH_OK, then the answer
 MAX_VERSION = 2
 
 
@@ -104,6 +117,8 @@ class ViewerConnection(Endpoint):
         self.reconnect_attempt = 0
         self.session_id: str | None = None
         self.surface_ready = True
+        # The app's state, not the session's: it survives reconnects (7.12).
+        self.background = False
         super().__init__(timings, max_payload)
         self._reset_session_state()
 
@@ -121,6 +136,9 @@ class ViewerConnection(Endpoint):
         self.keyframe_decoded = False
         self.keyframe_requests = 0
         self.session_id = None
+        # WD-1: what was left of the stall timer when the server left ACTIVE without
+        # having sent a keyframe since; resumed, not restarted, by the next ACTIVE.
+        self._stall_left: float | None = None
 
     # --- inputs from the caller ---------------------------------------------
 
@@ -132,7 +150,9 @@ class ViewerConnection(Endpoint):
         self._reset_session_state()
         self._open_socket(now)
         self._transition(ViewerTrigger.TCP_CONNECTED, "tcp connected", now, Cause.TCP_CONNECTED)
-        self._send(Hello(client="viewer", version=self.version), now)
+        self._set_deadline(TIMER_HANDSHAKE, now + self.timings.auth_timeout)
+        role = "player" if Deviation.HELLO_WITHOUT_ROLE in self.deviations else "viewer"
+        self._send(Hello(client=role, version=self.version), now)
 
     def connection_failed(self, now: float, reason: str) -> None:
         """A connect attempt failed: back off and try again."""
@@ -165,6 +185,10 @@ class ViewerConnection(Endpoint):
             return
         if keyframe:
             self.keyframe_decoded = True
+            streaming = self.state is ViewerState.STREAMING
+            if Deviation.FLAP_ON_KEYFRAME in self.deviations and streaming:
+                self._transition(ViewerTrigger.CONDITIONS_LOST, "keyframe: resync", now,
+                                 Cause.NEW_EPOCH)
         if self.keyframe_decoded:
             self._restart_stall_watch(now)
         self._evaluate(
@@ -187,11 +211,35 @@ class ViewerConnection(Endpoint):
             Cause.CONDITIONS_MET if ready else Cause.SURFACE_LOST,
         )
 
+    def set_background(self, background: bool, now: float) -> None:
+        """The client went to the background (the seed's CLIENT_BG) or came back (7.12).
+
+        In the background the surface is released and video is dropped, so nothing is
+        shown and the stall watchdog cannot fire; the socket and heartbeats stay. Back
+        in the foreground a `client_background` recovery requests a keyframe at once and
+        runs the WD-2 schedule from there.
+        """
+        if background == self.background:
+            return
+        self.background = background
+        self.surface_ready = not background
+        self.keyframe_decoded = self.keyframe_passed = False  # the old surface's picture
+        if background:
+            self._stall_left = None  # the next ACTIVE after the foreground starts afresh
+            self._evaluate(now, "client in the background", Cause.CLIENT_BACKGROUND)
+            return
+        if self.state is ViewerState.RECOVERING and TIMER_KEYFRAME_RETRY not in self._deadlines:
+            self.keyframe_requests = 0
+            self._request_keyframe(now)  # attempt 0; a stall recovery keeps its own schedule
+        self._evaluate(now, "client in the foreground", Cause.CONDITIONS_MET)
+
     @property
     def conditions(self) -> StreamingConditions:
         server_active = self.server_state is StreamState.ACTIVE
         if self.legacy_confirmed and self.server_state is None:
             server_active = True  # LEGACY-1: inference, only against a version-1 Primary
+        if Deviation.INFER_ON_V2 in self.deviations and self.server_state is None:
+            server_active = True
         if Deviation.SELF_DECLARED_STREAMING in self.deviations:
             server_active = True
         return StreamingConditions(
@@ -207,6 +255,8 @@ class ViewerConnection(Endpoint):
     def _receive_message(self, message: Message, frame: Frame, now: float) -> str | None:
         state = self.state
         if isinstance(message, UnknownMessage):
+            if Deviation.VIEWER_ERROR_ON_UNKNOWN in self.deviations:
+                raise RemoteProtocolError(ErrorCode.BAD_MESSAGE, f"unknown {message.name}")
             return "unknown message (VER-3)"
         if isinstance(message, Proto):
             if state is not ViewerState.SOCKET_CONNECTED:
@@ -232,11 +282,20 @@ class ViewerConnection(Endpoint):
             if state is not ViewerState.AUTHENTICATING:
                 return "AUTH_OK outside authentication"
             self._transition(ViewerTrigger.AUTH_OK, "auth ok", now, Cause.AUTH_OK)
+            self._set_deadline(TIMER_HANDSHAKE, now + self.timings.accept_timeout)
             self._start_heartbeats(now)
             if self.legacy and not self.legacy_confirmed:
                 self._set_deadline(TIMER_LEGACY, now + self.timings.legacy_fallback)
-            self._send(self.caps, now)
+            if Deviation.FLAGGED_CAPS in self.deviations:  # FRAME-1 broken: flags on CONTROL
+                caps = Frame(FrameType.CONTROL, self.caps.encode(), sequence=self._sequence,
+                             timestamp_us=to_us(now), flags=FrameFlags.KEYFRAME)
+                self._out += pack_frame(caps)
+                self._sequence += 1
+            else:
+                self._send(self.caps, now)
             self._send(self.request, now)
+            if Deviation.EARLY_KEYFRAME_REQUEST in self.deviations:
+                self._send(ReqKeyframe(epoch=self.epoch or 0), now)  # NEG-4 broken
             return None
         if isinstance(message, AuthFail):
             if state is not ViewerState.AUTHENTICATING:
@@ -270,6 +329,8 @@ class ViewerConnection(Endpoint):
         if isinstance(message, StreamAccepted):
             return self._on_stream_accepted(message, now)
         if isinstance(message, StreamRejected):
+            if self.state is ViewerState.NEGOTIATING:
+                self._cancel(TIMER_HANDSHAKE)  # answered; staying is the Viewer's call
             self._emit(StreamRejectedReceived(message.reason))
             return None
         return f"{message.NAME} is not sent by a Primary"
@@ -277,18 +338,32 @@ class ViewerConnection(Endpoint):
     def _on_stream_state(self, code: StreamState, epoch: int, now: float) -> str | None:
         if self.version == 1:
             return "STREAM_STATE ignored by a version-1 Viewer"
+        if Deviation.INFER_ON_V2 in self.deviations:
+            return "STREAM_STATE ignored (deviation)"
+        if Deviation.IGNORES_SNAPSHOT in self.deviations and self.state is ViewerState.NEGOTIATING:
+            return "snapshot ignored, waiting for an event (deviation)"
+        if Deviation.RECONNECT_ON_PAUSE in self.deviations and code is StreamState.PAUSED:
+            self._disconnect(now, "paused: reconnecting (deviation)", Cause.SERVER_STATE)
+            return None
         if not control_epoch_acceptable(self.epoch, epoch) and (
             Deviation.STALE_CONTROL_APPLIED not in self.deviations
         ):
             return f"stale epoch {epoch} < {self.epoch} (EPOCH-4)"
         self.legacy = self.legacy_confirmed = False  # a STREAM_STATE proves version 2
         self._cancel(TIMER_LEGACY)
-        if epoch != self.epoch:
-            self._enter_epoch(epoch, now)
+        # The new server state is stored before anything it causes is reported: a state
+        # record written while entering the new epoch names the state the wire delivered.
         previous = self.server_state
         self.server_state = code
+        if epoch != self.epoch:
+            self._enter_epoch(epoch, now)
         self._emit(ServerStateChanged(code, epoch))
-        if code is StreamState.ACTIVE and previous is not StreamState.ACTIVE:
+        if code is StreamState.ACTIVE and previous is not StreamState.ACTIVE and (
+            self.keyframe_passed or self._stall_left is None
+        ):
+            # A fresh stall period only for an ACTIVE that followed a keyframe (KEY-1) or
+            # a new epoch; an ACTIVE with no media since the last one resumes the old
+            # period (WD-1), so ACTIVE/PAUSED flapping cannot hold RECONFIGURING forever.
             self._restart_stall_watch(now)
         self._evaluate(now, f"server state {code.name} epoch {epoch}", Cause.SERVER_STATE)
         return None
@@ -313,13 +388,17 @@ class ViewerConnection(Endpoint):
     def _on_stream_accepted(self, message: StreamAccepted, now: float) -> str | None:
         if self.state is not ViewerState.NEGOTIATING:
             return "STREAM_ACCEPTED outside negotiation"
-        if message.epoch is not None and relate_epoch(self.epoch, message.epoch).value == "newer":
+        rolls_back = Deviation.ACCEPT_ROLLS_BACK in self.deviations and message.epoch != self.epoch
+        if message.epoch is not None and (
+            relate_epoch(self.epoch, message.epoch).value == "newer" or rolls_back
+        ):
             # NEG-2: an accept reordered after a newer STREAM_STATE must not roll back.
             self._enter_epoch(message.epoch, now)
             self.server_state = None
         self._transition(
             ViewerTrigger.STREAM_ACCEPTED, "stream accepted", now, Cause.STREAM_ACCEPTED
         )
+        self._cancel(TIMER_HANDSHAKE)
         self.decoder_started = True
         self._emit(CreateDecoder(self.epoch))
         self._restart_stall_watch(now)
@@ -341,6 +420,9 @@ class ViewerConnection(Endpoint):
             stale = relate_epoch(self.epoch, frame.epoch) is EpochRelation.STALE
             cause = Cause.STALE_EPOCH if stale else Cause.FUTURE_EPOCH
             self._drop(frame, f"{'stale' if stale else 'future'} epoch (EPOCH-3)", cause)
+            return
+        if self.background and frame.type is FrameType.VIDEO:
+            self._drop(frame, "client in the background (7.12)", Cause.IN_BACKGROUND)
             return
         if frame.type is FrameType.CSD:
             self.csd_passed = True
@@ -365,7 +447,8 @@ class ViewerConnection(Endpoint):
         self.epoch = epoch
         self.csd_passed = self.csd_applied = False
         self.keyframe_passed = self.keyframe_decoded = False
-        if self.decoder_started:
+        self._stall_left = None
+        if self.decoder_started and Deviation.NO_DECODER_FLUSH not in self.deviations:
             self._emit(FlushDecoder(epoch))
         self._evaluate(now, f"new epoch {epoch}", Cause.NEW_EPOCH)
 
@@ -374,7 +457,14 @@ class ViewerConnection(Endpoint):
         if self.state not in DECODER_STATES:
             return
         conditions = self.conditions
-        if self.state is ViewerState.STREAMING:
+        if self.background and conditions.server_active and self.state in (
+            ViewerState.STREAMING, ViewerState.RECONFIGURING
+        ):
+            # 7.12: nothing can be shown until the foreground, and that is no stall.
+            self.keyframe_decoded = self.keyframe_passed = False
+            self._stall_left = None
+            self._transition(ViewerTrigger.CLIENT_BACKGROUND, reason, now, Cause.CLIENT_BACKGROUND)
+        elif self.state is ViewerState.STREAMING:
             if not conditions.hold():
                 self.keyframe_decoded = self.keyframe_passed = False
                 missing = ", ".join(conditions.missing())
@@ -389,19 +479,33 @@ class ViewerConnection(Endpoint):
 
     def _watchdog_armed(self) -> bool:
         """WD-1 runs only while the server says ACTIVE (never while PAUSED, STATE-5)."""
+        held = Deviation.WATCHDOG_WHILE_PAUSED in self.deviations and self.server_state in (
+            StreamState.PAUSED, StreamState.STOPPED)
         return self.state in (ViewerState.STREAMING, ViewerState.RECONFIGURING) and (
-            self.conditions.server_active
+            self.conditions.server_active or held
         )
 
+    @property
+    def _stall_timeout(self) -> float:
+        if Deviation.LATE_STALL_WATCHDOG in self.deviations:
+            return 1.75 * self.timings.stall_timeout  # WD-1 broken: beyond the window
+        return self.timings.stall_timeout
+
     def _restart_stall_watch(self, now: float) -> None:
-        self._set_deadline(TIMER_STALL, now + self.timings.stall_timeout)
+        self._stall_left = None
+        self._set_deadline(TIMER_STALL, now + self._stall_timeout)
         self._update_watchdog(now)
 
     def _update_watchdog(self, now: float) -> None:
         if not self._watchdog_armed():
+            stall_at = self._deadlines.get(TIMER_STALL)
+            if stall_at is not None:
+                self._stall_left = max(0.0, stall_at - now)  # suspended, kept (WD-1)
             self._cancel(TIMER_STALL)
         elif TIMER_STALL not in self._deadlines:
-            self._set_deadline(TIMER_STALL, now + self.timings.stall_timeout)
+            left = self._stall_timeout if self._stall_left is None else self._stall_left
+            self._stall_left = None
+            self._set_deadline(TIMER_STALL, now + left)
         if self.state is not ViewerState.RECOVERING:
             self._cancel(TIMER_KEYFRAME_RETRY)
 
@@ -415,6 +519,8 @@ class ViewerConnection(Endpoint):
     def _on_role_timer(self, name: str, now: float) -> None:
         if name == TIMER_RECONNECT:
             self._emit(ReconnectDue(self.reconnect_attempt))
+        elif name == TIMER_HANDSHAKE:
+            self._handshake_timeout(now)
         elif name == TIMER_STALL:
             if self._watchdog_armed():
                 self.keyframe_decoded = self.keyframe_passed = False
@@ -435,18 +541,48 @@ class ViewerConnection(Endpoint):
                 )
             else:
                 self._request_keyframe(now)
+        elif name == TIMER_LEGACY and Deviation.NO_LEGACY_INFERENCE in self.deviations:
+            return
         elif name == TIMER_LEGACY and self.legacy and self.server_state is None:
             self.legacy_confirmed = True  # LEGACY-1: no STREAM_STATE in time
             self._evaluate(now, "legacy fallback: no STREAM_STATE", Cause.CONDITIONS_MET)
 
+    def _handshake_timeout(self, now: float) -> None:
+        """Handshake deadlines (7.7): a Primary that drips or stalls the handshake is left."""
+        if self.state in (ViewerState.SOCKET_CONNECTED, ViewerState.AUTHENTICATING):
+            why = f"no AUTH_OK {self.timings.auth_timeout:g} s after connect"
+        elif self.state is ViewerState.NEGOTIATING:
+            why = f"no STREAM_ACCEPTED {self.timings.accept_timeout:g} s after AUTH_OK"
+        else:
+            return
+        if self.socket_open:
+            self._send(Error(code=ErrorCode.TIMEOUT.value, reason=why), now)
+        self._disconnect(now, f"handshake timeout: {why}", Cause.HANDSHAKE_TIMEOUT)
+
     def _on_liveness_timeout(self, now: float) -> None:
+        if Deviation.NO_LIVENESS_TIMEOUT in self.deviations:
+            return  # HB-2 broken: a silent Primary is never declared dead
         self._disconnect(now, "heartbeat timeout (HB-2)", Cause.HEARTBEAT_TIMEOUT)
 
     def _on_eof(self, now: float) -> None:
         self._disconnect(now, "connection closed by primary", Cause.SERVER_CLOSED)
 
-    def _after_protocol_violation(self, now: float) -> None:
-        self._disconnect(now, "protocol error", Cause.PROTOCOL_ERROR)
+    def _protocol_violation(self, error: RemoteProtocolError, now: float) -> None:
+        if Deviation.SILENT_CLOSE_ON_BAD_INPUT in self.deviations:
+            self._close(f"protocol error: {error}", error)  # FRAME-2 broken: no ERROR
+            self._after_protocol_violation(now, error)
+            return
+        super()._protocol_violation(error, now)
+
+    def _after_protocol_violation(self, now: float, error: RemoteProtocolError) -> None:
+        # The code and the reason, so a console line or a log says what broke.
+        self._disconnect(
+            now, f"protocol error: {error.code.value}: {error.message}", Cause.PROTOCOL_ERROR
+        )
+
+    def _after_abort(self, now: float, reason: str) -> None:
+        # Our own failure, not the Primary's; no cause fits better than a failed socket.
+        self._disconnect(now, f"internal error: {reason}", Cause.SOCKET_ERROR)
 
     # --- transitions --------------------------------------------------------
 
@@ -471,11 +607,12 @@ class ViewerConnection(Endpoint):
         # A socket already gone (connection_lost, or closed for a protocol error) is not
         # closed twice.
         self._close(reason)
-        self._cancel(TIMER_HEARTBEAT, TIMER_LIVENESS, TIMER_STALL, TIMER_KEYFRAME_RETRY)
+        self._cancel(TIMER_HEARTBEAT, TIMER_LIVENESS, TIMER_FRAME, TIMER_STALL)
+        self._cancel(TIMER_KEYFRAME_RETRY, TIMER_HANDSHAKE)
         self._cancel(TIMER_LEGACY)
         self._transition(trigger, reason, now, cause)
         self.decoder_started = False
-        if had_decoder:
+        if had_decoder and Deviation.KEEPS_DECODER not in self.deviations:
             self._emit(ReleaseDecoder())  # STATE-7
         if reconnect and self.auto_reconnect:
             self._schedule_reconnect(now)
@@ -489,5 +626,7 @@ class ViewerConnection(Endpoint):
             self.timings.reconnect_initial * (2 ** min(self.reconnect_attempt, 16)),
         )
         delay = ceiling * (0.5 + 0.5 * self.rng.random())
+        if Deviation.RECONNECT_TOO_SOON in self.deviations:
+            delay = 0.02  # RECON-1 broken: no backoff at all
         self.reconnect_attempt += 1
         self._set_deadline(TIMER_RECONNECT, now + delay)

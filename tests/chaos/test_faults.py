@@ -351,3 +351,49 @@ def test_decoder_sees_exact_bytes_after_clear() -> None:
             assert len(decoder.frames()) == 4
 
     run(body())
+
+
+def test_inject_sends_control_texts_after_the_matching_frame() -> None:
+    async def body() -> None:
+        async with proxied() as s:
+            s.proxy.add_fault({"type": "inject", "direction": "p2v", "messages": ["STREAM_STATE"],
+                               "count": 1, "control": ["FUTURE_THING|x=1", "HEARTBEAT|mood=1"]})
+            viewer, primary = await s.connect()
+            await primary.send(STATE, video(1, 1), STATE)
+            await viewer.recv(5)
+            assert [name_of(f) for f in viewer.frames] == [
+                "STREAM_STATE", "FUTURE_THING", "HEARTBEAT", "VIDEO(1:1)", "STREAM_STATE"]
+            (record,) = s.faults(action="injected")
+            assert record["control"] == ["FUTURE_THING|x=1", "HEARTBEAT|mood=1"]
+            assert record["dir"] == "p2v" and record["frame"]["type"] == "CONTROL"
+
+    run(body())
+
+
+def test_inject_malformed_frame_is_rejected_by_the_receiver() -> None:
+    async def body() -> None:
+        async with proxied() as s:
+            s.proxy.add_fault({"type": "inject", "direction": "p2v", "frame_types": ["VIDEO"],
+                               "count": 1, "malformed": ["unknown_type_5"]})
+            viewer, primary = await s.connect()
+            await primary.send(video(1, 1), video(1, 2))
+            await viewer.recv_until(lambda v: v.error is not None)
+            assert [f.sequence for f in viewer.frames] == [1]
+            assert viewer.error is not None and viewer.error.code is ErrorCode.BAD_FRAME_TYPE
+
+    run(body())
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({}, "inject: give 'control' or 'malformed'"),
+        ({"malformed": ["no_such_frame"]}, "inject: unknown malformed frame 'no_such_frame'"),
+        ({"control": ["X" * 5000]}, "is too long"),
+    ],
+)
+def test_inject_spec_errors(spec: dict[str, object], message: str) -> None:
+    from harness.chaos import FaultSpecError
+
+    with pytest.raises(FaultSpecError, match=message):
+        make_fault({"type": "inject", **spec})

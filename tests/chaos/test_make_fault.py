@@ -12,7 +12,8 @@ from harness.chaos.faults import DelayFault, ReorderFault, StaleEpochFault
 
 def test_registry_has_every_fault_kind() -> None:
     assert sorted(FAULTS) == sorted(
-        ["drop", "delay", "reorder", "duplicate", "stale_epoch", "corrupt", "truncate", "stall"]
+        ["drop", "delay", "reorder", "duplicate", "stale_epoch", "corrupt", "truncate", "stall",
+         "inject"]
     )
     assert all(cls.type_name == name for name, cls in FAULTS.items())
 

@@ -15,6 +15,7 @@ import pytest
 from harness.trace import Trace, frame_record, load
 from reference.loopback import Loopback
 from reference.protocol import telemetry
+from reference.protocol.errors import RemoteProtocolError
 from reference.protocol.events import MediaToDecode
 from reference.protocol.frames import FrameDecoder, FrameType
 
@@ -26,6 +27,7 @@ class SimRecorder:
         self.lb = lb
         self.records: list[dict[str, Any]] = []
         self._decoders: dict[tuple[str, int, str], FrameDecoder] = {}
+        self._broken: set[tuple[str, int, str]] = set()
         self._seen_events = 0
         lb.wire_observer = self.observe
 
@@ -39,10 +41,18 @@ class SimRecorder:
             self.records.append({"t": now, "kind": "conn", "tap": tap, "conn": conn_id,
                                  "event": direction, "reason": ""})
             return
-        decoder = self._decoders.setdefault((side, conn, direction), FrameDecoder())
+        key = (side, conn, direction)
+        if key in self._broken:
+            return  # as a tap: after a wire error the direction is no longer decoded
+        decoder = self._decoders.setdefault(key, FrameDecoder())
         decoder.feed(data)
-        for frame in decoder.frames():
-            self.records.append(frame_record(tap, conn_id, direction, frame, now))
+        try:
+            for frame in iter(decoder.next_frame, None):
+                self.records.append(frame_record(tap, conn_id, direction, frame, now))
+        except RemoteProtocolError as exc:
+            self._broken.add(key)
+            self.records.append({"t": now, "kind": "wire_error", "tap": tap, "conn": conn_id,
+                                 "dir": direction, "code": exc.code.value, "error": exc.message})
 
     def telemetry(self) -> None:
         """Viewer events so far, as the reference Viewer would write them."""

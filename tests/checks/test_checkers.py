@@ -6,20 +6,21 @@ from typing import Any
 
 import pytest
 
-from harness.checks.registry import CHECKS, run_checks
+from harness.checks.registry import run_checks
 from harness.checks.verdict import Status, Verdict
 from harness.trace import Trace, load
-from reference.protocol.deviations import BREAKS, Deviation
+from reference.protocol.deviations import BREAKS, PRIMARY_DEVIATIONS, Deviation
 from reference.protocol.frames import Frame, FrameType
 from reference.protocol.messages import StreamEventMessage, StreamStateMessage
+from reference.protocol.requirements import BY_ID
 from reference.protocol.states import StreamState
 
 FPS = 1 / 30
 
 
 def verdicts(trace: Trace, ids: list[str] | None = None, **params: Any) -> dict[str, Verdict]:
-    wanted = {i: params for i in (ids or sorted(CHECKS))}
-    return {v.requirement: v for v in run_checks(trace, wanted)}
+    wanted = {i: params for i in (ids or list(BY_ID))}
+    return {v.requirement: v for v in run_checks(trace.records, wanted)}
 
 
 def busy_life(sim: Any, **kwargs: Any) -> Trace:
@@ -60,10 +61,11 @@ def test_conforming_peers_fail_nothing(sim: Any) -> None:
 @pytest.mark.parametrize("deviation", [
     Deviation.NO_SNAPSHOT, Deviation.NO_EPOCH_DROP, Deviation.EVENTS_AS_STATE,
     Deviation.STALE_CONTROL_APPLIED, Deviation.NO_KEYFRAME_RETRY,
-    Deviation.SELF_DECLARED_STREAMING,
+    Deviation.SELF_DECLARED_STREAMING, Deviation.SLOW_HEARTBEAT, Deviation.STALE_MEDIA_EPOCH,
+    Deviation.NO_LIVENESS_TIMEOUT, Deviation.LATE_STALL_WATCHDOG, Deviation.RECONNECT_TOO_SOON,
 ])
 def test_each_deviation_fails_its_requirement(sim: Any, deviation: Deviation) -> None:
-    is_primary = deviation is Deviation.NO_SNAPSHOT
+    is_primary = deviation in PRIMARY_DEVIATIONS
     lb, rec = sim(**{("primary_deviations" if is_primary else "viewer_deviations"):
                      frozenset({deviation})})
     lb.primary.start(0.0)
@@ -72,16 +74,16 @@ def test_each_deviation_fails_its_requirement(sim: Any, deviation: Deviation) ->
     if deviation is Deviation.NO_EPOCH_DROP:
         lb.primary.reconfigure(lb.now)
         lb.run_until(2.5, picture_interval=FPS)
-        lb.viewer.receive_data(_frame(Frame(FrameType.VIDEO, b"old", epoch=1)), lb.now)
+        lb.inject_to_viewer(_frame(Frame(FrameType.VIDEO, b"old", epoch=1)))
         lb.pump()
     elif deviation is Deviation.EVENTS_AS_STATE:
-        lb.viewer.receive_data(_control(StreamEventMessage("RECONFIG_STARTED", 1)), lb.now)
+        lb.inject_to_viewer(_control(StreamEventMessage("RECONFIG_STARTED", 1)))
         lb.pump()
         lb.run_until(4.0)
     elif deviation is Deviation.STALE_CONTROL_APPLIED:
         lb.primary.reconfigure(lb.now)
         lb.run_until(2.5, picture_interval=FPS)
-        lb.viewer.receive_data(_control(StreamStateMessage(StreamState.RECONFIGURING, 1)), lb.now)
+        lb.inject_to_viewer(_control(StreamStateMessage(StreamState.RECONFIGURING, 1)))
         lb.pump()
     elif deviation is Deviation.NO_KEYFRAME_RETRY:
         # The Primary answers every request, but the network eats all video.
@@ -91,10 +93,23 @@ def test_each_deviation_fails_its_requirement(sim: Any, deviation: Deviation) ->
         lb.primary.stream.transition(StreamState.PAUSED, lb.now)
         lb.primary.broadcast_state(lb.now)
         lb.pump()
-        lb.viewer.receive_data(_frame(Frame(FrameType.CSD, b"c", epoch=1)), lb.now)
-        lb.viewer.receive_data(_frame(Frame(FrameType.VIDEO, b"k", epoch=1, flags=1)), lb.now)  # type: ignore[arg-type]
+        lb.inject_to_viewer(_frame(Frame(FrameType.CSD, b"c", epoch=1)))
+        lb.inject_to_viewer(_frame(Frame(FrameType.VIDEO, b"k", epoch=1, flags=1)))  # type: ignore[arg-type]
+        lb.pump()
+        lb.run_until(2.5)
+        lb.primary.broadcast_state(lb.now)  # the truth again: a record past the leave deadline
         lb.pump()
         lb.run_until(3.0)
+    elif deviation in (Deviation.SLOW_HEARTBEAT, Deviation.STALE_MEDIA_EPOCH):
+        lb.run_until(9.0, picture_interval=FPS)
+    elif deviation in (Deviation.NO_LIVENESS_TIMEOUT, Deviation.RECONNECT_TOO_SOON):
+        lb.primary_silent = True  # the Primary goes quiet: the Viewer must declare it dead
+        lb.run_until(16.0)
+        lb.primary_silent = False
+        lb.run_until(20.0, picture_interval=FPS)
+    elif deviation is Deviation.LATE_STALL_WATCHDOG:
+        lb.viewer_bound_filter = lambda f: [] if f.type is FrameType.VIDEO else [f]
+        lb.run_until(7.0, picture_interval=FPS)
     results = verdicts(rec.trace())
     failed = {k for k, v in results.items() if v.status is Status.FAIL}
     assert failed == set(BREAKS[deviation]), {k: results[k].evidence for k in failed}
@@ -169,3 +184,48 @@ def test_version_one_viewer_legacy_2(sim: Any) -> None:
     lb.run_until(3.0, picture_interval=FPS)
     results = verdicts(rec.trace(), ["LEGACY-2"])
     assert results["LEGACY-2"].status is Status.PASS
+
+
+def _viewer_state_deviation(sim: Any, deviation: Deviation) -> Trace:
+    """The smallest life in which each Viewer-state deviation shows (issue 8 item 7)."""
+    primary_version = 1 if deviation is Deviation.NO_LEGACY_INFERENCE else 2
+    lb, rec = sim(viewer_deviations=frozenset({deviation}), primary_version=primary_version)
+    lb.primary.start(0.0)
+    lb.connect()
+    lb.run_until(2.0, picture_interval=FPS)
+    if deviation is Deviation.FLAP_ON_KEYFRAME:
+        for conn in lb.primary.live():  # a keyframe mid-stream (a new GOP): the Viewer flaps
+            lb.primary.send_keyframe(conn, lb.now)
+        lb.run_until(4.0, picture_interval=FPS)
+    elif deviation in (Deviation.WATCHDOG_WHILE_PAUSED, Deviation.RECONNECT_ON_PAUSE):
+        # A request under PAUSED goes unanswered, so WD-3 has no keyframe to judge.
+        lb.primary.answer_keyframe_requests = False
+        lb.primary.stream.transition(StreamState.PAUSED, lb.now)
+        lb.primary.broadcast_state(lb.now)
+        lb.run_until(6.0)
+    elif deviation is Deviation.NO_DECODER_FLUSH:
+        lb.primary.reconfigure(lb.now)
+        lb.run_until(4.0, picture_interval=FPS)
+    elif deviation is Deviation.KEEPS_DECODER:
+        lb.primary_silent = True  # heartbeat loss: the Viewer disconnects and reconnects
+        lb.run_until(9.0)
+        lb.primary_silent = False
+        lb.run_until(14.0, picture_interval=FPS)
+    else:
+        lb.run_until(6.0, picture_interval=FPS)
+    return rec.trace()
+
+
+@pytest.mark.parametrize("deviation", [
+    Deviation.IGNORES_SNAPSHOT, Deviation.FLAP_ON_KEYFRAME, Deviation.WATCHDOG_WHILE_PAUSED,
+    Deviation.NO_DECODER_FLUSH, Deviation.KEEPS_DECODER, Deviation.RECONNECT_ON_PAUSE,
+    Deviation.INFER_ON_V2, Deviation.NO_LEGACY_INFERENCE,
+])
+def test_each_viewer_state_deviation_fails_exactly_its_requirement(
+    sim: Any, deviation: Deviation
+) -> None:
+    results = verdicts(_viewer_state_deviation(sim, deviation), secret="s3cret")
+    failed = {k for k, v in results.items() if v.status is Status.FAIL}
+    assert failed == set(BREAKS[deviation]), {k: results[k].evidence for k in failed}
+    for requirement in BREAKS[deviation]:
+        assert results[requirement].evidence

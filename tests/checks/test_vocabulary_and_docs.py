@@ -20,8 +20,6 @@ from reference.protocol.states import PrimaryConnectionState, StreamState, Viewe
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECKS = ROOT / "harness" / "checks"
-# The batch checkers being replaced by monitors; deleted once every ID is ported.  PORTING
-LEGACY = {"authority.py", "epochs.py", "handshake.py", "timing.py", "views.py", "context.py"}
 
 PROTOCOL_NAMES = (
     {s.value for s in ViewerState}
@@ -48,7 +46,6 @@ def test_no_state_or_message_name_is_spelled_in_the_checkers() -> None:
     found = [
         f"{path.relative_to(ROOT)}:{line}: {value!r}"
         for path in sorted(CHECKS.rglob("*.py"))
-        if path.name not in LEGACY
         for line, value in literals(path)
     ]
     assert not found, "use the protocol core's enums and classes:\n" + "\n".join(found)

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.commands.primary import positive_int, status_line
+from reference.peers.primary import PrimaryConfig, ReferencePrimary
 
 HARNESS = [sys.executable, "-m", "harness.cli"]
 
@@ -74,3 +81,52 @@ def test_requirements_command_prints_the_catalogue() -> None:
     assert len(rows) >= 40 and {"id", "rule", "observed", "scenarios", "monitor"} <= set(rows[0])
     where = {row["id"]: row["monitor"] for row in rows}
     assert where["KEY-2"] == "harness/checks/monitors/key.py:Key2"
+
+
+
+def test_viewer_telemetry_is_readable_while_the_viewer_runs(tmp_path: Path) -> None:
+    """PROTOCOL.md 9.1: each telemetry record is flushed as it happens.
+
+    The Viewer connects to a listener that never speaks, so it changes state once
+    (SOCKET_CONNECTED) and then waits: a few hundred bytes of records, far less than a
+    block buffer, which would stay unwritten until the Viewer exits. Records carry
+    CLOCK_MONOTONIC `t` (9.3), so the delay between the state change and its record
+    being readable is measured directly; tolerance 1 s (polling every 20 ms, plus
+    scheduling on a busy 2-core machine).
+    """
+    telemetry = tmp_path / "viewer.jsonl"
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        viewer = subprocess.Popen(
+            [*HARNESS, "viewer", "--connect", f"127.0.0.1:{silent.getsockname()[1]}",
+             "--secret", "s", "--telemetry", str(telemetry), "--no-decode", "--quiet"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 30  # start-up includes importing PyAV
+            seen: dict[str, Any] | None = None
+            while seen is None and time.monotonic() < deadline and viewer.poll() is None:
+                lines = telemetry.read_text().splitlines() if telemetry.exists() else []
+                seen = next(
+                    (r for r in map(json.loads, lines)
+                     if r["event"] == "state" and r["state"] == "SOCKET_CONNECTED"),
+                    None,
+                )
+                if seen is None:
+                    time.sleep(0.02)  # polling a file another process writes
+            read_at = time.monotonic()
+        finally:
+            viewer.terminate()
+            viewer.wait(timeout=20)
+    assert seen is not None, "no state record readable while the Viewer ran"
+    assert read_at - seen["t"] < 1.0, f"record readable {read_at - seen['t']:.3f} s late"
+
+
+def test_primary_status_line_counts_the_flood_and_handler_errors() -> None:
+    primary = ReferencePrimary(PrimaryConfig(secret="s"))
+    primary.unauthenticated_dropped, primary.handler_errors = 17, 2
+    line = status_line(primary.status()).plain
+    assert "dropped 17" in line and "handler errors 2" in line
+    with pytest.raises(argparse.ArgumentTypeError, match="at least 1"):
+        positive_int("0")

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from harness.scenarios.loader import ScenarioError, declared_coverage, load_scenario
+from harness.scenarios.loader import (
+    ScenarioError,
+    declared_coverage,
+    declares_scenario,
+    load_scenario,
+    scenario_files,
+)
 from reference.protocol.requirements import BY_ID
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,7 +62,15 @@ def write(tmp_path: Path, text: str) -> Path:
             4,
             "needs 'toxiproxy'",
         ),
-        ("covers: [SNAP-1]\nexpect: {SNAP-1: {}\n", 3, "flow mapping at line 2"),
+        (
+            "covers: [SNAP-1]\nexpect: {SNAP-1: {}}\nviewers:\n  - id: v1\ntimeline:\n"
+            "  - do: background\n",
+            6,
+            "'background' needs 'with: {viewer: <id>}'",
+        ),
+        ("lvs: 2\ncovers: [SNAP-1]\nexpect: {SNAP-1: {}\n", 4, "flow mapping at line 3"),
+        ("covers: [SNAP-1]\nexpect: {SNAP-1: {}}\n", 0, "add `lvs: 2`"),
+        ("lvs: 3\ncovers: [SNAP-1]\nexpect: {SNAP-1: {}}\n", 1, "reads scenario format 2"),
         ("covers: [SNAP-1]\nexpect: {}\n", 1, "does not expect"),
         ("- just\n- a list\n", 1, "YAML mapping"),
         (
@@ -69,6 +84,10 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_broken_files_name_file_line_and_problem(
     tmp_path: Path, text: str, line: int, words: str
 ) -> None:
+    if line == 0:  # the unmarked file itself is the problem, on its first line
+        line = 1
+    elif text.startswith("covers"):  # a scenario mapping: marked, one line further down
+        text, line = "lvs: 2\n" + text, line + 1
     path = write(tmp_path, text)
     with pytest.raises(ScenarioError) as info:
         load_scenario(path)
@@ -81,9 +100,11 @@ def test_broken_files_name_file_line_and_problem(
 def test_a_broken_file_fails_alone_and_the_rest_of_the_suite_runs(tmp_path: Path) -> None:
     folder = tmp_path / "scenarios"
     folder.mkdir()
-    (folder / "broken.yaml").write_text("covers: [SNAP-1]\nexpect: {SNAP-1: {}}\nbogus: 1\n")
+    (folder / "broken.yaml").write_text(
+        "lvs: 2\ncovers: [SNAP-1]\nexpect: {SNAP-1: {}}\nbogus: 1\n"
+    )
     (folder / "fine.yaml").write_text(
-        "covers: [FRAME-1]\nexpect: {FRAME-1: {}}\ntimeline:\n"
+        "lvs: 2\ncovers: [FRAME-1]\nexpect: {FRAME-1: {}}\ntimeline:\n"
         "  - do: raw\n    with: {send: [{malformed: length_uint32_max}]}\n"
     )
     run = subprocess.run(
@@ -104,7 +125,21 @@ def test_a_broken_file_fails_alone_and_the_rest_of_the_suite_runs(tmp_path: Path
         text=True,
         timeout=120,
         cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     out = run.stdout + run.stderr
     assert "1 failed, 1 passed" in out, out
-    assert "broken.yaml:3" in out and "bogus" in out
+    assert "broken.yaml:4" in out and "bogus" in out
+
+
+def test_only_marked_yaml_files_count_as_scenarios(tmp_path: Path) -> None:
+    (tmp_path / "mine.yaml").write_text("# an LVS scenario\nlvs: 2\ncovers: [SNAP-1]\n")
+    (tmp_path / "locust.yaml").write_text("users: 10\nnested:\n  lvs: 2\n")
+    (tmp_path / "notes.yaml").write_text("text: 'lvs: 2'\n")
+    assert [p.name for p in scenario_files([tmp_path])] == ["mine.yaml"]
+    assert declares_scenario(tmp_path / "mine.yaml")
+    assert not declares_scenario(tmp_path / "missing.yaml")
+
+
+def test_every_shipped_scenario_is_marked() -> None:
+    assert SCENARIOS and all(declares_scenario(p) for p in SCENARIOS)

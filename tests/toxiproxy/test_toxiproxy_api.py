@@ -3,6 +3,7 @@ Toxiproxy 2.x answers them; then the toxiproxy-python client against it."""
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -11,7 +12,7 @@ import pytest
 import requests
 import toxiproxy
 from toxiproxy.exceptions import InvalidToxic, NotFound, ProxyExists
-from toxiproxy_peers import ProxyHandle, TcpServer
+from toxiproxy_peers import ProxyHandle, RecordingSink, TcpServer
 
 Json = dict[str, Any]
 
@@ -301,3 +302,149 @@ def test_toxiproxy_python_client(
         proxy.destroy()
     client.destroy_all()
     assert client.proxies() == {}
+
+
+# --- fidelity to the real server's replies ----------------------------------------------
+def strict_json(response: requests.Response) -> Any:
+    """The body as strict JSON: NaN and Infinity are not JSON and must never be sent."""
+    def refuse(name: str) -> None:
+        raise AssertionError(f"the server sent {name}, which is not JSON: {response.text!r}")
+
+    return json.loads(response.text, parse_constant=refuse)
+
+
+def test_error_replies_are_plain_text_like_go_http_error(api: str, echo_server: TcpServer) -> None:
+    create(api, "dup", echo_server.address)
+    for response, body in (
+        (create(api, "dup", echo_server.address), '{"error":"proxy already exists","status":409}'),
+        (requests.get(f"{api}/proxies/none", timeout=5),
+         '{"error":"proxy not found","status":404}'),
+        (requests.get(f"{api}/nowhere", timeout=5), "404 page not found"),
+    ):
+        assert response.headers["Content-Type"] == "text/plain; charset=utf-8"
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.text == body + "\n"
+    ok = requests.get(f"{api}/proxies/dup", timeout=5)
+    assert ok.headers["Content-Type"] == "application/json"
+
+
+def test_stream_is_read_in_any_case(
+    client: toxiproxy.Toxiproxy, sink: RecordingSink
+) -> None:
+    """Go's ParseDirection lowercases the stream; the toxic keeps the name and spelling sent
+    (toxic_collection.go), and it really acts on the upstream direction."""
+    proxy = client.create(upstream=sink.address, name="cased")
+    proxy.add_toxic(type="limit_data", stream="UpStream", attributes={"bytes": 3})
+    toxic = proxy.get_toxic("limit_data_UpStream")
+    assert toxic is not None and toxic.stream == "UpStream"
+    host, port = proxy.listen.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(b"0123456789")
+        recording = sink.next_recording()
+        recording.wait_for(lambda r: r.closed)
+    assert recording.data == b"012"
+
+
+def test_populate_with_no_proxies_returns_null(api: str) -> None:
+    response = post(f"{api}/populate", [])
+    assert response.status_code == 201
+    assert strict_json(response) == {"proxies": None}
+
+
+def _has_ipv6_loopback() -> bool:
+    try:
+        socket.create_server(("::1", 0), family=socket.AF_INET6).close()
+    except OSError:
+        return False
+    return True
+
+
+def _echo_at(host: str, port: int) -> bytes:
+    with socket.create_connection((host, port), timeout=5) as sock:
+        sock.sendall(b"dual")
+        return sock.recv(16)
+
+
+@pytest.mark.skipif(not socket.has_dualstack_ipv6(), reason="no dual-stack IPv6 here")
+@pytest.mark.parametrize("listen", [None, "", "0.0.0.0:0", "[::]:0"])
+def test_wildcard_listen_binds_dual_stack_like_go(
+    api: str, echo_server: TcpServer, listen: str | None
+) -> None:
+    body: Json = {"name": "everywhere", "upstream": echo_server.address}
+    if listen is not None:
+        body["listen"] = listen
+    response = post(f"{api}/proxies", body)
+    assert response.status_code == 201, response.text
+    bound = response.json()["listen"]
+    assert bound.startswith("[::]:"), bound
+    port = int(bound.rsplit(":", 1)[1])
+    assert _echo_at("127.0.0.1", port) == b"dual"
+    if _has_ipv6_loopback():
+        assert _echo_at("::1", port) == b"dual"
+
+
+# --- validation: what cannot be served is a 400, never a 500 or invalid JSON -------------
+@pytest.mark.parametrize(
+    ("listen", "error"),
+    [
+        ("127.0.0.1:99999", "listen tcp: address 99999: invalid port"),
+        ("127.0.0.1:65536", "listen tcp: address 65536: invalid port"),
+        ("127.0.0.1:no-such-service", "listen tcp: lookup tcp/no-such-service: unknown port"),
+        ("127.0.0.1", "listen tcp 127.0.0.1: address 127.0.0.1: missing port in address"),
+    ],
+)
+def test_unservable_listen_address_is_a_400(
+    client: toxiproxy.Toxiproxy, api: str, echo_server: TcpServer, listen: str, error: str
+) -> None:
+    with pytest.raises(InvalidToxic) as raised:  # the client's name for any 400
+        client.create(upstream=echo_server.address, name="bad-listen", listen=listen)
+    assert json.loads(raised.value.args[0]) == {"error": error, "status": 400}
+    populated = post(f"{api}/populate", [
+        {"name": "fine", "listen": "127.0.0.1:0", "upstream": echo_server.address},
+        {"name": "bad-listen", "listen": listen, "upstream": echo_server.address},
+    ])
+    assert populated.status_code == 400
+    assert strict_json(populated) == {"error": error, "status": 400, "proxies": None}
+    assert client.proxies() == {}, "nothing is created or bound"
+    disabled = create(api, "later", echo_server.address)
+    assert disabled.status_code == 201
+    moved = post(f"{api}/proxies/later", {"listen": listen})
+    assert moved.status_code == 400 and strict_json(moved)["error"] == error
+
+
+@pytest.mark.parametrize("route", ["/proxies", "/populate", "/proxies/deep/toxics"])
+def test_deeply_nested_json_is_a_400(api: str, echo_server: TcpServer, route: str) -> None:
+    create(api, "deep", echo_server.address)
+    depth = 100_000
+    response = post(f"{api}{route}", raw=b"[" * depth + b"]" * depth)
+    assert response.status_code == 400
+    assert strict_json(response)["error"] == "bad request body: exceeded max depth"
+    assert requests.get(f"{api}/version", timeout=5).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "toxic",
+    [
+        b'{"type": "latency", "toxicity": NaN}',
+        b'{"type": "latency", "toxicity": Infinity}',
+        b'{"type": "latency", "toxicity": -Infinity}',
+        b'{"type": "latency", "toxicity": 1e39}',
+        b'{"type": "latency", "toxicity": 1e400}',
+        b'{"type": "latency", "attributes": {"latency": 9223372036854775808}}',
+        b'{"type": "latency", "attributes": {"latency": NaN}}',
+    ],
+)
+def test_numbers_go_cannot_hold_are_a_400(api: str, echo_server: TcpServer, toxic: bytes) -> None:
+    create(api, "nan", echo_server.address)
+    post(f"{api}/proxies/nan/toxics", {"type": "latency", "name": "kept"})
+    created = post(f"{api}/proxies/nan/toxics", raw=toxic)
+    assert created.status_code == 400
+    assert strict_json(created)["error"].startswith("bad request body: ")
+    updated = post(f"{api}/proxies/nan/toxics/kept", raw=toxic.replace(b'"type": "latency", ', b""))
+    assert updated.status_code == 400
+    assert strict_json(updated)["error"].startswith("bad request body: ")
+    # Nothing half-applied, and every listing is still strict JSON.
+    assert [t["name"] for t in strict_json(requests.get(f"{api}/proxies/nan/toxics", timeout=5))
+            ] == ["kept"]
+    strict_json(requests.get(f"{api}/proxies", timeout=5))
+

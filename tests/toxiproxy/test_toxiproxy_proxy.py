@@ -68,6 +68,16 @@ def test_unreachable_upstream_closes_the_client(make_proxy: MakeProxy) -> None:
         assert recv_until_closed(sock) == b""
 
 
+@pytest.mark.parametrize("upstream", ["127.0.0.1:99999", "127.0.0.1:no-such-service", "nohost"])
+def test_an_upstream_that_cannot_be_dialled_closes_the_client(
+    make_proxy: MakeProxy, upstream: str
+) -> None:
+    """Like a refused dial: accepted at creation (as Toxiproxy does), closed per client."""
+    proxy = make_proxy(upstream)
+    with proxy.connect() as sock:
+        assert recv_until_closed(sock) == b""
+
+
 def test_client_close_closes_upstream(make_proxy: MakeProxy, sink: RecordingSink) -> None:
     proxy = make_proxy(sink.address)
     with proxy.connect() as sock:
@@ -145,3 +155,38 @@ def test_toxics_chain_in_order(make_proxy: MakeProxy, echo_server: TcpServer) ->
         elapsed = round_trip(sock)
     # Each toxic counts from when the previous one let the chunk go, so they add up.
     assert 0.25 <= elapsed < 0.35, elapsed
+
+
+def test_a_stream_survives_toxics_toggled_under_load(
+    make_proxy: MakeProxy, echo_server: TcpServer
+) -> None:
+    """Every byte arrives once and in order while toxics come and go mid-transfer, the
+    data switching between the fast path, pass-through stubs (a toxic skipped by
+    toxicity is one), toxics and the writer's direct writes. (The ordering rules behind
+    it are tested one by one in test_toxiproxy_stream.py.)"""
+    payload = hashlib.sha256(b"seed").digest() * (8 * 1024 * 1024 // 32)  # 8 MiB
+    proxy = make_proxy(echo_server.address)
+    digest = hashlib.sha256()
+    with proxy.connect(timeout=30) as sock:
+        sender = threading.Thread(target=sock.sendall, args=(payload,))
+        sender.start()
+        received = 0
+        toggles = 0
+        while received < len(payload):
+            data = sock.recv(65536)
+            assert data
+            digest.update(data)
+            received += len(data)
+            if toggles < 40 and received > toggles * len(payload) // 50:
+                stream = ("upstream", "downstream")[toggles % 2]
+                if toggles % 4 < 2:
+                    proxy.add_toxic("latency", stream=stream, name=f"lag-{stream}", latency=1)
+                    proxy.add_toxic("slicer", stream=stream, name=f"cut-{stream}",
+                                    toxicity=0.5, average_size=4096, size_variation=1000)
+                else:
+                    proxy.remove_toxic(f"lag-{stream}")
+                    proxy.remove_toxic(f"cut-{stream}")
+                toggles += 1
+        sender.join(30)
+    assert toggles >= 20, toggles
+    assert digest.digest() == hashlib.sha256(payload).digest()

@@ -15,6 +15,7 @@ from harness.chaos.faults.corrupt import CorruptFault
 from harness.chaos.faults.delay import DelayFault
 from harness.chaos.faults.drop import DropFault
 from harness.chaos.faults.duplicate import DuplicateFault
+from harness.chaos.faults.inject import InjectFault
 from harness.chaos.faults.reorder import ReorderFault
 from harness.chaos.faults.stale_epoch import StaleEpochFault
 from harness.chaos.faults.stall import StallFault
@@ -31,6 +32,7 @@ FAULTS: dict[str, type[Fault]] = {
         CorruptFault,
         TruncateFault,
         StallFault,
+        InjectFault,
     )
 }
 
@@ -78,6 +80,7 @@ __all__ = [
     "DuplicateFault",
     "Fault",
     "FaultSpecError",
+    "InjectFault",
     "ReorderFault",
     "StaleEpochFault",
     "StallFault",

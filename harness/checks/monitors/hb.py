@@ -103,16 +103,18 @@ class Hb2(Monitor):
     The Primary side: on a Primary-side tap, once the Viewer has sent nothing for the
     timeout, the Primary must close the connection; the close must come at most the
     timeout plus the tolerance after the Viewer's last frame (a connection still open
-    then is a FAIL at that moment). The Viewer side: on a Viewer-side tap, once the
-    Primary has sent nothing for the timeout, the Viewer must close (the tap records
-    its close) within the same bound; with telemetry, a DISCONNECTED whose cause is
-    `heartbeat_timeout` must not come before the timeout minus the tolerance since
-    the last frame from the Primary. Watching starts at AUTH_OK (before it the auth
-    timeout, AUTH-3, governs); a connection whose stream broke (a wire error) is
-    FRAME-2's to judge. Silence is measured between whole frames on the tap: a peer
-    trickling a partial frame is bounded by the frame deadline, not by this rule, and
-    a scenario that trickles does not expect HB-2. Evidence: the silence and when the
-    connection ended.
+    then is a FAIL at that moment). A close is the judged peer's own, read from the
+    tap's `half_close` record of its side when there is one: across a partition the
+    relayed connection ends only once the FIN gets through. The Viewer side: on a
+    Viewer-side tap, once the Primary has sent nothing for the timeout, the Viewer must
+    close (the tap records its close) within the same bound; with telemetry, a
+    DISCONNECTED whose cause is `heartbeat_timeout` must not come before the timeout
+    minus the tolerance since the last frame from the Primary. Watching starts at
+    AUTH_OK (before it the auth timeout, AUTH-3, governs); a connection whose stream
+    broke (a wire error) is FRAME-2's to judge. Silence is measured between whole frames
+    on the tap: a peer trickling a partial frame is bounded by the frame deadline, not
+    by this rule, and a scenario that trickles does not expect HB-2. Evidence: the
+    silence and when the connection ended.
     """
 
     requirement = "HB-2"
@@ -149,6 +151,15 @@ class Hb2(Monitor):
             return
         self.check()
         silence.reported = True
+        closed = silence.conn.own_close  # the judged peer's own close, if it came
+        if closed is not None:
+            self.note(
+                closed,
+                f"closed {closed - silence.last:.2f} s after the peer fell silent (its own "
+                "close; the relayed connection ended later)",
+                silence.conn.where,
+            )
+            return
         judged = "Primary" if silence.direction == V2P else "Viewer"
         self.fail(
             silence.last,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 from dataclasses import dataclass, field
+from enum import Enum
 from functools import partial
 
 from harness.checks.episodes import Episode, TelemetryRecord
@@ -33,30 +35,55 @@ def viewer_of(conn: Conn) -> str:
 
 @dataclass(slots=True)
 class _Watchdog:
-    restarted: float | None = None
+    """The stall timer as PROTOCOL.md 7.6 runs it: armed time since the last restart."""
+
+    used: float = 0.0  # armed seconds since the last restart, before the current arming
+    armed_since: float | None = None  # None while disarmed (suspended)
+    started: bool = False  # restarted at least once this episode
+    reported: bool = False  # a missed stall was reported since the last restart
     wire_active: bool | None = None  # None: no version-2 wire seen for this Viewer
-    reported_for: float | None = None
+    wire_epoch: int | None = None
     awaiting_request: float | None = None
     watched: bool = False  # this episode had an armed period with progress: a period checked
+
+    def quiet(self, now: float) -> float:
+        return self.used + (now - self.armed_since if self.armed_since is not None else 0.0)
+
+    def restart(self, t: float, armed: bool) -> None:
+        self.used, self.started, self.reported = 0.0, True, False
+        self.armed_since = t if armed else None
+
+    def sync(self, t: float, armed: bool) -> None:
+        """Suspend or resume (never reset) as the watchdog's arming changes."""
+        if armed and self.armed_since is None:
+            self.armed_since = t
+        elif not armed and self.armed_since is not None:
+            self.used += t - self.armed_since
+            self.armed_since = None
 
 
 @monitor
 class Wd1(Monitor):
     """WD-1: no decodable frame for 1.5-2.5 s while ACTIVE puts the Viewer in RECOVERING.
 
-    Read from the Viewer's telemetry and its tap. The watchdog is armed while the
-    Viewer is STREAMING or RECONFIGURING and the server is ACTIVE (the last
-    STREAM_STATE its tap delivered; without a tap, the server state of its own
-    records; against a version-1 Primary, which sends none, while STREAMING by
-    inference) and is restarted (7.6) on STREAM_ACCEPTED, on entering STREAMING, on the
-    server entering ACTIVE (the tap's time: the Viewer learns it a moment later) and on
-    every picture of the current epoch (`decoded`, `rendered`, or a VIDEO frame passed
-    to decode). Entering RECOVERING must come `stall_window` (Timings: 1.5-2.5 s),
-    widened by the tolerance, after the last restart, and a REQ_KEYFRAME (on the tap,
-    or a `keyframe_request` record without one) must follow within the tolerance. A
-    Viewer still armed more than the window's upper bound plus the tolerance after the
-    last restart, at any later record of its own or at the end of its episode, missed
-    the stall. Evidence: the measured stall.
+    The stall timer is followed as PROTOCOL.md 7.6 defines it, from the Viewer's
+    telemetry and its tap. It is armed while the Viewer is STREAMING or RECONFIGURING
+    and the server is ACTIVE (the last STREAM_STATE its tap delivered; without a tap,
+    the server state of its own records; against a version-1 Primary, which sends
+    none, while STREAMING by inference). It only counts armed time: leaving ACTIVE
+    suspends it and ACTIVE again resumes it with the time that was left. Progress
+    restarts it: STREAM_ACCEPTED, entering STREAMING, a new epoch (on the tap: the
+    Viewer learns it a moment later), and every picture of the current epoch
+    (`decoded`, `rendered`, or a VIDEO frame passed to decode, keyframes included).
+    Entering RECOVERING must come when the armed time since the last restart is
+    within `stall_window` (Timings: 1.5-2.5 s) widened by the tolerance, and a
+    REQ_KEYFRAME (on the tap, or a `keyframe_request` record without one) must follow
+    within the tolerance. A Viewer whose armed time since the last restart exceeds the
+    window's upper bound plus the tolerance, at any later record of its own, any
+    delivered STREAM_STATE or the end of its episode, missed the stall. Entering
+    RECOVERING with cause `client_background` (PROTOCOL.md 7.12) is no stall: it is
+    not measured and no request is expected with it, and the timer waits for the next
+    restart. Evidence: the measured stall.
     """
 
     requirement = "WD-1"
@@ -72,27 +99,32 @@ class Wd1(Monitor):
         self.dogs: dict[str, _Watchdog] = {}
         self.episodes: dict[str, Episode] = {}
 
-    def _armed(self, episode: Episode, dog: _Watchdog) -> bool:
-        if episode.state not in WATCHED_STATES:
+    def _armed(
+        self, state: ViewerState, server: StreamState | None, dog: _Watchdog
+    ) -> bool:
+        if state not in WATCHED_STATES:
             return False
         if dog.wire_active is not None:
             return dog.wire_active
-        if episode.server_state is None:
+        if server is None:
             # No server state at all: a version-1 Primary, armed once inference streams.
-            return episode.state is ViewerState.STREAMING
-        return episode.server_state is StreamState.ACTIVE
+            return state is ViewerState.STREAMING
+        return server is StreamState.ACTIVE
+
+    def _armed_now(self, episode: Episode, dog: _Watchdog) -> bool:
+        return self._armed(episode.state, episode.server_state, dog)
 
     def _missed(self, episode: Episode, dog: _Watchdog, now: float) -> None:
-        if dog.restarted is None or not self._armed(episode, dog):
+        if not dog.started or dog.reported:
             return
-        quiet = now - dog.restarted
-        if quiet > self.high + self.tolerance and dog.reported_for != dog.restarted:
-            dog.reported_for = dog.restarted
+        quiet = dog.quiet(now)
+        if quiet > self.high + self.tolerance:
+            dog.reported = True
             self.check()
             self.fail(
-                dog.restarted,
-                f"no decodable frame for {quiet:.2f} s while {episode.state.value} under "
-                f"ACTIVE, and no RECOVERING (window {self.low:g}-{self.high:g} s)",
+                now,
+                f"{quiet:.2f} s of armed time without a decodable frame while "
+                f"{episode.state.value}, and no RECOVERING (window {self.low:g}-{self.high:g} s)",
                 episode.viewer,
             )
 
@@ -110,14 +142,21 @@ class Wd1(Monitor):
         if not (frame.from_primary and isinstance(message, StreamStateMessage)):
             return
         dog = self.dogs.setdefault(viewer, _Watchdog())
-        active = message.state is StreamState.ACTIVE
-        entering = active and (conn.stream is None or conn.stream != (message.state, message.epoch))
         episode = self.episodes.get(viewer)
-        if episode is not None and not active:
+        if episode is not None:
             self._missed(episode, dog, frame.t)
-        dog.wire_active = active
-        if entering:
-            dog.restarted = frame.t
+        new_epoch = dog.wire_epoch is not None and message.epoch > dog.wire_epoch
+        dog.wire_active = message.state is StreamState.ACTIVE
+        dog.wire_epoch = message.epoch if dog.wire_epoch is None else max(
+            dog.wire_epoch, message.epoch
+        )
+        if episode is None:
+            return
+        armed = self._armed_now(episode, dog)
+        if new_epoch:
+            dog.restart(frame.t, armed)
+        else:
+            dog.sync(frame.t, armed)
 
     def on_telemetry(self, rec: TelemetryRecord) -> None:
         episode = rec.episode
@@ -127,7 +166,7 @@ class Wd1(Monitor):
         dog = self.dogs.setdefault(key, _Watchdog())
         self.episodes[key] = episode
         if rec.is_state(ViewerState.SOCKET_CONNECTED):
-            dog.restarted, dog.wire_active, dog.awaiting_request = None, None, None
+            self.dogs[key] = _Watchdog()
             return
         if rec.kind is RecordKind.KEYFRAME_REQUEST:
             dog.awaiting_request = None
@@ -135,31 +174,38 @@ class Wd1(Monitor):
         entering_recovery = rec.is_state(ViewerState.RECOVERING)
         if not entering_recovery:
             self._missed(episode, dog, rec.t)
-        if rec.kind is RecordKind.STATE:
-            if entering_recovery:
+        if rec.kind is RecordKind.STATE and rec.state is not None:
+            server = rec.server_state if "server_state" in rec.record else episode.server_state
+            armed = self._armed(rec.state, server, dog)
+            if entering_recovery and rec.cause is Cause.CLIENT_BACKGROUND:
+                self._missed(episode, dog, rec.t)  # a stall missed before it still counts
+                dog.started, dog.used, dog.armed_since = False, 0.0, None
+            elif entering_recovery:
                 self._stall(rec, dog)
             elif rec.state is ViewerState.STREAMING or (
                 rec.state is ViewerState.RECONFIGURING and rec.previous is ViewerState.NEGOTIATING
             ):
-                dog.restarted = rec.t
+                dog.restart(rec.t, armed)
+            else:
+                dog.sync(rec.t, armed)
         elif is_progress(rec, episode):
-            dog.restarted = rec.t
-            dog.watched = dog.watched or self._armed(episode, dog)
+            dog.restart(rec.t, self._armed_now(episode, dog))
+            dog.watched = dog.watched or self._armed_now(episode, dog)
 
     def _stall(self, rec: TelemetryRecord, dog: _Watchdog) -> None:
         self.check()
-        if dog.restarted is not None:
-            stall = rec.t - dog.restarted
+        if dog.started:
+            stall = dog.quiet(rec.t)
             if not self.low - self.tolerance <= stall <= self.high + self.tolerance:
                 self.fail(
                     rec.t,
-                    f"stall declared after {stall:.2f} s without a decodable frame "
-                    f"(window {self.low:g}-{self.high:g} s)",
+                    f"stall declared after {stall:.2f} s of armed time without a decodable "
+                    f"frame (window {self.low:g}-{self.high:g} s)",
                     rec.viewer,
                 )
             else:
                 self.note(rec.t, f"stall detected after {stall:.2f} s", rec.viewer)
-        dog.restarted = None
+        dog.started, dog.used, dog.armed_since = False, 0.0, None
         dog.awaiting_request = rec.t
         self.ctx.at(rec.t + self.tolerance, partial(self._request_due, dog, rec.t, rec.viewer))
 
@@ -173,11 +219,27 @@ class Wd1(Monitor):
         dog = self.dogs.get(key)
         if dog is not None and self.episodes.get(key) is episode:
             end = episode.disconnected_at or max(episode.last_t, self.ctx.now)
-            self._missed(episode, dog, end)
+            if self._armed_now(episode, dog):
+                self._missed(episode, dog, end)
             del self.episodes[key]
             if dog.watched:
                 self.check()
                 dog.watched = False
+
+
+class _RunEnd(Enum):
+    KEYFRAME = "keyframe"
+    CLOSED = "closed"
+    OPEN = "open"  # the trace ended, or the Viewer moved to another epoch
+
+
+@dataclass(eq=False, slots=True)
+class _WireRun:
+    """Keyframe requests of one epoch on one connection, as the wire shows them."""
+
+    conn: Conn
+    epoch: int
+    requests: list[float] = field(default_factory=list)
 
 
 @dataclass(eq=False, slots=True)
@@ -188,6 +250,7 @@ class _Recovery:
     requests: list[float] = field(default_factory=list)
     leave: TelemetryRecord | None = None
     settled: bool = False
+    background: bool = False  # entered with cause client_background: requests start later
 
 
 @monitor
@@ -205,8 +268,21 @@ class Wd2(Monitor):
     span that ends otherwise, or is still open when the episode or trace ends, must
     not have gone an interval plus the tolerance without a request while retries were
     left. Disconnects with any other cause (heartbeat, the Primary's ERROR or BYE, a
-    closed socket) end a recovery without judging its end. Evidence: the spacing,
-    count or give-up that broke the rule.
+    closed socket) end a recovery without judging its end. A recovery entered with
+    cause `client_background` (PROTOCOL.md 7.12) sends nothing until the client is
+    back in the foreground, which only its first request shows: it is judged from
+    that request on, the same way, and one with no request yet is not judged.
+
+    Without the Viewer's telemetry (a capture, an external Viewer that writes none)
+    the rule is read from the wire alone, as PROTOCOL.md's catalogue observes it: a
+    recovery is a run of REQ_KEYFRAME of one epoch on a connection, ended by a
+    keyframe of that epoch or later from the Primary, by the connection closing, or by
+    the trace ending. The spacing and count are judged as above; a run of all six
+    requests must end with the Viewer's close one interval (± the tolerance) after the
+    last; a run with retries left must not go an interval plus the tolerance without a
+    request. A close sooner than that, with retries left, is not judged: the wire
+    cannot tell a give-up from a heartbeat timeout or a Primary's close. Evidence: the
+    spacing, count or give-up that broke the rule.
     """
 
     requirement = "WD-2"
@@ -220,6 +296,8 @@ class Wd2(Monitor):
         self.open: dict[str, _Recovery] = {}
         # Requests read from one segment with the telemetry can sort just before the span.
         self.recent: dict[Conn, deque[float]] = {}
+        self.runs: dict[Conn, _WireRun] = {}  # the wire's reading, for Viewers without telemetry
+        self.with_telemetry: set[str] = set()
 
     def _recovery_for(self, conn: Conn) -> _Recovery | None:
         viewer = viewer_of(conn)
@@ -229,18 +307,68 @@ class Wd2(Monitor):
         return found if found is not None and found.conn is conn else None
 
     def on_control(self, frame: WireFrame) -> None:
-        if not (frame.from_viewer and isinstance(frame.message, ReqKeyframe)):
+        message = frame.message
+        if not (frame.from_viewer and isinstance(message, ReqKeyframe)):
             return
         recovery = self._recovery_for(frame.conn)
         if recovery is not None:
             self._request(recovery, frame.t)
         else:
             self.recent.setdefault(frame.conn, deque(maxlen=2)).append(frame.t)
+        if frame.conn.judges_viewer:
+            run = self.runs.get(frame.conn)
+            if run is not None and run.epoch != message.epoch:
+                self._settle_run(self.runs.pop(frame.conn), frame.t, _RunEnd.OPEN)
+                run = None
+            if run is None:
+                run = self.runs[frame.conn] = _WireRun(frame.conn, message.epoch)
+            run.requests.append(frame.t)
+
+    def on_media(self, frame: WireFrame) -> None:
+        run = self.runs.get(frame.conn)
+        if run is not None and frame.is_keyframe and frame.epoch >= run.epoch:
+            self._settle_run(self.runs.pop(frame.conn), frame.t, _RunEnd.KEYFRAME)
 
     def on_end(self, conn: Conn) -> None:
         self.recent.pop(conn, None)
+        run = self.runs.pop(conn, None)
+        if run is not None:
+            closed = conn.closed is not None
+            end = conn.closed if conn.closed is not None else self.ctx.now
+            self._settle_run(run, end, _RunEnd.CLOSED if closed else _RunEnd.OPEN)
+
+    def _settle_run(self, run: _WireRun, end: float, how: _RunEnd) -> None:
+        viewer = run.conn.viewer
+        read_from_telemetry = (
+            viewer in self.with_telemetry if viewer is not None else bool(self.with_telemetry)
+        )
+        if read_from_telemetry:
+            return
+        self.check()
+        where, requests = run.conn.where, run.requests
+        for a, b in itertools.pairwise(requests):
+            if abs((b - a) - self.interval) > self.tolerance:
+                self.fail(b, f"keyframe retry after {b - a:.2f} s (expected "
+                          f"{self.interval:g} ± {self.tolerance:g})", where)
+        if len(requests) > self.retries + 1:
+            self.fail(requests[self.retries + 1],
+                      f"more than {self.retries} keyframe retries", where)
+        quiet = end - requests[-1]
+        all_sent = len(requests) >= self.retries + 1
+        if how is _RunEnd.CLOSED and all_sent:
+            if abs(quiet - self.interval) > self.tolerance:
+                self.fail(end, f"closed {quiet:.2f} s after the last retry (expected "
+                          f"{self.interval:g})", where)
+        elif quiet > self.interval + self.tolerance:
+            what = (
+                f"still connected {quiet:.2f} s after the last retry" if all_sent
+                else f"no keyframe retry for {quiet:.2f} s with "
+                     f"{self.retries + 1 - len(requests)} left"
+            )
+            self.fail(requests[-1], what, where)
 
     def on_telemetry(self, rec: TelemetryRecord) -> None:
+        self.with_telemetry.add(rec.viewer)
         recovery = self.open.get(rec.viewer)
         if rec.kind is RecordKind.KEYFRAME_REQUEST:
             if recovery is not None and recovery.conn is None:
@@ -254,7 +382,9 @@ class Wd2(Monitor):
         if rec.state is ViewerState.RECOVERING:
             self.check()
             conn = self.ctx.viewer_conn(rec.viewer)
-            recovery = self.open[rec.viewer] = _Recovery(rec.viewer, conn, rec.t)
+            recovery = self.open[rec.viewer] = _Recovery(
+                rec.viewer, conn, rec.t, background=rec.cause is Cause.CLIENT_BACKGROUND
+            )
             for t in self.recent.pop(conn, ()) if conn is not None else ():
                 self._request(recovery, t)
 
@@ -307,12 +437,15 @@ class Wd2(Monitor):
                 f"({retries} retries so far, still RECOVERING)",
                 recovery.viewer,
             )
-        elif not requests and end - recovery.start > self.tolerance:
+        elif not requests and end - recovery.start > self.tolerance and not recovery.background:
             self.fail(recovery.start, "RECOVERING without any keyframe request", recovery.viewer)
 
     def on_finish(self, end: float) -> None:
         for recovery in list(self.open.values()):
             self._settle(recovery, end)
+        for run in list(self.runs.values()):
+            self._settle_run(run, end, _RunEnd.OPEN)
+        self.runs.clear()
 
 
 @dataclass(slots=True)

@@ -25,6 +25,8 @@ from harness.toxiproxy.stream import ChunkChannel, StreamChunk
 
 log = logging.getLogger(__name__)
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
 
 @dataclasses.dataclass(frozen=True)
 class Toxic:
@@ -60,9 +62,13 @@ class Toxic:
             value = attributes.get(field.name)
             if value is None:
                 continue
-            if isinstance(value, bool) or not isinstance(value, int):
+            # Toxiproxy's attributes are Go int64s: a fraction or a number out of that
+            # range does not decode.
+            if isinstance(value, bool) or not isinstance(value, int) or not (
+                INT64_MIN <= value <= INT64_MAX
+            ):
                 raise BAD_REQUEST_BODY.joined(
-                    f"attribute {field.name!r} of {cls.type_name} must be an integer, "
+                    f"attribute {field.name!r} of {cls.type_name} must be a 64-bit integer, "
                     f"got {value!r}"
                 )
             changes[field.name] = value
@@ -129,6 +135,7 @@ class ToxicStub:
         """Stop the running toxic so it can be replaced; False if the stream already ended."""
         if self.closed:
             return False
+        self.input.bypass = None  # from now on chunks wait for whatever runs next
         task = self._task
         if task is not None and not task.done():
             task.cancel()
@@ -136,6 +143,7 @@ class ToxicStub:
         return True
 
     def cancel(self) -> None:
+        self.input.bypass = None
         if self._task is not None:
             self._task.cancel()
 
@@ -157,12 +165,18 @@ class NoopToxic(Toxic):
     type_name = "noop"
 
     async def pipe(self, stub: ToxicStub) -> None:
-        while True:
-            chunk = await stub.read()
-            if chunk is None:
-                stub.close()
-                return
-            stub.write(chunk)
+        # Data needs no task of ours: while we wait, the input hands it straight on
+        # (end of stream still comes here, so the stub closes as it should).
+        stub.input.bypass = stub.write
+        try:
+            while True:
+                chunk = await stub.read()
+                if chunk is None:
+                    stub.close()
+                    return
+                stub.write(chunk)
+        finally:
+            stub.input.bypass = None
 
 
 _NOOP = NoopToxic()

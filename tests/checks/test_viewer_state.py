@@ -1,0 +1,128 @@
+"""The Viewer-state monitors on the situations that escaped the old checkers (issue 8).
+
+Each test is a hand-written trace of one situation, judged by one monitor: a
+correct Viewer that the old millisecond windows failed, and a broken Viewer that
+the old checkers passed or never judged.
+"""
+
+from __future__ import annotations
+
+from harness.checks.engine import Engine
+from harness.checks.verdict import Status
+from reference.protocol.causes import Cause
+from reference.protocol.frames import FrameType
+from reference.protocol.messages import Heartbeat, StreamStateMessage
+from reference.protocol.states import StreamState, ViewerState
+from tests.checks.builder import Trace
+from tests.checks.cases.viewer_state import frames, watched
+
+ACTIVE, PAUSED = StreamState.ACTIVE, StreamState.PAUSED
+V = ViewerState
+
+
+def status(requirement: str, trace: Trace) -> Status:
+    (verdict,) = Engine({requirement: {}}).feed_all(trace.records).finish()
+    return verdict.status
+
+
+def resumed(after: float) -> Trace:
+    """Pause, then resume: the Viewer re-enters STREAMING `after` s after the ACTIVE."""
+    trace = Trace()
+    wire, viewer = watched(trace)
+    wire.p2v(0.5, StreamStateMessage(state=PAUSED, epoch=1))
+    viewer.to(0.501, V.RECONFIGURING, Cause.SERVER_STATE, epoch=1, server_state=PAUSED)
+    wire.csd(1.0, 1).video(1.001, 1, key=True)
+    viewer.decode(1.002, FrameType.CSD, 1).decode(1.003, FrameType.VIDEO, 1, key=True)
+    wire.p2v(1.004, StreamStateMessage(state=ACTIVE, epoch=1))
+    viewer.to(1.004 + after, V.STREAMING, Cause.CONDITIONS_MET, epoch=1, server_state=ACTIVE)
+    wire.p2v(2.0, Heartbeat())
+    return trace
+
+
+def test_state_2_a_reaction_2_5_ms_after_active_passes() -> None:
+    # The old ACT_AFTER = 5 ms window made exactly this correct Viewer FAIL.
+    assert status("STATE-2", resumed(0.0025)) is Status.PASS
+    assert status("EVT-1", resumed(0.0025)) is Status.PASS
+
+
+def test_state_2_streaming_before_the_active_was_delivered_fails() -> None:
+    # Causally impossible: the Viewer cannot act on a frame before its tap read it.
+    assert status("STATE-2", resumed(-0.002)) is Status.FAIL
+
+
+def test_a_record_stamped_with_the_frame_and_fed_before_it_still_passes() -> None:
+    trace = resumed(0.0)
+    records = trace.records
+    frame = next(i for i, r in enumerate(records) if "STREAM_STATE|1" in str(r.get("msg")))
+    entry = next(i for i, r in enumerate(records) if r.get("state") == V.STREAMING.value
+                 and r["t"] > 1.0)
+    records.insert(frame, records.pop(entry))  # same time, the telemetry first
+    assert status("STATE-2", trace) is Status.PASS
+
+
+def paused_then_recovering(after: float, *, then_leaves: bool = True) -> Trace:
+    """PAUSED delivered; the Viewer's watchdog fires `after` s later, then it reads the PAUSED."""
+    trace = Trace()
+    wire, viewer = watched(trace)
+    wire.p2v(0.5, StreamStateMessage(state=PAUSED, epoch=1))
+    viewer.to(0.5 + after, V.RECOVERING, Cause.STALL, epoch=1, server_state=ACTIVE)
+    if then_leaves:
+        viewer.to(0.51 + after, V.RECONFIGURING, Cause.SERVER_STATE, epoch=1,
+                  server_state=PAUSED)
+    wire.p2v(2.0, Heartbeat())
+    return trace
+
+
+def test_state_6_recovering_while_paused_fails() -> None:
+    # The Viewer's own record still says ACTIVE; its tap had said PAUSED a second before.
+    assert status("STATE-6", paused_then_recovering(1.0)) is Status.FAIL
+
+
+def test_state_6_a_stall_that_races_the_pause_passes_if_the_server_then_wins() -> None:
+    assert status("STATE-6", paused_then_recovering(0.1)) is Status.PASS
+    # ... but staying RECOVERING once it has read PAUSED is the Viewer's watchdog winning.
+    assert status("STATE-6", paused_then_recovering(0.1, then_leaves=False)) is Status.FAIL
+
+
+def test_state_6_a_two_transition_flap_fails() -> None:
+    # STREAMING long before, frames until 0.1 s before the "stall": the old checker,
+    # which measured from the STREAMING entry, passed this.
+    trace = Trace()
+    wire, viewer = watched(trace)
+    frames(wire, viewer, 0.1, 3.0)
+    viewer.to(3.05, V.RECOVERING, Cause.STALL, epoch=1, server_state=ACTIVE)
+    viewer.decode(3.1, FrameType.VIDEO, 1, key=True)
+    viewer.to(3.11, V.STREAMING, Cause.CONDITIONS_MET, epoch=1, server_state=ACTIVE)
+    assert status("STATE-6", trace) is Status.FAIL
+
+
+def test_state_6_leaving_for_the_server_state_under_active_is_a_flap() -> None:
+    trace = Trace()
+    _, viewer = watched(trace)
+    viewer.to(1.0, V.RECONFIGURING, Cause.SERVER_STATE, epoch=1, server_state=ACTIVE)
+    viewer.to(1.01, V.STREAMING, Cause.CONDITIONS_MET, epoch=1, server_state=ACTIVE)
+    assert status("STATE-6", trace) is Status.FAIL
+
+
+def test_evt_1_streaming_late_fails_and_in_time_passes() -> None:
+    low = 1.5  # Timings.stall_window[0]; the tolerance is 0.3 s
+    assert status("EVT-1", resumed(low + 0.2)) is Status.PASS
+    assert status("EVT-1", resumed(low + 0.4)) is Status.FAIL
+
+
+def test_state_5_a_disconnect_blamed_on_the_pause_fails() -> None:
+    trace = Trace()
+    wire, viewer = watched(trace)
+    wire.p2v(0.5, StreamStateMessage(state=PAUSED, epoch=1))
+    viewer.to(0.5005, V.DISCONNECTED, Cause.SERVER_STATE, epoch=1, server_state=PAUSED)
+    assert status("STATE-5", trace) is Status.FAIL
+
+
+def test_state_7_decoder_created_before_the_accept_fails() -> None:
+    trace = Trace()
+    viewer = trace.viewer()
+    viewer.to(0.0, V.SOCKET_CONNECTED, Cause.TCP_CONNECTED)
+    viewer.to(0.01, V.AUTHENTICATING, Cause.AUTH_CHALLENGE)
+    viewer.to(0.02, V.NEGOTIATING, Cause.AUTH_OK)
+    viewer.decoder(0.021, "create", 1)
+    assert status("STATE-7", trace) is Status.FAIL
