@@ -32,6 +32,7 @@ SUBCOMMANDS: dict[str, str] = {
     "toxiproxy": "Run the embedded Toxiproxy 2.x API server.",
     "doctor": "List the fault backends this machine offers, and why not.",
     "completion": "Print a shell completion script (bash, zsh, tcsh).",
+    "soak": "Hours of seeded chaos, judged window by window.",
 }
 
 

@@ -42,6 +42,10 @@ TelemetrySink = Callable[[dict[str, Any]], None]
 # The `audio` telemetry record (PROTOCOL.md 9.2): the audio output created / released.
 AUDIO_RECORD = telemetry.RecordKind.AUDIO.value
 MAX_LATENCY_SAMPLES = 200_000
+# What `leak_on_reconnect` keeps per connect, held at module level as a cache that never
+# evicts would be: it outlives the Viewer object, like a real leak.
+LEAK_PER_CONNECT = 1 << 20
+_LEAKED: list[bytes] = []
 
 
 @dataclass
@@ -177,6 +181,9 @@ class ReferenceViewer:
             self._emit({"event": "connection", "action": "failed", "reason": reason})
             return
         self.stats.connects += 1
+        if Deviation.LEAK_ON_RECONNECT in self.config.deviations:
+            # Filled, not zeroed: zero pages from calloc would not show in the RSS.
+            _LEAKED.append(bytes([0xA5]) * LEAK_PER_CONNECT)
         self._emit({"event": "connection", "action": "connect"})
         self.conn.connection_made(monotonic())
         self._driver = StreamDriver(self.conn, reader, writer, self._on_event)

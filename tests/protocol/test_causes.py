@@ -40,7 +40,10 @@ def test_every_cause_has_a_meaning_and_one_kind() -> None:
 
 def test_protocol_md_deviation_table_equals_the_switches() -> None:
     rows = DEVIATION_ROW.findall(section("## 11. Deliberate deviations", "## 12."))
-    documented = {name: tuple(i.strip() for i in ids.split(",")) for name, ids in rows}
+    # "-": a switch no requirement sees (a soak's drift limit does, harness/soak/).
+    documented = {
+        name: tuple(i.strip() for i in ids.split(",") if i.strip() != "-") for name, ids in rows
+    }
     assert set(documented) == {d.value for d in Deviation}
     for deviation in Deviation:
         assert documented[deviation.value] == BREAKS[deviation], deviation

@@ -1,0 +1,84 @@
+"""What a soak costs: checker CPU, disk, harness memory over a long run with many Viewers.
+
+    python benchmarks/soak_cost.py [--minutes 30] [--viewers 50] [--decoding 2] [--every 20]
+
+Runs the `smoke` profile's nemesis (every kind of step, one every `--every` seconds)
+for `--minutes` with `--viewers` Viewers (`--decoding` of them decoding, the rest
+header-only), then prints, beside the same run's own baseline (the harness process's
+whole CPU, of which the checkers are a part, and its memory at the end of warm-up):
+
+- checker CPU as a share of one core (the engine's feed, timed per record on its
+  thread; target under 10 %),
+- disk used by the run folder (target under 300 MB for 30 minutes),
+- harness RSS after warm-up and its slope (target: flat).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from harness.soak.profile import load_profile  # noqa: E402
+from harness.soak.report import write_reports  # noqa: E402
+from harness.soak.run import run_soak  # noqa: E402
+
+
+def folder_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=30.0)
+    parser.add_argument("--viewers", type=int, default=50)
+    parser.add_argument("--decoding", type=int, default=2)
+    parser.add_argument("--every", type=float, default=20.0)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    profile = load_profile("smoke")
+    profile.duration = args.minutes * 60
+    profile.viewers = args.viewers
+    profile.decoding = args.decoding
+    profile.every = args.every
+    profile.warmup = min(profile.warmup, profile.duration / 4)
+    with tempfile.TemporaryDirectory(prefix="lvs-soak-cost-") as tmp:
+        directory = Path(tmp)
+        began = time.monotonic()
+        result = run_soak(profile, directory, args.seed)
+        write_reports(result)
+        wall = time.monotonic() - began
+        disk = folder_bytes(directory)
+    series = result.figures["series"]
+    rss = [p for p in series["harness.rss_mb"]["points"] if p[0] >= profile.warmup]
+    cpu = [v for _, v in series.get("harness.cpu_pct", {"points": []})["points"]]
+    slope = next((d.slope_per_h for d in result.drift if d.limit.metric == "harness.rss_mb"), None)
+    checker = 100 * result.checker_cpu_s / max(result.duration, 1e-9)
+    print(f"soak: {args.minutes:g} min, {args.viewers} Viewers ({args.decoding} decoding), "
+          f"a step every {args.every:g} s, seed {args.seed}; wall {wall:.0f} s, "
+          f"{result.records} records, verdict {'PASS' if result.passed else 'FAIL'}")
+    print(f"checker CPU   {checker:6.2f} % of a core   (baseline: the whole harness process "
+          f"{statistics.fmean(cpu) if cpu else float('nan'):6.2f} %; target < 10 %)")
+    print(f"disk used     {disk / 1e6:6.1f} MB            (segments kept "
+          f"{result.disk['segments_bytes'] / 1e6:.1f} MB, dropped "
+          f"{result.disk['dropped_bytes'] / 1e6:.1f} MB; target < 300 MB)")
+    if rss:
+        print(f"harness RSS   {rss[0][1]:6.1f} MB after warm-up -> {rss[-1][1]:.1f} MB at the end "
+              f"(baseline: the first sample after warm-up), slope {slope} MB/h (target: flat)")
+    for requirement in result.failed_requirements:
+        print(f"  FAIL {requirement}")
+    for drift in result.drift:
+        print(f"  {drift.status.value} {drift.summary}")
+    for problem in result.problems:
+        print(f"  problem: {problem}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""`harness soak`: hours of seeded chaos against the reference peers, judged online."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+HELP = "Soak the peers: a seeded nemesis, a churning Viewer population, verdicts per window."
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", default="smoke", help="smoke | nightly | mobile | FILE")
+    parser.add_argument("--duration", default=None, help="e.g. 90s, 10m, 8h (default: profile)")
+    parser.add_argument("--viewers", type=int, default=None, help="population size")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the nemesis and the faults")
+    parser.add_argument("--report-dir", type=Path, default=None, help="default reports/soak-<time>")
+    parser.add_argument("--keep-all", action="store_true", help="keep every trace segment")
+    parser.add_argument("--history", type=Path, default=None,
+                        help="append this run to DIR and render DIR/trend.html")
+    parser.add_argument("--shrink", type=Path, default=None, metavar="RUN_DIR/FAIL_ID",
+                        help="shrink a FAIL's reproduction to the smallest failing scenario")
+    parser.add_argument("--attempts", type=int, default=1,
+                        help="with --shrink: runs per candidate (a rare FAIL may need several)")
+    parser.add_argument("--schedule", action="store_true",
+                        help="print the nemesis schedule and exit without running")
+    parser.add_argument("--quiet", action="store_true", help="no live dashboard")
+    parser.add_argument("--fleet", choices=["local", "locust"], default="local",
+                        help="local: a Viewer process; locust: Locust master and workers")
+    parser.add_argument("--workers", type=int, default=1, help="with --fleet locust: workers")
+
+
+def run(args: argparse.Namespace) -> int:
+    from harness.soak.profile import ProfileError, load_profile, parse_duration
+
+    if args.shrink is not None:
+        from harness.soak.shrink import shrink_command
+
+        if args.attempts < 1:
+            print("harness soak: --attempts must be at least 1", file=sys.stderr)
+            return 2
+        return shrink_command(args.shrink, args.attempts)
+    fleet_workers = None
+    if args.fleet == "locust":
+        import importlib.util
+
+        # Found, not imported: importing Locust monkey-patches this process for gevent.
+        if importlib.util.find_spec("locust") is None:
+            print("harness soak: --fleet locust needs Locust (pip install locust)",
+                  file=sys.stderr)
+            return 2
+        if args.workers < 1:
+            print("harness soak: --workers must be at least 1", file=sys.stderr)
+            return 2
+        fleet_workers = args.workers
+    try:
+        profile = load_profile(args.profile)
+        if args.duration is not None:
+            profile.duration = parse_duration(args.duration)
+        if args.viewers is not None:
+            if args.viewers < 1:
+                raise ValueError("--viewers must be at least 1")
+            profile.viewers = args.viewers
+    except (ProfileError, ValueError) as exc:
+        print(f"harness soak: {exc}", file=sys.stderr)
+        return 2
+    if profile.duration <= 0:
+        print("harness soak: the duration must be above 0", file=sys.stderr)
+        return 2
+    from harness.soak.report import write_reports
+    from harness.soak.run import SoakRun
+
+    directory = args.report_dir or Path("reports") / time.strftime("soak-%Y%m%d-%H%M%S")
+    directory.mkdir(parents=True, exist_ok=True)
+    dashboard = None
+    if not args.quiet and not args.schedule:
+        from harness.soak.console import Dashboard
+
+        dashboard = Dashboard(profile)
+    soak = SoakRun(profile, directory, args.seed, keep_all=args.keep_all, dashboard=dashboard,
+                   fleet_workers=fleet_workers)
+    print(soak.schedule.describe())
+    if args.schedule:
+        return 0
+    import asyncio
+    import json
+
+    (directory / "schedule.json").write_text(json.dumps(soak.schedule.as_dict(), indent=1))
+    if dashboard is not None:
+        with dashboard:
+            result = asyncio.run(soak.soak())
+    else:
+        result = asyncio.run(soak.soak())
+    paths = write_reports(result)
+    if args.history is not None:
+        from harness.soak.history import append_run
+
+        trend = append_run(args.history, result)
+        print(f"history: {trend}")
+    from harness.soak.console import summary_lines
+
+    for line in summary_lines(result, paths):
+        print(line)
+    return 0 if result.passed else 1

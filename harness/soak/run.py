@@ -1,0 +1,439 @@
+"""One soak: the reference Primary, the Viewer population and the nemesis, judged online.
+
+The data path is a scenario's (harness/scenarios/runner.py, whose set-up and
+actions this reuses):
+
+    Viewers (child process) -> tap viewer_side:<id> -> [toxiproxy] -> [frame_proxy]
+                            -> tap primary_side -> Primary
+
+but no record is kept in memory: each one, as it is written, goes to the current
+trace segment and to one verdict engine. Every window the engine's per-monitor
+verdicts are taken, the segment is rotated (and later dropped unless a FAIL is
+near), and each FAIL gets a reproduction scenario. At the end the engine gives
+the overall verdicts and the sampled figures are judged against the drift limits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.checks.engine import Engine
+from harness.checks.verdict import Status, Verdict
+from harness.scenarios.loader import PrimarySpec, Scenario
+from harness.scenarios.loader import Step as ScenarioStep
+from harness.scenarios.runner import HOST, ScenarioRun
+from harness.soak.drift import DriftResult, judge_all
+from harness.soak.nemesis import KINDS, Schedule, Step, draw_schedule, incarnation
+from harness.soak.population import Population, PopulationConfig
+from harness.soak.profile import Profile
+from harness.soak.sampler import Sampler
+from harness.soak.segments import SegmentStore
+from harness.trace import Record, TraceWriter
+
+log = logging.getLogger("harness.soak")
+SECRET = "lvs-secret"
+LAG_PROBE_S = 0.05
+
+
+@dataclass
+class WindowSummary:
+    index: int
+    start: float  # seconds since the start of the soak
+    end: float
+    records: int
+    counts: dict[str, int]
+    fails: list[dict[str, Any]] = field(default_factory=list)
+    faults: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "start": round(self.start, 3),
+            "end": round(self.end, 3),
+            "records": self.records,
+            "counts": self.counts,
+            "fails": self.fails,
+            "faults": self.faults,
+        }
+
+
+@dataclass
+class SoakResult:
+    profile: Profile
+    seed: int
+    directory: Path
+    schedule: Schedule
+    verdicts: list[Verdict] = field(default_factory=list)
+    drift: list[DriftResult] = field(default_factory=list)
+    windows: list[WindowSummary] = field(default_factory=list)
+    fails: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    figures: dict[str, Any] = field(default_factory=dict)
+    executed: list[dict[str, Any]] = field(default_factory=list)
+    duration: float = 0.0
+    records: int = 0
+    late_records: int = 0
+    checker_cpu_s: float = 0.0
+    disk: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def failed_requirements(self) -> list[str]:
+        return [v.requirement for v in self.verdicts if v.status is Status.FAIL]
+
+    @property
+    def failed_limits(self) -> list[str]:
+        return [d.limit.name for d in self.drift if d.status is Status.FAIL]
+
+    @property
+    def passed(self) -> bool:
+        judged_something = any(v.status is Status.PASS for v in self.verdicts)
+        return (
+            judged_something
+            and not self.problems
+            and not self.failed_requirements
+            and not self.failed_limits
+        )
+
+
+class SoakRun(ScenarioRun):
+    def __init__(
+        self,
+        profile: Profile,
+        directory: Path,
+        seed: int,
+        *,
+        keep_all: bool = False,
+        dashboard: Any = None,
+        fleet_workers: int | None = None,
+    ) -> None:
+        scenario = Scenario(
+            name="soak",
+            path=Path(f"soak:{profile.name}"),
+            covers=[],
+            expect={},
+            timeout=profile.duration + 600,
+            seed=seed,
+            secret=SECRET,
+            primary=PrimarySpec(stream=dict(profile.stream), deviations=profile.primary_deviations),
+            fault_path=list(profile.path),
+        )
+        super().__init__(scenario, directory, seed)
+        # The scenario runner's trace keeps every record and writes one file: replace it.
+        self.trace.close()
+        (directory / "trace.jsonl").unlink(missing_ok=True)
+        self.trace = TraceWriter(None, keep=False)
+        self.profile = profile
+        self.window_s = profile.scaled_window()
+        self.fleet_workers = fleet_workers
+        # A Locust fleet's users are Locust's to start and stop: no Viewer steps for them.
+        faults = [(f.kind, f.weight, f.duration) for f in profile.faults
+                  if fleet_workers is None or KINDS[f.kind][1] == 0]
+        self.schedule = draw_schedule(
+            seed=seed,
+            duration=profile.duration,
+            viewers=profile.viewers,
+            decoding=profile.decoding if fleet_workers is None else 0,
+            late_joiners=profile.late_joiners if fleet_workers is None else 0.0,
+            every=profile.every,
+            start_after=profile.start_after,
+            faults=faults,
+            path=profile.path,
+        )
+        if fleet_workers is not None:
+            self.schedule.initial = []
+        self.fleet: Any = None
+        self.result = SoakResult(profile, seed, directory, self.schedule)
+        self.engine = Engine()
+        self.segments = SegmentStore(
+            directory / "segments",
+            keep_before=profile.keep_before,
+            keep_after=profile.keep_after,
+            keep_all=keep_all,
+        )
+        self.sampler = Sampler({"harness": os.getpid()}, time.monotonic())
+        self.population = Population(
+            PopulationConfig(
+                secret=SECRET,
+                seed=seed,
+                stats_interval=profile.sample_interval,
+                deviations=tuple(profile.viewer_deviations),
+            ),
+            records=self.trace.write,
+            figures=self.sampler.viewer_figures,
+        )
+        self.dashboard = dashboard
+        self.taps: dict[str, Any] = {}  # live Viewer name -> its tap
+        self.incarnations: dict[str, int] = {}  # schedule's Viewer id -> joins so far
+        self.active: dict[str, Step] = {}
+        self._lock = threading.Lock()
+        self._window_start = 0.0
+        self._window_records = 0
+        self.trace.subscribe(self._on_record)
+
+    # --- the record path ------------------------------------------------------
+
+    def _on_record(self, record: Record) -> None:
+        with self._lock:
+            self.segments.write(record)
+            began = time.thread_time()
+            self.engine.feed(record)
+            self.result.checker_cpu_s += time.thread_time() - began
+            self.sampler.observe(record)
+            self._window_records += 1
+
+    def relative(self, t: float) -> float:
+        return t - self.started_trace
+
+    # --- set-up (the scenario runner's, without the capture file) ---------------
+
+    async def _build_path(self) -> None:
+        from harness.wire.recorder import WireTap
+
+        tap = WireTap("primary_side", HOST, self.primary_port, trace=self.trace)
+        await tap.start()
+        self.cleanups.append(tap.stop)
+        self.primary_tap_port = upstream = tap.port
+        for hop in reversed(self.scenario.fault_path):
+            if hop == "frame_proxy":
+                from harness.chaos import FrameProxy
+
+                self.frame_proxy = FrameProxy(HOST, upstream, trace=self.trace, seed=self.seed)
+                await self.frame_proxy.start()
+                self.cleanups.append(self.frame_proxy.stop)
+                upstream = self.frame_proxy.port
+            elif hop == "toxiproxy":
+                upstream = await asyncio.to_thread(self._start_toxiproxy, upstream)
+        self.entry_port = upstream
+
+    async def _tap_for(self, name: str) -> int:
+        from harness.wire.recorder import WireTap
+
+        tap = WireTap(f"viewer_side:{name}", HOST, self.entry_port, trace=self.trace)
+        await tap.start()
+        self.taps[name] = tap
+        return int(tap.port)
+
+    def _start_fleet(self) -> None:
+        from harness.soak.fleet import Fleet
+
+        assert self.fleet_workers is not None
+        self.fleet = Fleet(
+            host=HOST,
+            port=self.entry_port,
+            secret=SECRET,
+            seed=self.seed,
+            users=self.profile.viewers,
+            workers=self.fleet_workers,
+            duration=self.profile.duration,
+            directory=self.directory,
+            figures_interval=self.profile.sample_interval,
+            records=self.trace.write,
+            figures=self.sampler.viewer_figures,
+        )
+        self.fleet.start()
+        for name, pid in self.fleet.pids().items():
+            self.sampler.watch(name, pid)
+
+    # --- actions ----------------------------------------------------------------
+
+    async def act(self, do: str, args: dict[str, Any]) -> None:
+        if do == "join":
+            vid = str(args["viewer"])
+            name = incarnation(vid, self.incarnations.get(vid, 0) + 1)
+            self.incarnations[vid] = self.incarnations.get(vid, 0) + 1
+            port = await self._tap_for(name)
+            self.trace.emit("action", action="join", viewer=name)
+            self.population.join(name, port, vid in self.schedule.decoding)
+        elif do == "kill_viewer":
+            vid = str(args["viewer"])
+            name = incarnation(vid, self.incarnations.get(vid, 1))
+            self.trace.emit("action", action="kill_viewer", viewer=name)
+            self.population.kill(name)
+            tap = self.taps.pop(name, None)
+            if tap is not None:
+                await tap.stop()  # its listening socket goes with it: descriptors stay flat
+        else:
+            self.trace.emit("action", action=do, **args)
+            await self._do(ScenarioStep(line=0, do=do, args=dict(args)))
+
+    async def _run_schedule(self) -> None:
+        timeline: list[tuple[float, int, Step, bool]] = []
+        for order, step in enumerate(self.schedule.steps):
+            timeline.append((step.at, order, step, True))
+            if step.end:
+                timeline.append((step.until, order, step, False))
+        timeline.sort(key=lambda e: (e[0], e[1], not e[3]))
+        for at, _, step, begin in timeline:
+            delay = at - self.elapsed()
+            if delay > 0:
+                await asyncio.sleep(delay)  # the schedule's own clock
+            acts = step.begin if begin else step.end
+            if begin:
+                self.active[step.id] = step
+            else:
+                self.active.pop(step.id, None)
+            for a in acts:
+                entry = {"t": round(self.elapsed(), 3), "step": step.id, "do": a["do"],
+                         "with": a["with"]}
+                try:
+                    await self.act(a["do"], a["with"])
+                except Exception as exc:  # reported, the soak goes on
+                    entry["error"] = repr(exc)
+                    self.result.problems.append(f"{step.id} {a['do']} at {at:.3f} s: {exc!r}")
+                    log.error("soak step %s failed:\n%s", step.id, traceback.format_exc())
+                self.result.executed.append(entry)
+            if not step.end and step.duration > 0:
+                self.active.pop(step.id, None)  # instant steps: shown while their effect lasts
+
+    # --- windows and samples ------------------------------------------------------
+
+    def _close_window(self, verdicts: list[Verdict], end: float) -> WindowSummary:
+        index = len(self.result.windows)
+        counts = {s.value: 0 for s in Status}
+        for v in verdicts:
+            counts[v.status.value] += 1
+        summary = WindowSummary(
+            index, self._window_start, end, self._window_records, counts,
+            faults=[s.id for s in self.schedule.overlapping(self._window_start, end)],
+        )
+        for v in verdicts:
+            if v.status is Status.FAIL:
+                fail = {
+                    "id": f"w{index:04d}-{v.requirement}",
+                    "window": index,
+                    "requirement": v.requirement,
+                    "summary": v.summary,
+                    "start": round(self._window_start, 3),
+                    "end": round(end, 3),
+                    "evidence": [
+                        {**e.as_dict(), "t": None if e.t is None else round(self.relative(e.t), 3)}
+                        for e in v.evidence
+                    ],
+                }
+                fail["host"] = self._host_during(self._window_start, end)
+                summary.fails.append(fail)
+                self.result.fails.append(fail)
+        self.segments.rotate(bool(summary.fails))
+        self.result.windows.append(summary)
+        self._window_start = end
+        self._window_records = 0
+        return summary
+
+    def _host_during(self, start: float, end: float) -> dict[str, float]:
+        """The worst loop lag and load seen in a window: context for a timing FAIL."""
+        out: dict[str, float] = {}
+        for name in ("harness.loop_lag_ms", "host.load1"):
+            series = self.sampler.series.get(name)
+            values = [v for t, v in series.points if start <= t <= end + 1] if series else []
+            if values:
+                out[name] = max(values)
+        return out
+
+    async def _windows(self) -> None:
+        while True:
+            await asyncio.sleep(self.window_s - (self.elapsed() - self._window_start))
+            with self._lock:
+                verdicts = self.engine.window()
+                summary = self._close_window(verdicts, self.elapsed())
+            if self.dashboard is not None:
+                self.dashboard.window_closed(summary)
+
+    async def _loop_lag(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(LAG_PROBE_S)  # the probe: how late does the loop wake us?
+            late = loop.time() - before - LAG_PROBE_S
+            self.sampler.loop_lag = max(self.sampler.loop_lag, late)
+
+    async def _samples(self) -> None:
+        while True:
+            self.sampler.sample(time.monotonic())
+            await asyncio.sleep(self.profile.sample_interval)  # the sampling interval
+
+    # --- the whole soak -------------------------------------------------------------
+
+    async def soak(self) -> SoakResult:
+        result = self.result
+        self.started = time.monotonic()
+        self.started_trace = self.last_action = self.trace.now()
+        self.sampler.started = self.started
+        self.trace.emit("note", text=f"soak {self.profile.name} seed {self.seed}")
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            await self._start_primary()
+            await self._build_path()
+            if self.fleet_workers is not None:
+                await asyncio.to_thread(self._start_fleet)
+            else:
+                await asyncio.to_thread(self.population.start)
+                if self.population.pid is not None:
+                    self.sampler.watch("viewers", self.population.pid)
+            for vid in self.schedule.initial:
+                await self.act("join", {"viewer": vid})
+            tasks = [
+                asyncio.create_task(self._run_schedule(), name="nemesis"),
+                asyncio.create_task(self._windows(), name="windows"),
+                asyncio.create_task(self._samples(), name="sampler"),
+                asyncio.create_task(self._loop_lag(), name="loop lag"),
+            ]
+            if self.dashboard is not None:
+                tasks.append(asyncio.create_task(self.dashboard.refresh_loop(self)))
+            remaining = self.profile.duration - self.elapsed()
+            done, _ = await asyncio.wait(tasks, timeout=max(0.0, remaining),
+                                         return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                if task.exception() is not None and task.get_name() != "nemesis":
+                    raise task.exception()  # type: ignore[misc]
+        except Exception as exc:
+            result.problems.append(f"harness error: {exc!r}")
+            log.error("soak crashed:\n%s", traceback.format_exc())
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            self.sampler.sample(time.monotonic())
+            await asyncio.to_thread(self.population.stop)
+            if self.fleet is not None:
+                await asyncio.to_thread(self.fleet.stop)
+            for tap in self.taps.values():
+                with contextlib.suppress(Exception):
+                    await tap.stop()
+            await self._teardown()
+        with self._lock:
+            result.verdicts = self.engine.finish()
+            self._close_window(self.engine.window(), self.elapsed())
+            self.segments.close()
+            result.records = self.engine.records
+            result.late_records = self.engine.sequencer.late
+        result.duration = self.elapsed()
+        result.drift = judge_all(
+            self.profile.limits, self.sampler.series, self.profile.warmup, self.profile.min_samples
+        )
+        result.figures = self.sampler.as_dict()
+        result.disk = {
+            "segments_bytes": self.segments.disk_bytes(),
+            "dropped_bytes": self.segments.dropped_bytes,
+            "kept_segments": sorted(self.segments.kept),
+            "dropped_segments": len(self.segments.dropped),
+        }
+        return result
+
+
+def run_soak(profile: Profile, directory: Path, seed: int, **kwargs: Any) -> SoakResult:
+    directory.mkdir(parents=True, exist_ok=True)
+    run = SoakRun(profile, directory, seed, **kwargs)
+    (directory / "schedule.json").write_text(json.dumps(run.schedule.as_dict(), indent=1))
+    return asyncio.run(run.soak())
