@@ -37,8 +37,11 @@ class Epoch1(Monitor):
     delivered `reconfigure` or `restart_encoder` action of the scenario must be
     followed within `window` seconds (default 2 s: a reconfiguration at the
     reference rates takes well under one) by a STREAM_STATE on any Primary-side
-    connection whose epoch is larger than every epoch announced before the action.
-    Evidence: the offending STREAM_STATE, or the action with no new epoch.
+    connection whose epoch is larger than every epoch last announced on the
+    Primary-side connections live at the action (a restarted Primary starts its
+    epochs again with new connections, so epochs of connections that ended do not
+    count); an action while no connection is live is not judged. Evidence: the
+    offending STREAM_STATE, or the action with no new epoch.
     """
 
     requirement = "EPOCH-1"
@@ -47,7 +50,7 @@ class Epoch1(Monitor):
     def __init__(self, ctx: MonitorContext) -> None:
         super().__init__(ctx)
         self.within = float(self.ctx.param("window", 2.0))
-        self.newest: int | None = None
+        self.announced: dict[Conn, int] = {}  # live Primary-side connection -> last epoch
         self.pending: list[_PendingAction] = []
         self.primary_seen = False
 
@@ -73,14 +76,17 @@ class Epoch1(Monitor):
             newer = action.epoch_before is None or message.epoch > action.epoch_before
             if newer and frame.t <= action.t + self.within:
                 action.seen = True
-        self.newest = message.epoch if self.newest is None else max(self.newest, message.epoch)
+        self.announced[frame.conn] = message.epoch
+
+    def on_end(self, conn: Conn) -> None:
+        self.announced.pop(conn, None)
 
     def on_action(self, record: Record) -> None:
         name = str(record.get("action"))
-        if name not in EPOCH_ACTIONS:
+        if name not in EPOCH_ACTIONS or not self.announced:
             return
         self.check()
-        action = _PendingAction(float(record["t"]), name, self.newest)
+        action = _PendingAction(float(record["t"]), name, max(self.announced.values()))
         self.pending.append(action)
         self.ctx.at(action.t + self.within, partial(self._settle, action))
 
