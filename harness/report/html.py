@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.trace import viewer_tap_name
 from reference.protocol.states import StreamState, ViewerState
 
 VIEWER_COLOURS: dict[str, str] = {
@@ -232,12 +233,12 @@ def _take(digest: TraceDigest, record: dict[str, Any], t: float) -> None:
         tap = str(record.get("tap", ""))
         msg = record.get("msg")
         if (
-            tap.startswith("viewer_side:")
+            tap.startswith(viewer_tap_name(""))
             and record.get("dir") == "v2p"
             and isinstance(msg, str)
             and msg.startswith("REQ_KEYFRAME")
         ):
-            track = digest.viewer(tap.removeprefix("viewer_side:"))
+            track = digest.viewer(tap.removeprefix(viewer_tap_name("")))
             if track is not None and len(track.keyframe_requests) < MAX_TICKS:
                 track.keyframe_requests.append(t)
 

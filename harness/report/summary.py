@@ -31,6 +31,7 @@ from harness.report.rollup import (
     scenario_statuses,
     scenario_verdict,
 )
+from harness.trace import viewer_tap_name
 from reference.protocol.requirements import BY_ID, CATALOGUE
 
 SCHEMA_VERSION = 2
@@ -130,7 +131,7 @@ def _trace_facts(trace: Path | None) -> dict[str, Any]:
                 )
             elif str(record.get("msg", "")).startswith("HELLO|") and str(
                 record.get("tap", "")
-            ).startswith("viewer_side:"):
+            ).startswith(viewer_tap_name("")):
                 viewer = str(record["tap"]).split(":", 1)[1]
                 fields = dict(
                     part.split("=", 1) for part in str(record["msg"]).split("|")[1:] if "=" in part

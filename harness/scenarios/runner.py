@@ -30,7 +30,7 @@ from harness.scenarios.conditions import describe, matches
 from harness.scenarios.external import Testee, TesteeFailed
 from harness.scenarios.loader import Scenario, Step, ViewerSpec
 from harness.scenarios.raw import run_raw_client
-from harness.trace import Record, TraceWriter, load
+from harness.trace import PRIMARY_SIDE, Record, TraceWriter, load, viewer_tap_name
 from reference.peers.primary import PrimaryConfig, ReferencePrimary, StreamConfig
 from reference.peers.viewer import ReferenceViewer, ViewerConfig
 from reference.protocol.deviations import parse_deviations
@@ -333,7 +333,7 @@ class ScenarioRun:
         from harness.wire.recorder import WireTap
 
         self.pcap = PcapWriter(str(self.directory / "wire.pcapng"))
-        tap = WireTap("primary_side", HOST, self.primary_port, trace=self.trace, pcap=self.pcap)
+        tap = WireTap(PRIMARY_SIDE, HOST, self.primary_port, trace=self.trace, pcap=self.pcap)
         await tap.start()
         self.cleanups.append(tap.stop)
         self.primary_tap_port = upstream = tap.port
@@ -389,7 +389,7 @@ class ScenarioRun:
         from harness.wire.recorder import WireTap
 
         tap = WireTap(
-            f"viewer_side:{spec.id}", HOST, self.entry_port, trace=self.trace, pcap=self.pcap
+            viewer_tap_name(spec.id), HOST, self.entry_port, trace=self.trace, pcap=self.pcap
         )
         await tap.start()
         self.cleanups.append(tap.stop)

@@ -38,7 +38,7 @@ from harness.soak.population import Population, PopulationConfig
 from harness.soak.profile import Profile
 from harness.soak.sampler import Sampler
 from harness.soak.segments import SegmentStore
-from harness.trace import Record, TraceWriter
+from harness.trace import PRIMARY_SIDE, Record, TraceWriter, viewer_tap_name
 
 log = logging.getLogger("harness.soak")
 SECRET = "lvs-secret"
@@ -199,7 +199,7 @@ class SoakRun(ScenarioRun):
     async def _build_path(self) -> None:
         from harness.wire.recorder import WireTap
 
-        tap = WireTap("primary_side", HOST, self.primary_port, trace=self.trace)
+        tap = WireTap(PRIMARY_SIDE, HOST, self.primary_port, trace=self.trace)
         await tap.start()
         self.cleanups.append(tap.stop)
         self.primary_tap_port = upstream = tap.port
@@ -218,7 +218,7 @@ class SoakRun(ScenarioRun):
     async def _tap_for(self, name: str) -> int:
         from harness.wire.recorder import WireTap
 
-        tap = WireTap(f"viewer_side:{name}", HOST, self.entry_port, trace=self.trace)
+        tap = WireTap(viewer_tap_name(name), HOST, self.entry_port, trace=self.trace)
         await tap.start()
         self.taps[name] = tap
         return int(tap.port)

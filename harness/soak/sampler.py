@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.trace import Record
+from harness.trace import PRIMARY_SIDE, Record
 from reference.protocol.messages import ReqKeyframe
 from reference.protocol.states import ViewerState
 
@@ -102,7 +102,7 @@ class Sampler:
         """Per trace record (cheap): counts the keyframe requests the Primary received."""
         if (
             record["kind"] == "frame"
-            and record.get("tap") == "primary_side"
+            and record.get("tap") == PRIMARY_SIDE
             and str(record.get("msg", "")).startswith(KEYFRAME_REQUEST)
         ):
             self.keyframe_requests += 1
