@@ -24,6 +24,7 @@ from typing import Any
 
 from harness.checks.episodes import EpisodeTracker
 from harness.checks.monitor import MONITORS, Monitor, MonitorContext, overridden_hooks
+from harness.checks.monitors.viewer_link import Links
 from harness.checks.order import DEFAULT_LAG, Sequencer
 from harness.checks.verdict import Verdict, not_observed
 from harness.checks.wire import ConnectionTracker
@@ -49,6 +50,7 @@ class Engine:
         wanted = dict(requested) if requested is not None else dict.fromkeys(MONITORS)
         self.order = list(wanted)
         self.timings = timings
+        self._links: Links | None = None  # made when a monitor asks for it
         self.monitors: dict[str, Monitor] = {}
         self.missing: list[str] = []
         for requirement, params in wanted.items():
@@ -89,6 +91,13 @@ class Engine:
         }
         self._finished = False
 
+    @property
+    def links(self) -> Links:
+        """Every Viewer's link as its own tap delivered it, kept once for all monitors."""
+        if self._links is None:
+            self._links = Links()
+        return self._links
+
     # --- input --------------------------------------------------------------
 
     def feed(self, record: Record) -> None:
@@ -126,6 +135,8 @@ class Engine:
 
     def _frame(self, record: Record) -> None:
         frame = self.conns.frame(record)
+        if self._links is not None:
+            self._links.frame(frame)
         for handler in self._hooks.get("on_frame", ()):
             handler(frame)
         kind = "on_control" if frame.is_control else "on_media" if frame.is_media else ""

@@ -56,6 +56,7 @@ from reference.protocol.timings import DEFAULT_TIMINGS, Timings
 
 if TYPE_CHECKING:
     from harness.checks.engine import Engine
+    from harness.checks.monitors.viewer_link import Links
     from harness.checks.wire import Conn
 
 # Slack for timing rules: scheduling and loopback jitter on a loaded 2-core host.
@@ -100,6 +101,14 @@ class MonitorContext:
     @property
     def now(self) -> float:
         return self.engine.now if self.engine is not None else 0.0
+
+    def shared_links(self) -> Links:
+        """The engine's one link tracker, fed every frame before any monitor sees it."""
+        if self.engine is None:
+            from harness.checks.monitors.viewer_link import Links
+
+            return Links()
+        return self.engine.links
 
     def viewer_conn(self, viewer: str) -> Conn | None:
         """The Viewer's newest connection on its own tap: its wire, for cross-checks."""

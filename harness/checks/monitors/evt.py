@@ -10,7 +10,6 @@ from harness.checks.monitor import Monitor, MonitorContext, monitor
 from harness.checks.monitors.viewer_link import (
     Deferred,
     Link,
-    Links,
     episode_of,
     viewer_key,
 )
@@ -71,7 +70,7 @@ class Evt1(Monitor):
         self.epoch_drop: dict[str, tuple[float, int]] = {}
         # viewer -> the last frame it dropped in the background: (time, that frame's epoch)
         self.background_drop: dict[str, tuple[float, int]] = {}
-        self.links = Links()
+        self.links = ctx.shared_links()
         self.deferred = Deferred(self)
         self.ready: dict[str, _Ready] = {}
         self.judged: dict[str, tuple[Link, int]] = {}
@@ -80,7 +79,7 @@ class Evt1(Monitor):
         self.within = self.timings.stall_window[0] + self.tolerance
 
     def on_frame(self, frame: WireFrame) -> None:
-        link = self.links.frame(frame)
+        link = self.links.current(frame)
         if link is None or not frame.from_primary or link.speaks_v2 is not True:
             return
         last = link.last()

@@ -7,7 +7,7 @@ from functools import partial
 
 from harness.checks.episodes import Episode, TelemetryRecord
 from harness.checks.monitor import Monitor, MonitorContext, monitor
-from harness.checks.monitors.viewer_link import Link, Links, episode_of, viewer_key
+from harness.checks.monitors.viewer_link import Link, episode_of, viewer_key
 from harness.checks.wire import Conn, WireFrame
 from reference.protocol.messages import (
     Hello,
@@ -105,7 +105,7 @@ class Legacy1(Monitor):
 
     def __init__(self, ctx: MonitorContext) -> None:
         super().__init__(ctx)
-        self.links = Links()
+        self.links = ctx.shared_links()
         self.authed: dict[str, float] = {}  # viewer -> NEGOTIATING entry of the episode
         self.streaming_at: dict[str, float] = {}
         self.due: dict[str, _Due] = {}
@@ -121,7 +121,7 @@ class Legacy1(Monitor):
         return version is None or version >= 2
 
     def on_frame(self, frame: WireFrame) -> None:
-        link = self.links.frame(frame)
+        link = self.links.current(frame)
         if link is None or not self._v1(link) or link.ready_at is None:
             return
         key = viewer_key(link)

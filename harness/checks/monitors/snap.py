@@ -8,7 +8,7 @@ from functools import partial
 
 from harness.checks.episodes import Episode, TelemetryRecord
 from harness.checks.monitor import Monitor, MonitorContext, monitor
-from harness.checks.monitors.viewer_link import Deferred, Links
+from harness.checks.monitors.viewer_link import Deferred
 from harness.checks.wire import Conn, WireFrame
 from harness.trace import Record
 from reference.protocol.messages import AuthOk, Heartbeat, Session, StreamStateMessage
@@ -197,12 +197,9 @@ class Snap3(Monitor):
 
     def __init__(self, ctx: MonitorContext) -> None:
         super().__init__(ctx)
-        self.links = Links()
+        self.links = ctx.shared_links()
         self.deferred = Deferred(self)
         self.judged: set[str] = set()  # viewers whose current episode was judged
-
-    def on_control(self, frame: WireFrame) -> None:
-        self.links.frame(frame)
 
     def on_episode_end(self, episode: Episode) -> None:
         self.judged.discard(episode.viewer)

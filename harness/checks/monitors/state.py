@@ -17,7 +17,6 @@ from harness.checks.monitors.viewer_link import (
     Deferred,
     Delivered,
     Link,
-    Links,
     active_among,
     episode_of,
     viewer_key,
@@ -105,7 +104,7 @@ class _ViewerMonitor(Monitor):
 
     def __init__(self, ctx: MonitorContext) -> None:
         super().__init__(ctx)
-        self.links = Links()
+        self.links = ctx.shared_links()
         self.deferred = Deferred(self)
         self.entered: dict[str, float] = {}  # viewer -> when the current stint began
 
@@ -189,7 +188,7 @@ class State2(_ViewerMonitor):
     telemetry_kinds = frozenset({RecordKind.STATE})
 
     def on_control(self, frame: WireFrame) -> None:
-        link = self.links.frame(frame)
+        link = self.links.current(frame)
         if link is None or not isinstance(frame.message, StreamStateMessage):
             return
         delivered = link.last()
@@ -256,7 +255,7 @@ class State3(_ViewerMonitor):
         self.decoded: dict[str, _Decoded] = {}
 
     def on_control(self, frame: WireFrame) -> None:
-        link = self.links.frame(frame)
+        link = self.links.current(frame)
         if link is None or not isinstance(frame.message, StreamStateMessage):
             return
         delivered = link.last()
@@ -422,11 +421,11 @@ class State5(Monitor):
 
     def __init__(self, ctx: MonitorContext) -> None:
         super().__init__(ctx)
-        self.links = Links()
+        self.links = ctx.shared_links()
         self.paused: dict[Conn, _Pause] = {}
 
     def on_control(self, frame: WireFrame) -> None:
-        link = self.links.frame(frame)
+        link = self.links.current(frame)
         if link is None:
             return
         conn, message = frame.conn, frame.message
@@ -526,7 +525,7 @@ class State6(_ViewerMonitor):
         self.left: dict[str, _Leave] = {}
 
     def on_control(self, frame: WireFrame) -> None:
-        link = self.links.frame(frame)
+        link = self.links.current(frame)
         if link is None or not isinstance(frame.message, StreamStateMessage):
             return
         delivered = link.last()
@@ -655,9 +654,6 @@ class State7(_ViewerMonitor):
     def __init__(self, ctx: MonitorContext) -> None:
         super().__init__(ctx)
         self.held: dict[str, _Held] = {}
-
-    def on_control(self, frame: WireFrame) -> None:
-        self.links.frame(frame)
 
     def on_telemetry(self, rec: TelemetryRecord) -> None:
         episode = rec.episode

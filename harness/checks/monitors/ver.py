@@ -8,7 +8,7 @@ from functools import partial
 from harness.checks.episodes import TelemetryRecord
 from harness.checks.monitor import Monitor, MonitorContext, monitor
 from harness.checks.monitors.sides import receiver_judged, receiver_name, reply_direction
-from harness.checks.monitors.viewer_link import Deferred, Links
+from harness.checks.monitors.viewer_link import Deferred
 from harness.checks.wire import Conn, WireFrame
 from harness.trace import Record
 from reference.protocol.messages import (
@@ -236,11 +236,8 @@ class Ver4(Monitor):
 
     def __init__(self, ctx: MonitorContext) -> None:
         super().__init__(ctx)
-        self.links = Links()
+        self.links = ctx.shared_links()
         self.deferred = Deferred(self)
-
-    def on_control(self, frame: WireFrame) -> None:
-        self.links.frame(frame)
 
     def on_finish(self, end: float) -> None:
         self.deferred.finish()

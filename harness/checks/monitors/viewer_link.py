@@ -107,6 +107,13 @@ class Links:
     def __init__(self) -> None:
         self.by_viewer: dict[str, Link] = {}
 
+    def current(self, frame: WireFrame) -> Link | None:
+        """The link `frame` was fed to (the engine feeds every frame once, first)."""
+        if frame.conn.side is not TapSide.VIEWER:
+            return None
+        link = self.by_viewer.get(frame.conn.viewer or ANY_VIEWER)
+        return link if link is not None and link.conn is frame.conn else None
+
     def frame(self, frame: WireFrame) -> Link | None:
         conn = frame.conn
         if conn.side is not TapSide.VIEWER:
