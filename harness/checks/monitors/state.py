@@ -125,6 +125,15 @@ class _ViewerMonitor(Monitor):
         episode = rec.episode
         return self.links.of(rec.viewer, episode.start if episode is not None else None)
 
+    def watch_non_active(self, frame: WireFrame, state: ViewerState, why: str) -> None:
+        """A delivered STREAM_STATE other than ACTIVE: the Viewer must leave `state`."""
+        link = self.links.current(frame)
+        if link is None or not isinstance(frame.message, StreamStateMessage):
+            return
+        delivered = link.last()
+        if delivered is not None and delivered.state is not ACTIVE:
+            self.watch(frame.t, delivered, link, state, why)
+
     def watch(self, frame_t: float, delivered: Delivered, link: Link, state: ViewerState,
               why: str) -> None:
         """The Viewer must not be in `state` (a stint begun before the frame) `tolerance` later."""
@@ -188,12 +197,7 @@ class State2(_ViewerMonitor):
     telemetry_kinds = frozenset({RecordKind.STATE})
 
     def on_control(self, frame: WireFrame) -> None:
-        link = self.links.current(frame)
-        if link is None or not isinstance(frame.message, StreamStateMessage):
-            return
-        delivered = link.last()
-        if delivered is not None and delivered.state is not ACTIVE:
-            self.watch(frame.t, delivered, link, STREAMING, "the server is not ACTIVE")
+        self.watch_non_active(frame, STREAMING, "the server is not ACTIVE")
 
     def on_telemetry(self, rec: TelemetryRecord) -> None:
         self.stint(rec, STREAMING)
@@ -525,12 +529,7 @@ class State6(_ViewerMonitor):
         self.left: dict[str, _Leave] = {}
 
     def on_control(self, frame: WireFrame) -> None:
-        link = self.links.current(frame)
-        if link is None or not isinstance(frame.message, StreamStateMessage):
-            return
-        delivered = link.last()
-        if delivered is not None and delivered.state is not ACTIVE:
-            self.watch(frame.t, delivered, link, RECOVERING, "the server's state wins")
+        self.watch_non_active(frame, RECOVERING, "the server's state wins")
 
     def on_episode_end(self, episode: Episode) -> None:
         super().on_episode_end(episode)
