@@ -21,6 +21,14 @@ class Observed(str, Enum):
     BOTH = "wire+telemetry"
 
 
+class Level(str, Enum):
+    """RFC 2119 strength of a rule (PROTOCOL.md 1.2): what a FAIL does to a certificate."""
+
+    MUST = "MUST"
+    SHOULD = "SHOULD"
+    MAY = "MAY"
+
+
 class Side(str, Enum):
     PRIMARY = "primary"
     VIEWER = "viewer"
@@ -34,6 +42,8 @@ class Requirement:
     rule: str
     observed: Observed
     side: Side
+    # Every rule in the catalogue is a MUST unless LEVELS below says otherwise.
+    level: Level = Level.MUST
 
     @property
     def family(self) -> str:
@@ -161,6 +171,14 @@ CATALOGUE: tuple[Requirement, ...] = (
     _r("FRAME-2", "Framing and bad input", X, W,
        "A malformed header, oversize length, invalid UTF-8 or unparsable control message gets "
        "a clear ERROR and a closed connection, never a crash, hang or unbounded memory."),
+)
+
+# The rules PROTOCOL.md words with SHOULD or MAY (section 8 gives each entry's level).
+LEVELS: dict[str, Level] = {}
+
+CATALOGUE = tuple(
+    Requirement(r.id, r.group, r.rule, r.observed, r.side, LEVELS.get(r.id, Level.MUST))
+    for r in CATALOGUE
 )
 
 BY_ID: dict[str, Requirement] = {r.id: r for r in CATALOGUE}
