@@ -19,6 +19,7 @@ from __future__ import annotations
 import heapq
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
+from enum import Enum
 from itertools import count
 from typing import Any
 
@@ -27,12 +28,38 @@ from harness.checks.monitor import MONITORS, Monitor, MonitorContext, overridden
 from harness.checks.monitors.viewer_link import Links
 from harness.checks.order import DEFAULT_LAG, Sequencer
 from harness.checks.verdict import Verdict, not_observed
-from harness.checks.wire import ConnectionTracker
+from harness.checks.wire import ConnectionTracker, WireFrame
 from harness.trace import Record
 from reference.protocol.telemetry import RecordKind
 from reference.protocol.timings import DEFAULT_TIMINGS, Timings
 
 Handler = Callable[..., None]
+
+
+class FrameClass(Enum):
+    """What a frame is, for the hooks it goes to."""
+
+    CONTROL = "control"
+    PLAIN_MEDIA = "plain media"  # WireFrame.plain_media
+    MEDIA = "media"  # CSD and keyframes, and media from the Viewer
+    OTHER = "other"  # a frame type the format does not define
+
+
+FRAME_HOOKS: dict[FrameClass, tuple[str, ...]] = {
+    FrameClass.CONTROL: ("on_frame", "on_control"),
+    FrameClass.PLAIN_MEDIA: ("on_frame", "on_media"),
+    FrameClass.MEDIA: ("on_frame", "on_media"),
+    FrameClass.OTHER: ("on_frame",),
+}
+_CONTROL, _PLAIN, _MEDIA, _OTHER = FrameClass  # bound once: read for every frame
+
+
+def frame_class(frame: WireFrame) -> FrameClass:
+    if frame.is_control:
+        return _CONTROL
+    if frame.plain_media:
+        return _PLAIN
+    return _MEDIA if frame.is_media else _OTHER
 
 
 class Engine:
@@ -44,7 +71,10 @@ class Engine:
         timings: Timings = DEFAULT_TIMINGS,
         *,
         lag: float = DEFAULT_LAG,
+        exhaustive: bool = False,
     ) -> None:
+        """`exhaustive` hands plain media to every monitor, whatever it declares
+        (`Monitor.reads_plain_media`): the reference the fast path is tested against."""
         from harness.checks import monitors  # noqa: F401  (registers every monitor)
 
         wanted = dict(requested) if requested is not None else dict.fromkeys(MONITORS)
@@ -61,18 +91,33 @@ class Engine:
             ctx = MonitorContext(dict(params or {}), timings, self)
             self.monitors[requirement] = cls(ctx)
         self._hooks: dict[str, list[Handler]] = defaultdict(list)
-        # Telemetry handlers by record kind (None: a kind the format does not define).
+        # Telemetry handlers by record kind (None: a kind the format does not define),
+        # for every record and for plain media records.
         self._telemetry_hooks: dict[RecordKind | None, list[Handler]] = defaultdict(list)
+        self._plain_telemetry_hooks: dict[RecordKind | None, list[Handler]] = defaultdict(list)
+        # Frame handlers by what the frame is: on_frame's, then on_control's or on_media's.
+        self._frame_hooks: dict[FrameClass, list[Handler]] = {c: [] for c in FrameClass}
         for instance in self.monitors.values():
-            for name in overridden_hooks(type(instance)):
+            plain = exhaustive or instance.reads_plain_media
+            hooks = overridden_hooks(type(instance))
+            for name in hooks:
                 handler = getattr(instance, name)
                 if name == "on_telemetry":
                     kinds = instance.telemetry_kinds
                     for kind in (*RecordKind, None):
                         if kinds is None or kind in kinds:
                             self._telemetry_hooks[kind].append(handler)
+                            if plain:
+                                self._plain_telemetry_hooks[kind].append(handler)
                 else:
                     self._hooks[name].append(handler)
+            for frames, names in FRAME_HOOKS.items():
+                if frames is FrameClass.PLAIN_MEDIA and not plain:
+                    continue
+                self._frame_hooks[frames] += [getattr(instance, n) for n in names if n in hooks]
+        # Every monitor's on_frame runs before any monitor's on_control or on_media.
+        for handlers in self._frame_hooks.values():
+            handlers.sort(key=lambda h: h.__name__ != "on_frame")
         self.sequencer = Sequencer(lag)
         self.conns = ConnectionTracker()
         self.episodes = EpisodeTracker()
@@ -137,10 +182,7 @@ class Engine:
         frame = self.conns.frame(record)
         if self._links is not None:
             self._links.frame(frame)
-        for handler in self._hooks.get("on_frame", ()):
-            handler(frame)
-        kind = "on_control" if frame.is_control else "on_media" if frame.is_media else ""
-        for handler in self._hooks.get(kind, ()):
+        for handler in self._frame_hooks[frame_class(frame)]:
             handler(frame)
         self.conns.after_frame(frame)
 
@@ -164,7 +206,8 @@ class Engine:
         parsed, ended = self.episodes.parse(record)
         if ended is not None:
             self._call("on_episode_end", ended)
-        for handler in self._telemetry_hooks.get(parsed.kind, ()):
+        hooks = self._plain_telemetry_hooks if parsed.plain_media else self._telemetry_hooks
+        for handler in hooks.get(parsed.kind, ()):
             handler(parsed)
         self.episodes.update(parsed)
 

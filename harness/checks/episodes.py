@@ -17,11 +17,14 @@ from dataclasses import dataclass
 
 from harness.trace import Record
 from reference.protocol.causes import Cause, parse_cause
+from reference.protocol.frames import FrameType
 from reference.protocol.states import StreamState, ViewerState
 from reference.protocol.telemetry import DecoderAction, FrameAction, RecordKind
 
 # Enum members read on every record are bound once (an enum attribute is a descriptor call).
 _STATE, _FRAME, _DECODER = RecordKind.STATE, RecordKind.FRAME, RecordKind.DECODER
+_DECODED = RecordKind.DECODED
+_CSD_NAME = FrameType.CSD.name
 _DECODE, _DROP = FrameAction.DECODE.value, FrameAction.DROP.value
 _CREATE, _FLUSH, _RELEASE = DecoderAction.CREATE, DecoderAction.FLUSH, DecoderAction.RELEASE
 _SOCKET_CONNECTED, _DISCONNECTED = ViewerState.SOCKET_CONNECTED, ViewerState.DISCONNECTED
@@ -79,6 +82,9 @@ class TelemetryRecord:
     state: ViewerState | None = None  # state records: the new state
     previous: ViewerState | None = None
     cause: Cause | None = None
+    # The Viewer decoded a frame other than CSD and keyframes (a `frame` decode
+    # record, or a `decoded` record, without `key`): see `Monitor.reads_plain_media`.
+    plain_media: bool = False
 
     @property
     def server_state(self) -> StreamState | None:
@@ -137,6 +143,11 @@ class EpisodeTracker:
                 parsed.episode = episode
         elif kind is _FRAME:
             parsed.cause = parse_cause(record.get("cause"))
+            parsed.plain_media = (
+                action == _DECODE and record.get("type") != _CSD_NAME and not record.get("key")
+            )
+        elif kind is _DECODED:
+            parsed.plain_media = not record.get("key")
         return parsed, ended
 
     def update(self, parsed: TelemetryRecord) -> None:

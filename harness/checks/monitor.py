@@ -20,6 +20,8 @@ Hooks a monitor may define (the engine calls only those a monitor overrides):
                              connection's facts are updated with it
     on_control(frame)        only CONTROL frames (most rules: far fewer than media)
     on_media(frame)          only CSD, VIDEO and AUDIO frames
+                             (on_frame and on_media skip plain media for a monitor
+                             whose `reads_plain_media` is False)
     on_wire_error(conn, record)  a tap could not decode a direction any more
     on_end(conn)             a connection closed (conn.closed set) or the trace ended
                              with it open (conn.closed None); its state can go
@@ -124,6 +126,12 @@ class Monitor:
     # The telemetry record kinds `on_telemetry` wants (None: every record): most rules
     # read a few kinds, and per-frame records are most of a trace.
     telemetry_kinds: ClassVar[frozenset[RecordKind] | None] = None
+    # Whether the rule reads plain media: AUDIO and non-key VIDEO frames from the Primary
+    # (`WireFrame.plain_media`) and the Viewer's telemetry of decoding them
+    # (`TelemetryRecord.plain_media`). They are most of a trace; a rule that reads only
+    # control, CSD and keyframes says False, and must then judge exactly as if it had
+    # been handed them (tests/checks/test_fast_paths.py holds it to that).
+    reads_plain_media: ClassVar[bool] = True
 
     def __init__(self, ctx: MonitorContext) -> None:
         self.ctx = ctx

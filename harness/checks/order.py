@@ -18,6 +18,7 @@ and counted in `late`: the monitors see it out of time order, never lose it.
 from __future__ import annotations
 
 import heapq
+from collections import deque
 from collections.abc import Iterable, Iterator
 from itertools import count
 
@@ -44,11 +45,19 @@ class Sequencer:
     def __init__(self, lag: float = DEFAULT_LAG) -> None:
         self.lag = lag
         self.late = 0
-        self._heap: list[tuple[float, int, Record]] = []
+        # Records held back, as (key, arrival, record). Most arrive in key order and wait
+        # in a FIFO, which stays sorted; the few that arrive out of order wait in a heap.
+        # Releasing the smaller head of the two is the order of one heap of all.
+        self._in_order: deque[tuple[float, int, Record]] = deque()
+        self._out_of_order: list[tuple[float, int, Record]] = []
         self._counter = count()
         self._source_time: dict[tuple[str, str], float] = {}
         self._newest = float("-inf")
         self._released = float("-inf")
+
+    def __len__(self) -> int:
+        """How many records are held back now."""
+        return len(self._in_order) + len(self._out_of_order)
 
     def push(self, record: Record) -> list[Record]:
         """The records that are ready now, in order (often none, while they wait out the lag)."""
@@ -65,25 +74,33 @@ class Sequencer:
         if key < self._released:
             self.late += 1
             return [record]
-        heap = self._heap
-        heapq.heappush(heap, (key, next(self._counter), record))
-        if key > self._newest:
+        held = (key, next(self._counter), record)
+        if key >= self._newest:
             self._newest = key
-        horizon = self._newest - self.lag
-        if heap[0][0] > horizon:
-            return []
-        ready = []
-        while heap and heap[0][0] <= horizon:
-            released_key, _, item = heapq.heappop(heap)
+            self._in_order.append(held)
+        else:
+            heapq.heappush(self._out_of_order, held)
+        return self._release(self._newest - self.lag)
+
+    def drain(self) -> Iterator[Record]:
+        yield from self._release(float("inf"))
+
+    def _release(self, horizon: float) -> list[Record]:
+        """Every held record whose key is at or before `horizon`, smallest first."""
+        fifo, heap = self._in_order, self._out_of_order
+        ready: list[Record] = []
+        while True:
+            if heap and (not fifo or heap[0] < fifo[0]):
+                if heap[0][0] > horizon:
+                    break
+                released_key, _, item = heapq.heappop(heap)
+            elif fifo and fifo[0][0] <= horizon:
+                released_key, _, item = fifo.popleft()
+            else:
+                break
             self._released = released_key
             ready.append(item)
         return ready
-
-    def drain(self) -> Iterator[Record]:
-        while self._heap:
-            released_key, _, ready = heapq.heappop(self._heap)
-            self._released = released_key
-            yield ready
 
 
 def in_order(records: Iterable[Record], lag: float = DEFAULT_LAG) -> Iterator[Record]:

@@ -89,22 +89,20 @@ class Conn:
     stream_at: float | None = None
     keyframe_epochs: set[int] = field(default_factory=set)  # epochs with a keyframe sent
     wire_errors: int = 0
-    # Which peer's rules this tap judges; fixed by the side, read for every frame.
+    # Which peer's rules this tap judges and the Viewer it is named after (`tap_viewer`);
+    # fixed by the tap, read for every frame.
     judges_primary: bool = field(init=False)
     judges_viewer: bool = field(init=False)
+    viewer: str | None = field(init=False)
 
     def __post_init__(self) -> None:
         self.judges_primary = self.side is not TapSide.VIEWER
         self.judges_viewer = self.side is not TapSide.PRIMARY
+        self.viewer = tap_viewer(self.tap)
 
     @property
     def where(self) -> str:
         return f"{self.tap}/{self.id}"
-
-    @property
-    def viewer(self) -> str | None:
-        return tap_viewer(self.tap)
-
 
     @property
     def viewer_version(self) -> int | None:
@@ -146,15 +144,22 @@ class WireFrame:
     is_media: bool
     is_keyframe: bool
     epoch: int
+    # AUDIO, or VIDEO that is not a keyframe, sent by the Primary: the bulk of a trace,
+    # and nothing most media rules read (they want CSD and keyframes); see
+    # `Monitor.reads_plain_media`.
+    plain_media: bool
 
     @classmethod
     def of(cls, record: Record, conn: Conn) -> WireFrame:
         kind = frame_type(record)
         direction = str(record["dir"])
-        control = kind is FrameType.CONTROL
+        control = kind is _CONTROL
         key = record.get("key")
         if key is None:
-            key = int(record.get("flags", 0)) & int(FrameFlags.KEYFRAME)
+            key = int(record.get("flags", 0)) & _KEYFRAME_FLAG
+        from_primary = direction == P2V
+        keyframe = kind is _VIDEO and bool(key)
+        media = kind in MEDIA_TYPES
         return cls(
             record,
             conn,
@@ -163,12 +168,13 @@ class WireFrame:
             parse_control(str(record.get("msg", ""))) if control else None,
             float(record["t"]),
             direction,
-            direction == P2V,
+            from_primary,
             direction == V2P,
             control,
-            kind in MEDIA_TYPES,
-            kind is FrameType.VIDEO and bool(key),
+            media,
+            keyframe,
             int(record.get("epoch", 0)),
+            media and from_primary and not keyframe and kind is not _CSD,
         )
 
     @property
@@ -206,11 +212,15 @@ def parse_control(text: str) -> Message | None:
         return None
 
 
+# Read for every frame: a dict lookup, and enum members bound once.
+_FRAME_TYPES = {t.name: t for t in FrameType}
+_CONTROL, _VIDEO, _CSD = FrameType.CONTROL, FrameType.VIDEO, FrameType.CSD
+_KEYFRAME_FLAG = int(FrameFlags.KEYFRAME)
+
+
 def frame_type(record: Record) -> FrameType | None:
-    try:
-        return FrameType[str(record.get("type"))]
-    except KeyError:
-        return None
+    name = record.get("type")
+    return _FRAME_TYPES.get(name) if isinstance(name, str) else None
 
 
 class ConnectionTracker:

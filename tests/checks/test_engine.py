@@ -41,7 +41,7 @@ def test_the_sequencer_holds_only_its_lag_and_counts_late_records() -> None:
     released = []
     for i in range(100):
         released += sequencer.push(rec(float(i), "frame", tap="x", conn="c", n=i))
-        assert len(sequencer._heap) <= 2
+        assert len(sequencer) <= 2
     released += sequencer.push(rec(10.0, "telemetry", viewer="v", n=-1))  # long overtaken
     assert sequencer.late == 1 and released[-1]["n"] == -1
     released += list(sequencer.drain())
@@ -109,3 +109,41 @@ def test_memory_follows_live_connections_not_trace_length() -> None:
         copy(k)
     after = live_objects()
     assert after - before < 100, (before, after)
+
+
+def test_the_sequencer_releases_what_one_heap_of_all_records_would() -> None:
+    """The in-order FIFO and the out-of-order heap merge into one heap's order (seed 8)."""
+    import heapq
+    import random
+
+    rng = random.Random(8)
+    records = []
+    for n in range(2000):
+        source = rng.choice(["a", "b", "c"])
+        jitter = rng.choice([0.0, 0.0, 0.0, -rng.random() * 3])  # some arrive late
+        records.append(rec(n * 0.01 + jitter, "frame", tap=source, conn="c", n=n))
+    sequencer = Sequencer(lag=1.0)
+    released = []
+    for record in records:
+        released += sequencer.push(record)
+    released += list(sequencer.drain())
+
+    # The reference: one heap keyed (source-clamped time, arrival), released the same way.
+    heap: list[tuple[float, int, int]] = []
+    newest = last_released = float("-inf")
+    source_time: dict[str, float] = {}
+    expected = []
+    for arrival, record in enumerate(records):
+        key = max(record["t"], source_time.get(record["tap"], float("-inf")))
+        source_time[record["tap"]] = key
+        if key < last_released:
+            expected.append(record["n"])
+            continue
+        heapq.heappush(heap, (key, arrival, record["n"]))
+        newest = max(newest, key)
+        while heap and heap[0][0] <= newest - 1.0:
+            last_released, _, n = heapq.heappop(heap)
+            expected.append(n)
+    expected += [n for _, _, n in sorted(heap)]
+    assert [r["n"] for r in released] == expected
+    assert sequencer.late > 0

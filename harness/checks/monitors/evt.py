@@ -62,6 +62,7 @@ class Evt1(Monitor):
 
     requirement = "EVT-1"
     checks = "state transition(s) against the wire and delivered ACTIVE stream(s)"
+    reads_plain_media = False  # deliveries complete at keyframes; drops are not plain
     telemetry_kinds = frozenset({RecordKind.STATE, RecordKind.FRAME})
 
     def __init__(self, ctx: MonitorContext) -> None:

@@ -153,6 +153,7 @@ class Frame2(_Answering):
 
     requirement = "FRAME-2"
     checks = "malformed input(s)"
+    reads_plain_media = False  # malformed control text and the ERROR that answers it
 
     def on_frame(self, frame: WireFrame) -> None:
         self.answers(frame)

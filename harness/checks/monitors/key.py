@@ -28,6 +28,7 @@ class Key1(Monitor):
 
     requirement = "KEY-1"
     checks = "transition(s) to ACTIVE"
+    reads_plain_media = False  # keyframes only
 
     def __init__(self, ctx: MonitorContext) -> None:
         super().__init__(ctx)
@@ -82,6 +83,7 @@ class Key2(Monitor):
 
     requirement = "KEY-2"
     checks = "keyframe request(s)"
+    reads_plain_media = False  # keyframes and REQ_KEYFRAME
 
     def __init__(self, ctx: MonitorContext) -> None:
         super().__init__(ctx)
@@ -162,6 +164,7 @@ class Key3(Monitor):
 
     requirement = "KEY-3"
     checks = "late join(s) into a running stream"
+    reads_plain_media = False  # the first CSD and keyframe after STREAM_ACCEPTED
 
     def __init__(self, ctx: MonitorContext) -> None:
         super().__init__(ctx)

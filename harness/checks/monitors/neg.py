@@ -83,6 +83,7 @@ class Neg2(Monitor):
 
     requirement = "NEG-2"
     checks = "STREAM_ACCEPTED message(s)"
+    telemetry_kinds = frozenset({RecordKind.STATE})
 
     def __init__(self, ctx: MonitorContext) -> None:
         super().__init__(ctx)

@@ -250,6 +250,7 @@ class State3(_ViewerMonitor):
 
     requirement = "STATE-3"
     checks = "entry/entries into STREAMING and condition loss(es)"
+    reads_plain_media = False  # CSD and keyframes decoded; plain pictures change no condition
     telemetry_kinds = frozenset(
         {RecordKind.STATE, RecordKind.FRAME, RecordKind.DECODED, RecordKind.DECODER}
     )

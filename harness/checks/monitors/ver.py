@@ -41,6 +41,7 @@ class Ver1(Monitor):
 
     requirement = "VER-1"
     checks = "first Viewer frame(s)"
+    reads_plain_media = False  # the Viewer's first frame; plain media is the Primary's
 
     def __init__(self, ctx: MonitorContext) -> None:
         super().__init__(ctx)

@@ -287,6 +287,7 @@ class Wd2(Monitor):
 
     requirement = "WD-2"
     checks = "recovery episode(s)"
+    reads_plain_media = False  # keyframes end a recovery; nothing else of the media
     telemetry_kinds = frozenset({RecordKind.STATE, RecordKind.KEYFRAME_REQUEST})
 
     def __init__(self, ctx: MonitorContext) -> None:
@@ -467,6 +468,7 @@ class Wd3(Monitor):
 
     requirement = "WD-3"
     checks = "recovery/recoveries by keyframe"
+    reads_plain_media = False  # keyframes decoded in RECOVERING
     telemetry_kinds = frozenset({RecordKind.STATE, RecordKind.DECODED})
 
     def __init__(self, ctx: MonitorContext) -> None:
