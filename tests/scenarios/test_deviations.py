@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from harness.checks.engine import Engine
 from harness.checks.verdict import Status
 from harness.scenarios.loader import load_scenario
 from harness.scenarios.runner import run_scenario
+from harness.trace import read_trace
 from reference.protocol.deviations import (
     BREAKS,
     DRIFT_DEVIATIONS,
@@ -94,3 +96,7 @@ def test_switch_fails_exactly_its_requirements(deviation: Deviation, tmp_path: P
     for verdict in result.verdicts:
         if verdict.requirement in expected:
             assert verdict.evidence, f"{verdict.requirement} failed without evidence"
+    # The engine's fast paths judge the broken peer as if every monitor saw every record.
+    records = read_trace(tmp_path / "trace.jsonl")
+    fast = Engine(None).feed_all(records).finish()
+    assert fast == Engine(None, exhaustive=True).feed_all(records).finish()

@@ -7,13 +7,19 @@ from dataclasses import dataclass
 from functools import partial
 
 from harness.checks.episodes import TelemetryRecord
+from harness.checks.members import (
+    DECODER_FLUSH,
+    RENDERED_KIND,
+    SOCKET_CONNECTED,
+    STATE_KIND,
+)
 from harness.checks.monitor import Monitor, MonitorContext, monitor
 from harness.checks.wire import ANY_VIEWER, Conn, WireFrame
 from harness.trace import Record
 from reference.protocol.causes import Cause
 from reference.protocol.messages import StreamAccepted, StreamStateMessage
-from reference.protocol.states import StreamState, ViewerState
-from reference.protocol.telemetry import DecoderAction, RecordKind
+from reference.protocol.states import StreamState
+from reference.protocol.telemetry import RecordKind
 
 # Scenario actions that must produce a new epoch (EPOCH-1).
 EPOCH_ACTIONS = frozenset({"reconfigure", "restart_encoder"})
@@ -180,7 +186,7 @@ class Epoch3(Monitor):
                 )
         elif rec.drops and rec.cause in (Cause.STALE_EPOCH, Cause.FUTURE_EPOCH):
             self.dropped += 1
-        elif rec.kind is RecordKind.RENDERED:
+        elif rec.kind is RENDERED_KIND:
             self.check()
             shown = record.get("epoch")
             if record.get("audited") is not False and shown is None:
@@ -249,10 +255,10 @@ class Epoch4(Monitor):
         self.newest.pop(conn, None)
 
     def on_telemetry(self, rec: TelemetryRecord) -> None:
-        adopting = rec.kind is RecordKind.STATE or rec.decoder_action() is DecoderAction.FLUSH
+        adopting = rec.kind is STATE_KIND or rec.decoder_action() is DECODER_FLUSH
         if not adopting:
             return
-        if rec.is_state(ViewerState.SOCKET_CONNECTED):
+        if rec.is_state(SOCKET_CONNECTED):
             self.top.pop(rec.viewer, None)
         epoch = rec.epoch
         if epoch is None:

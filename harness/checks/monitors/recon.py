@@ -6,10 +6,17 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from harness.checks.episodes import Episode, TelemetryRecord
+from harness.checks.members import (
+    CONNECTION_KIND,
+    DECODER_CREATE,
+    DISCONNECTED,
+    SOCKET_CONNECTED,
+    STATE_KIND,
+)
 from harness.checks.monitor import Monitor, MonitorContext, monitor
 from reference.protocol.causes import FINAL_CAUSES
 from reference.protocol.states import ViewerState
-from reference.protocol.telemetry import ConnectionAction, DecoderAction, RecordKind
+from reference.protocol.telemetry import ConnectionAction, RecordKind
 
 HANDSHAKE = (ViewerState.SOCKET_CONNECTED, ViewerState.AUTHENTICATING, ViewerState.NEGOTIATING)
 # Reconnects with one identical delay before the lack of jitter counts as a violation.
@@ -82,12 +89,12 @@ class Recon1(Monitor):
 
     def on_telemetry(self, rec: TelemetryRecord) -> None:
         waiting = self.waiting.get(rec.viewer)
-        if rec.kind is RecordKind.CONNECTION and rec.action == ConnectionAction.FAILED.value:
+        if rec.kind is CONNECTION_KIND and rec.action == ConnectionAction.FAILED.value:
             if waiting is not None:
                 self._delay(rec, waiting, "connect attempt")
                 waiting.since = rec.t
             return
-        if rec.is_state(ViewerState.DISCONNECTED):
+        if rec.is_state(DISCONNECTED):
             if rec.cause in FINAL_CAUSES:
                 self.waiting.pop(rec.viewer, None)
             else:
@@ -97,22 +104,22 @@ class Recon1(Monitor):
                     self.waiting[rec.viewer].delays = kept
             return
         episode = rec.episode
-        if rec.is_state(ViewerState.SOCKET_CONNECTED):
+        if rec.is_state(SOCKET_CONNECTED):
             if waiting is not None and episode is not None:
                 self._delay(rec, waiting, "reconnected")
-                self.fresh[episode] = _Fresh([ViewerState.SOCKET_CONNECTED])
+                self.fresh[episode] = _Fresh([SOCKET_CONNECTED])
             return
         fresh = self.fresh.get(episode) if episode is not None else None
         if fresh is None or fresh.reported:
             return
-        if rec.kind is RecordKind.STATE and rec.state is not None:
-            if len(fresh.states) < len(HANDSHAKE) and rec.state is not ViewerState.DISCONNECTED:
+        if rec.kind is STATE_KIND and rec.state is not None:
+            if len(fresh.states) < len(HANDSHAKE) and rec.state is not DISCONNECTED:
                 fresh.states.append(rec.state)
                 if tuple(fresh.states) != HANDSHAKE[: len(fresh.states)]:
                     fresh.reported = True
                     steps = " -> ".join(s.value for s in fresh.states)
                     self.fail(rec.t, f"reconnect skipped the handshake: {steps}", rec.viewer)
-        elif rec.decoder_action() is DecoderAction.CREATE:
+        elif rec.decoder_action() is DECODER_CREATE:
             fresh.decoder = True
         elif rec.decodes and not fresh.decoder:
             fresh.reported = True

@@ -12,6 +12,22 @@ from dataclasses import dataclass
 from functools import partial
 
 from harness.checks.episodes import Episode, TelemetryRecord
+from harness.checks.members import (
+    ACTIVE,
+    CSD_NAME,
+    DECODED_KIND,
+    DECODER_CREATE,
+    DECODER_FLUSH,
+    DECODER_RELEASE,
+    DISCONNECTED,
+    RECONFIGURING,
+    RECOVERING,
+    RENDERED_KIND,
+    SOCKET_CONNECTED,
+    STATE_KIND,
+    STREAMING,
+    VIDEO_NAME,
+)
 from harness.checks.monitor import Monitor, MonitorContext, monitor
 from harness.checks.monitors.viewer_link import (
     Deferred,
@@ -24,15 +40,11 @@ from harness.checks.monitors.viewer_link import (
 from harness.checks.wire import Conn, WireFrame
 from reference.protocol.causes import Cause
 from reference.protocol.errors import RemoteProtocolError
-from reference.protocol.frames import FrameType
 from reference.protocol.grammar import parse_control_text
 from reference.protocol.messages import Heartbeat, ReqKeyframe, StreamStateMessage
 from reference.protocol.states import DECODER_STATES, StreamState, ViewerState
-from reference.protocol.telemetry import DecoderAction, RecordKind
+from reference.protocol.telemetry import RecordKind
 
-STREAMING = ViewerState.STREAMING
-RECOVERING = ViewerState.RECOVERING
-ACTIVE = StreamState.ACTIVE
 # Server states under which the Viewer runs no watchdog and keeps its socket (7.5).
 HELD = frozenset({StreamState.PAUSED, StreamState.STOPPED})
 # Causes a Viewer may report for leaving STREAMING; each needs its evidence (STATE-6).
@@ -117,7 +129,7 @@ class _ViewerMonitor(Monitor):
     def stint(self, rec: TelemetryRecord, state: ViewerState) -> None:
         """Note when `state` was entered (a record that keeps the state keeps the time)."""
         episode = rec.episode
-        entering = rec.kind is RecordKind.STATE and rec.state is state
+        entering = rec.kind is STATE_KIND and rec.state is state
         if entering and episode is not None and episode.state is not state:
             self.entered[rec.viewer] = rec.t
 
@@ -282,23 +294,23 @@ class State3(_ViewerMonitor):
         episode = rec.episode
         if episode is None:
             return
-        if rec.is_state(ViewerState.SOCKET_CONNECTED):
+        if rec.is_state(SOCKET_CONNECTED):
             self.decoded.pop(rec.viewer, None)
         seen = self.decoded.setdefault(rec.viewer, _Decoded(set(), set()))
         action = rec.decoder_action()
-        if action in (DecoderAction.CREATE, DecoderAction.FLUSH):
+        if action in (DECODER_CREATE, DECODER_FLUSH):
             seen.csd.clear()
             seen.key.clear()
             return
         record = rec.record
         epoch = rec.epoch
         if rec.decodes and epoch is not None:
-            if record.get("type") == FrameType.CSD.name:
+            if record.get("type") == CSD_NAME:
                 seen.csd.add(epoch)
             elif record.get("key"):
                 seen.key.add(epoch)
             return
-        if rec.kind is RecordKind.DECODED and record.get("key") and epoch is not None:
+        if rec.kind is DECODED_KIND and record.get("key") and epoch is not None:
             seen.key.add(epoch)
             return
         if not rec.is_state(STREAMING) or episode.state is STREAMING:
@@ -358,14 +370,14 @@ class State4(Monitor):
         viewer, epoch = rec.viewer, rec.epoch
         action = rec.decoder_action()
         current = self.pending.get(viewer)
-        if action in (DecoderAction.CREATE, DecoderAction.FLUSH) and epoch is not None:
+        if action in (DECODER_CREATE, DECODER_FLUSH) and epoch is not None:
             if current is None or current.epoch != epoch:
                 if episode.decoder and episode.epoch is not None and epoch > episode.epoch:
                     self.check()
                 current = self.pending[viewer] = _Flush(epoch)
             current.flushed = True
             return
-        if rec.kind is RecordKind.STATE and epoch is not None and episode.decoder:
+        if rec.kind is STATE_KIND and epoch is not None and episode.decoder:
             newer = episode.epoch is not None and epoch > episode.epoch
             if newer and (current is None or current.epoch != epoch):
                 self.check()
@@ -379,9 +391,9 @@ class State4(Monitor):
             if not current.flushed:
                 self.fail(rec.t, f"decoded {kind} of epoch {epoch} with no flush", episode.where)
                 current.flushed = True
-            if kind == FrameType.CSD.name:
+            if kind == CSD_NAME:
                 self.csd[viewer] = current.epoch
-            elif kind == FrameType.VIDEO.name:
+            elif kind == VIDEO_NAME:
                 if self.csd.get(viewer) != current.epoch:
                     self.fail(rec.t, f"VIDEO of epoch {epoch} decoded before its CSD",
                               episode.where)
@@ -390,7 +402,7 @@ class State4(Monitor):
                 elif not current.keyed:
                     self.fail(rec.t, f"non-key VIDEO of epoch {epoch} decoded before a keyframe",
                               episode.where)
-        elif rec.kind is RecordKind.RENDERED and not current.keyed:
+        elif rec.kind is RENDERED_KIND and not current.keyed:
             self.fail(rec.t, f"rendered before a keyframe of epoch {current.epoch} was decoded",
                       episode.where)
 
@@ -462,7 +474,7 @@ class State5(Monitor):
             self._ended(conn, pause, conn.end or pause.t)
 
     def on_telemetry(self, rec: TelemetryRecord) -> None:
-        if not rec.is_state(ViewerState.DISCONNECTED) or rec.cause in TRANSPORT_CAUSES:
+        if not rec.is_state(DISCONNECTED) or rec.cause in TRANSPORT_CAUSES:
             return
         episode = rec.episode
         link = self.links.of(rec.viewer, episode.start if episode is not None else None)
@@ -542,11 +554,11 @@ class State6(_ViewerMonitor):
         if episode is None:
             return
         viewer = rec.viewer
-        picture = rec.decodes and rec.record.get("type") == FrameType.VIDEO.name
-        if picture or rec.kind is RecordKind.DECODED:
+        picture = rec.decodes and rec.record.get("type") == VIDEO_NAME
+        if picture or rec.kind is DECODED_KIND:
             self.progress[viewer] = rec.t  # a CSD alone is no progress: no picture comes of it
             return
-        if rec.kind is not RecordKind.STATE or rec.state is None:
+        if rec.kind is not STATE_KIND or rec.state is None:
             return
         previous = episode.state
         if rec.state is STREAMING and previous is not STREAMING:
@@ -556,7 +568,7 @@ class State6(_ViewerMonitor):
             left = self.left.pop(viewer, None)
             if left is not None:
                 self._judge_return(rec, left)
-        elif previous is STREAMING and rec.state in (RECOVERING, ViewerState.RECONFIGURING):
+        elif previous is STREAMING and rec.state in (RECOVERING, RECONFIGURING):
             since = self.streaming.get(viewer, episode.state_since)
             last = max(self.progress.get(viewer, since), since)
             stalled = rec.t - last if rec.cause is Cause.STALL else None
@@ -660,13 +672,13 @@ class State7(_ViewerMonitor):
         if episode is None:
             return
         action = rec.decoder_action()
-        if action is DecoderAction.CREATE or rec.decodes:
+        if action is DECODER_CREATE or rec.decodes:
             self._judge_early(rec, episode, "decoder created" if action else "frame decoded")
-        if action is DecoderAction.CREATE:
+        if action is DECODER_CREATE:
             self.held[rec.viewer] = _Held(rec.t)
-        elif action is DecoderAction.RELEASE:
+        elif action is DECODER_RELEASE:
             self.held.pop(rec.viewer, None)
-        elif rec.is_state(ViewerState.DISCONNECTED):
+        elif rec.is_state(DISCONNECTED):
             held = self.held.get(rec.viewer)
             if held is not None:
                 self.check()

@@ -26,9 +26,13 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from harness.checks.episodes import Episode
+from harness.checks.members import (
+    ACTIVE,
+    CSD,
+    VIEWER_TAP,
+)
 from harness.checks.monitor import Monitor
-from harness.checks.wire import ANY_VIEWER, Conn, TapSide, WireFrame
-from reference.protocol.frames import FrameType
+from harness.checks.wire import ANY_VIEWER, Conn, WireFrame
 from reference.protocol.messages import Proto, StreamAccepted, StreamStateMessage
 from reference.protocol.states import StreamState
 
@@ -109,14 +113,14 @@ class Links:
 
     def current(self, frame: WireFrame) -> Link | None:
         """The link `frame` was fed to (the engine feeds every frame once, first)."""
-        if frame.conn.side is not TapSide.VIEWER:
+        if frame.conn.side is not VIEWER_TAP:
             return None
         link = self.by_viewer.get(frame.conn.viewer or ANY_VIEWER)
         return link if link is not None and link.conn is frame.conn else None
 
     def frame(self, frame: WireFrame) -> Link | None:
         conn = frame.conn
-        if conn.side is not TapSide.VIEWER:
+        if conn.side is not VIEWER_TAP:
             return None
         key = conn.viewer or ANY_VIEWER
         link = self.by_viewer.get(key)
@@ -132,7 +136,7 @@ class Links:
         if isinstance(message, StreamStateMessage):
             previous = link.last()
             newer = previous is not None and message.epoch > previous.epoch
-            if message.state is not StreamState.ACTIVE or newer:
+            if message.state is not ACTIVE or newer:
                 link.csd_epoch = link.ready_at = link.ready_epoch = None
                 link.generation += 1
             link.states.append(Delivered(frame.t, message.state, message.epoch, link.delivered))
@@ -154,7 +158,7 @@ class Links:
     def _media(link: Link, frame: WireFrame) -> None:
         if link.accepted_at is None:
             return
-        if frame.type is FrameType.CSD:
+        if frame.type is CSD:
             if link.csd_epoch != frame.epoch:
                 link.ready_at = link.ready_epoch = None
             link.csd_epoch = frame.epoch

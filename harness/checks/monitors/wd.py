@@ -9,10 +9,23 @@ from enum import Enum
 from functools import partial
 
 from harness.checks.episodes import Episode, TelemetryRecord
+from harness.checks.members import (
+    ACTIVE,
+    DECODED_KIND,
+    KEYFRAME_REQUEST_KIND,
+    NEGOTIATING,
+    RECONFIGURING,
+    RECOVERING,
+    RENDERED_KIND,
+    SOCKET_CONNECTED,
+    STATE_KIND,
+    STREAMING,
+    VIDEO_NAME,
+    VIEWER_TAP,
+)
 from harness.checks.monitor import Monitor, MonitorContext, monitor
-from harness.checks.wire import ANY_VIEWER, Conn, TapSide, WireFrame
+from harness.checks.wire import ANY_VIEWER, Conn, WireFrame
 from reference.protocol.causes import Cause
-from reference.protocol.frames import FrameType
 from reference.protocol.messages import ReqKeyframe, StreamStateMessage
 from reference.protocol.states import StreamState, ViewerState
 from reference.protocol.telemetry import RecordKind
@@ -24,9 +37,9 @@ def is_progress(rec: TelemetryRecord, episode: Episode) -> bool:
     """A picture of the current epoch decoded, rendered, or a VIDEO frame passed to decode."""
     if rec.epoch is None or rec.epoch != episode.epoch:
         return False
-    if rec.kind in (RecordKind.DECODED, RecordKind.RENDERED):
+    if rec.kind in (DECODED_KIND, RENDERED_KIND):
         return True
-    return rec.decodes and rec.record.get("type") == FrameType.VIDEO.name
+    return rec.decodes and rec.record.get("type") == VIDEO_NAME
 
 
 def viewer_of(conn: Conn) -> str:
@@ -108,8 +121,8 @@ class Wd1(Monitor):
             return dog.wire_active
         if server is None:
             # No server state at all: a version-1 Primary, armed once inference streams.
-            return state is ViewerState.STREAMING
-        return server is StreamState.ACTIVE
+            return state is STREAMING
+        return server is ACTIVE
 
     def _armed_now(self, episode: Episode, dog: _Watchdog) -> bool:
         return self._armed(episode.state, episode.server_state, dog)
@@ -130,7 +143,7 @@ class Wd1(Monitor):
 
     def on_control(self, frame: WireFrame) -> None:
         conn = frame.conn
-        if conn.side is not TapSide.VIEWER:
+        if conn.side is not VIEWER_TAP:
             return  # a capture from elsewhere names no Viewer to tie its telemetry to
         viewer = viewer_of(conn)
         message = frame.message
@@ -146,7 +159,7 @@ class Wd1(Monitor):
         if episode is not None:
             self._missed(episode, dog, frame.t)
         new_epoch = dog.wire_epoch is not None and message.epoch > dog.wire_epoch
-        dog.wire_active = message.state is StreamState.ACTIVE
+        dog.wire_active = message.state is ACTIVE
         dog.wire_epoch = message.epoch if dog.wire_epoch is None else max(
             dog.wire_epoch, message.epoch
         )
@@ -165,16 +178,16 @@ class Wd1(Monitor):
         key = rec.viewer if rec.viewer in self.dogs or ANY_VIEWER not in self.dogs else ANY_VIEWER
         dog = self.dogs.setdefault(key, _Watchdog())
         self.episodes[key] = episode
-        if rec.is_state(ViewerState.SOCKET_CONNECTED):
+        if rec.is_state(SOCKET_CONNECTED):
             self.dogs[key] = _Watchdog()
             return
-        if rec.kind is RecordKind.KEYFRAME_REQUEST:
+        if rec.kind is KEYFRAME_REQUEST_KIND:
             dog.awaiting_request = None
             return
-        entering_recovery = rec.is_state(ViewerState.RECOVERING)
+        entering_recovery = rec.is_state(RECOVERING)
         if not entering_recovery:
             self._missed(episode, dog, rec.t)
-        if rec.kind is RecordKind.STATE and rec.state is not None:
+        if rec.kind is STATE_KIND and rec.state is not None:
             server = rec.server_state if "server_state" in rec.record else episode.server_state
             armed = self._armed(rec.state, server, dog)
             if entering_recovery and rec.cause is Cause.CLIENT_BACKGROUND:
@@ -182,15 +195,16 @@ class Wd1(Monitor):
                 dog.started, dog.used, dog.armed_since = False, 0.0, None
             elif entering_recovery:
                 self._stall(rec, dog)
-            elif rec.state is ViewerState.STREAMING or (
-                rec.state is ViewerState.RECONFIGURING and rec.previous is ViewerState.NEGOTIATING
+            elif rec.state is STREAMING or (
+                rec.state is RECONFIGURING and rec.previous is NEGOTIATING
             ):
                 dog.restart(rec.t, armed)
             else:
                 dog.sync(rec.t, armed)
         elif is_progress(rec, episode):
-            dog.restart(rec.t, self._armed_now(episode, dog))
-            dog.watched = dog.watched or self._armed_now(episode, dog)
+            armed = self._armed_now(episode, dog)
+            dog.restart(rec.t, armed)
+            dog.watched = dog.watched or armed
 
     def _stall(self, rec: TelemetryRecord, dog: _Watchdog) -> None:
         self.check()
@@ -371,16 +385,16 @@ class Wd2(Monitor):
     def on_telemetry(self, rec: TelemetryRecord) -> None:
         self.with_telemetry.add(rec.viewer)
         recovery = self.open.get(rec.viewer)
-        if rec.kind is RecordKind.KEYFRAME_REQUEST:
+        if rec.kind is KEYFRAME_REQUEST_KIND:
             if recovery is not None and recovery.conn is None:
                 self._request(recovery, rec.t)
             return
-        if rec.kind is not RecordKind.STATE:
+        if rec.kind is not STATE_KIND:
             return
         if recovery is not None and recovery.leave is None:
             recovery.leave = rec
             self.ctx.at(rec.t + self.tolerance, partial(self._settle, recovery))
-        if rec.state is ViewerState.RECOVERING:
+        if rec.state is RECOVERING:
             self.check()
             conn = self.ctx.viewer_conn(rec.viewer)
             recovery = self.open[rec.viewer] = _Recovery(
@@ -480,17 +494,17 @@ class Wd3(Monitor):
         if episode is None:
             return
         keyed = self.pending.get(rec.viewer)
-        if rec.kind is RecordKind.STATE and keyed is not None:
+        if rec.kind is STATE_KIND and keyed is not None:
             del self.pending[rec.viewer]
             self.check()
-            if rec.state is not ViewerState.STREAMING or rec.t > keyed.t + self.tolerance:
+            if rec.state is not STREAMING or rec.t > keyed.t + self.tolerance:
                 got = rec.state.value if rec.state is not None else "?"
                 self.fail(keyed.t, f"keyframe decoded in RECOVERING, then {got}", rec.viewer)
             return
-        recovering = episode.state is ViewerState.RECOVERING
-        if not (recovering and rec.kind is RecordKind.DECODED and rec.record.get("key")):
+        recovering = episode.state is RECOVERING
+        if not (recovering and rec.kind is DECODED_KIND and rec.record.get("key")):
             return
-        if rec.epoch != episode.epoch or episode.server_state is not StreamState.ACTIVE:
+        if rec.epoch != episode.epoch or episode.server_state is not ACTIVE:
             return
         if keyed is None:
             self.pending[rec.viewer] = _Keyed(rec.t, episode.epoch)
