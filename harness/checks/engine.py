@@ -36,7 +36,7 @@ from reference.protocol.timings import DEFAULT_TIMINGS, Timings
 Handler = Callable[..., None]
 
 
-class FrameClass(Enum):
+class FrameClass(str, Enum):
     """What a frame is, for the hooks it goes to."""
 
     CONTROL = "control"

@@ -89,6 +89,11 @@ class Sequencer:
         """Every held record whose key is at or before `horizon`, smallest first."""
         fifo, heap = self._in_order, self._out_of_order
         ready: list[Record] = []
+        if not heap:  # the usual case: everything held arrived in order
+            while fifo and fifo[0][0] <= horizon:
+                self._released, _, item = fifo.popleft()
+                ready.append(item)
+            return ready
         while True:
             if heap and (not fifo or heap[0] < fifo[0]):
                 if heap[0][0] > horizon:
