@@ -28,7 +28,7 @@ from harness.checks.monitor import MONITORS, Monitor, MonitorContext, overridden
 from harness.checks.monitors.viewer_link import Links
 from harness.checks.order import DEFAULT_LAG, Sequencer
 from harness.checks.verdict import Verdict, not_observed
-from harness.checks.wire import ConnectionTracker, WireFrame
+from harness.checks.wire import Conn, ConnectionTracker, WireFrame
 from harness.trace import Record
 from reference.protocol.telemetry import RecordKind
 from reference.protocol.timings import DEFAULT_TIMINGS, Timings
@@ -118,6 +118,10 @@ class Engine:
         # Every monitor's on_frame runs before any monitor's on_control or on_media.
         for handlers in self._frame_hooks.values():
             handlers.sort(key=lambda h: h.__name__ != "on_frame")
+        # Per connection, the plain media handlers of the monitors that still read it
+        # (`Monitor.skip_plain_media`); a connection absent here has them all.
+        self._exhaustive = exhaustive
+        self._plain_hooks: dict[Conn, list[Handler]] = {}
         self.sequencer = Sequencer(lag)
         self.conns = ConnectionTracker()
         self.episodes = EpisodeTracker()
@@ -178,11 +182,24 @@ class Engine:
         for handler in self._hooks.get(hook, ()):
             handler(*args)
 
+    def skip_plain_media(self, monitor: Monitor, conn: Conn) -> None:
+        """`monitor` reads no more plain media of `conn` (see `Monitor.skip_plain_media`)."""
+        if self._exhaustive:
+            return
+        hooks = self._plain_hooks.get(conn, self._frame_hooks[_PLAIN])
+        # A new list, never changed in place: the engine may be iterating over the old one.
+        self._plain_hooks[conn] = [h for h in hooks if getattr(h, "__self__", None) is not monitor]
+
     def _frame(self, record: Record) -> None:
         frame = self.conns.frame(record)
         if self._links is not None:
             self._links.frame(frame)
-        for handler in self._frame_hooks[frame_class(frame)]:
+        kind = frame_class(frame)
+        if kind is _PLAIN:
+            hooks = self._plain_hooks.get(frame.conn, self._frame_hooks[_PLAIN])
+        else:
+            hooks = self._frame_hooks[kind]
+        for handler in hooks:
             handler(frame)
         self.conns.after_frame(frame)
 
@@ -196,6 +213,7 @@ class Engine:
             conn = self.conns.closing(record)
             self._call("on_end", conn)
             self.conns.forget(conn)
+            self._plain_hooks.pop(conn, None)
 
     def _wire_error(self, record: Record) -> None:
         if "tap" not in record:

@@ -59,7 +59,7 @@ from reference.protocol.timings import DEFAULT_TIMINGS, Timings
 if TYPE_CHECKING:
     from harness.checks.engine import Engine
     from harness.checks.monitors.viewer_link import Links
-    from harness.checks.wire import Conn
+    from harness.checks.wire import Conn, WireFrame
 
 # Slack for timing rules: scheduling and loopback jitter on a loaded 2-core host.
 # PROTOCOL.md section 10 states it; a scenario may set `tolerance` per requirement.
@@ -159,6 +159,18 @@ class Monitor:
             self.violations.append(evidence)
         if len(self._window_violations) < MAX_EVIDENCE:
             self._window_violations.append(evidence)
+
+    def skip_plain_media(self, frame: WireFrame) -> None:
+        """Having judged `frame`, this rule reads no more plain media of its connection.
+
+        For a rule that reads plain media only until some fact of the connection is
+        settled (its first frame, AUTH_OK, STREAM_ACCEPTED) and never again: the engine
+        stops handing them over, and the verdict must be exactly what it would have
+        been (tests/checks/test_fast_paths.py). Acts on plain media frames only, so a
+        rule may call it on whatever frame it returns from.
+        """
+        if frame.plain_media and self.ctx.engine is not None:
+            self.ctx.engine.skip_plain_media(self, frame.conn)
 
     def note(self, t: float | None, what: str, where: str = "") -> None:
         """Evidence of conformance, shown beside a PASS."""

@@ -151,6 +151,7 @@ class Auth2(_Answers):
     def on_frame(self, frame: WireFrame) -> None:
         conn, message = frame.conn, frame.message
         if not conn.judges_primary:
+            self.skip_plain_media(frame)
             return
         self.note_answer(frame)
         if not frame.from_primary:
@@ -160,6 +161,8 @@ class Auth2(_Answers):
         ):
             self.leaked.add(conn)
             self.fail(frame.t, f"{frame.label} sent before AUTH_OK", frame.where())
+        if conn.authenticated_at is not None or conn in self.leaked:
+            self.skip_plain_media(frame)  # media is judged before AUTH_OK only, and once
         if isinstance(message, AuthFail) and conn.auth_failed_at is None:
             self.check()
             failure = _Failure(conn, frame.t)
@@ -285,6 +288,7 @@ class Auth4(Monitor):
     def on_frame(self, frame: WireFrame) -> None:
         conn, message = frame.conn, frame.message
         if not conn.judges_primary or conn.authenticated_at is not None:
+            self.skip_plain_media(frame)  # judged before AUTH_OK only
             return
         if frame.from_viewer:
             if (

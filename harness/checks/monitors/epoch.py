@@ -132,7 +132,10 @@ class Epoch2(Monitor):
 
     def on_media(self, frame: WireFrame) -> None:
         conn = frame.conn
-        if not (frame.from_primary and conn.judges_primary and conn.speaks_v2):
+        if not conn.judges_primary:
+            self.skip_plain_media(frame)  # the Primary's media is judged on its own tap
+            return
+        if not (frame.from_primary and conn.speaks_v2):
             return
         self.check()
         announced = self.announced.get(conn)

@@ -102,6 +102,7 @@ class Frame1(_Answering):
         if frame.conn not in self.broken:
             self.framed.add(frame.conn)
         self.answers(frame)
+        self.skip_plain_media(frame)  # one frame makes a connection framed; ERRORs are control
 
     def on_wire_error(self, conn: Conn, record: Record) -> None:
         direction, code = str(record.get("dir", "")), str(record.get("code", ""))

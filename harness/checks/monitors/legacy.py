@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from harness.checks.episodes import Episode, TelemetryRecord
+from harness.checks.members import VIEWER_TAP
 from harness.checks.monitor import Monitor, MonitorContext, monitor
 from harness.checks.monitors.viewer_link import Link, episode_of, viewer_key
 from harness.checks.wire import Conn, WireFrame
@@ -121,6 +122,9 @@ class Legacy1(Monitor):
         return version is None or version >= 2
 
     def on_frame(self, frame: WireFrame) -> None:
+        if frame.conn.side is not VIEWER_TAP:
+            self.skip_plain_media(frame)  # a Viewer's deliveries are on its own tap
+            return
         link = self.links.current(frame)
         if link is None or not self._v1(link) or link.ready_at is None:
             return

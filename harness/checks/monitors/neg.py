@@ -58,6 +58,8 @@ class Neg1(Monitor):
             if count == 0:
                 self.fail(frame.t, f"{frame.label} epoch {frame.epoch} before STREAM_ACCEPTED",
                           frame.where())
+        else:
+            self.skip_plain_media(frame)  # media after the accept is not this rule's
 
     def on_end(self, conn: Conn) -> None:
         count = self.early.pop(conn, 0)

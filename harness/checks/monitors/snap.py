@@ -45,6 +45,7 @@ class Snap1(Monitor):
     def on_frame(self, frame: WireFrame) -> None:
         conn, message = frame.conn, frame.message
         if not (frame.from_primary and conn.judges_primary):
+            self.skip_plain_media(frame)  # plain media is the Primary's: not judged here
             return
         if isinstance(message, AuthOk) and conn.authenticated_at is None:
             if conn.speaks_v2:
@@ -52,6 +53,8 @@ class Snap1(Monitor):
             return
         waiting = self.awaiting.get(conn)
         if waiting is None:
+            if conn.authenticated_at is not None:
+                self.skip_plain_media(frame)  # no snapshot awaited, and none will be
             return
         if isinstance(message, Session):
             waiting.session = True

@@ -100,6 +100,7 @@ class Ver2(Monitor):
             return
         first = conn not in self.spoken
         self.spoken.add(conn)
+        self.skip_plain_media(frame)  # of the media, only a first frame is read
         message = frame.message
         asked = conn.viewer_version or 1
         if isinstance(message, Proto) and conn.proto is None:
