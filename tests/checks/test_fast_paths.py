@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -73,5 +74,24 @@ def test_a_monitor_that_needs_plain_media_is_caught(
     from harness.checks.monitor import MONITORS
 
     monkeypatch.setattr(MONITORS["EPOCH-2"], "reads_plain_media", False)
+    fast, exhaustive = both_ways(recorded_trace, {})
+    assert fast != exhaustive
+
+
+def test_a_monitor_that_skips_too_early_is_caught(
+    recorded_trace: list[Record], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The comparison can fail: EPOCH-2 dropping out of a connection's plain media at once."""
+    from harness.checks.monitor import MONITORS
+    from harness.checks.wire import WireFrame
+
+    cls = MONITORS["EPOCH-2"]
+    judge = cls.on_media  # type: ignore[attr-defined]
+
+    def hasty(self: Any, frame: WireFrame) -> None:
+        judge(self, frame)
+        self.skip_plain_media(frame)
+
+    monkeypatch.setattr(cls, "on_media", hasty)
     fast, exhaustive = both_ways(recorded_trace, {})
     assert fast != exhaustive
