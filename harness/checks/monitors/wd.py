@@ -176,7 +176,9 @@ class Wd1(Monitor):
         if episode is None:
             return
         key = rec.viewer if rec.viewer in self.dogs or ANY_VIEWER not in self.dogs else ANY_VIEWER
-        dog = self.dogs.setdefault(key, _Watchdog())
+        dog = self.dogs.get(key)
+        if dog is None:  # not setdefault: that would build a watchdog for every record
+            dog = self.dogs[key] = _Watchdog()
         self.episodes[key] = episode
         if rec.is_state(SOCKET_CONNECTED):
             self.dogs[key] = _Watchdog()
