@@ -82,6 +82,9 @@ class TelemetryRecord:
     state: ViewerState | None = None  # state records: the new state
     previous: ViewerState | None = None
     cause: Cause | None = None
+    decodes: bool = False  # a `frame` record: a media frame the Viewer passed to its decoder
+    drops: bool = False  # a `frame` record: one it dropped
+    decoder_action: DecoderAction | None = None  # a `decoder` record: create, flush, release
     # The Viewer decoded a frame other than CSD and keyframes (a `frame` decode
     # record, or a `decoded` record, without `key`): see `Monitor.reads_plain_media`.
     plain_media: bool = False
@@ -93,19 +96,6 @@ class TelemetryRecord:
     def is_state(self, state: ViewerState) -> bool:
         return self.state is state and self.kind is _STATE
 
-    @property
-    def decodes(self) -> bool:
-        """A media frame the Viewer passed to its decoder."""
-        return self.kind is _FRAME and self.action == _DECODE
-
-    @property
-    def drops(self) -> bool:
-        return self.kind is _FRAME and self.action == _DROP
-
-    def decoder_action(self) -> DecoderAction | None:
-        if self.kind is not _DECODER or self.action is None:
-            return None
-        return _DECODER_ACTIONS.get(self.action)
 
 
 class EpisodeTracker:
@@ -143,11 +133,14 @@ class EpisodeTracker:
                 parsed.episode = episode
         elif kind is _FRAME:
             parsed.cause = parse_cause(record.get("cause"))
+            parsed.decodes, parsed.drops = action == _DECODE, action == _DROP
             parsed.plain_media = (
-                action == _DECODE and record.get("type") != _CSD_NAME and not record.get("key")
+                parsed.decodes and record.get("type") != _CSD_NAME and not record.get("key")
             )
         elif kind is _DECODED:
             parsed.plain_media = not record.get("key")
+        elif kind is _DECODER and isinstance(action, str):
+            parsed.decoder_action = _DECODER_ACTIONS.get(action)
         return parsed, ended
 
     def update(self, parsed: TelemetryRecord) -> None:
@@ -166,7 +159,7 @@ class EpisodeTracker:
             if parsed.state is _DISCONNECTED:
                 episode.disconnected_at = parsed.t
                 episode.disconnect_cause = parsed.cause
-        action = parsed.decoder_action()
+        action = parsed.decoder_action
         if action is _CREATE:
             episode.decoder = True
             episode.decoders_created += 1

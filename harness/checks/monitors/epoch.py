@@ -258,7 +258,7 @@ class Epoch4(Monitor):
         self.newest.pop(conn, None)
 
     def on_telemetry(self, rec: TelemetryRecord) -> None:
-        adopting = rec.kind is STATE_KIND or rec.decoder_action() is DECODER_FLUSH
+        adopting = rec.kind is STATE_KIND or rec.decoder_action is DECODER_FLUSH
         if not adopting:
             return
         if rec.is_state(SOCKET_CONNECTED):

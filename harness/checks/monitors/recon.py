@@ -119,7 +119,7 @@ class Recon1(Monitor):
                     fresh.reported = True
                     steps = " -> ".join(s.value for s in fresh.states)
                     self.fail(rec.t, f"reconnect skipped the handshake: {steps}", rec.viewer)
-        elif rec.decoder_action() is DECODER_CREATE:
+        elif rec.decoder_action is DECODER_CREATE:
             fresh.decoder = True
         elif rec.decodes and not fresh.decoder:
             fresh.reported = True

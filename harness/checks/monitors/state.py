@@ -297,7 +297,7 @@ class State3(_ViewerMonitor):
         if rec.is_state(SOCKET_CONNECTED):
             self.decoded.pop(rec.viewer, None)
         seen = self.decoded.setdefault(rec.viewer, _Decoded(set(), set()))
-        action = rec.decoder_action()
+        action = rec.decoder_action
         if action in (DECODER_CREATE, DECODER_FLUSH):
             seen.csd.clear()
             seen.key.clear()
@@ -368,7 +368,7 @@ class State4(Monitor):
         if episode is None:
             return
         viewer, epoch = rec.viewer, rec.epoch
-        action = rec.decoder_action()
+        action = rec.decoder_action
         current = self.pending.get(viewer)
         if action in (DECODER_CREATE, DECODER_FLUSH) and epoch is not None:
             if current is None or current.epoch != epoch:
@@ -671,7 +671,7 @@ class State7(_ViewerMonitor):
         episode = rec.episode
         if episode is None:
             return
-        action = rec.decoder_action()
+        action = rec.decoder_action
         if action is DECODER_CREATE or rec.decodes:
             self._judge_early(rec, episode, "decoder created" if action else "frame decoded")
         if action is DECODER_CREATE:
