@@ -46,6 +46,7 @@ class Neg1(Monitor):
     def on_frame(self, frame: WireFrame) -> None:
         conn, message = frame.conn, frame.message
         if not (frame.from_primary and conn.judges_primary):
+            self.skip_plain_media(frame)  # plain media is the Primary's: not judged here
             return
         if isinstance(message, AuthOk) and conn.authenticated_at is None:
             self.check()

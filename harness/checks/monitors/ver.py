@@ -97,6 +97,7 @@ class Ver2(Monitor):
     def on_frame(self, frame: WireFrame) -> None:
         conn = frame.conn
         if not (frame.from_primary and conn.judges_primary):
+            self.skip_plain_media(frame)  # plain media is the Primary's: not judged here
             return
         first = conn not in self.spoken
         self.spoken.add(conn)
