@@ -276,7 +276,7 @@ class ReferencePrimary:
                 **fields,
             )
 
-    def _set_state(self, target: StreamState, why: str) -> None:
+    def _set_state(self, target: StreamState, why: str, *, announce: bool = True) -> None:
         try:
             self.stream.transition(target, monotonic())
         except EpochsExhausted:
@@ -284,6 +284,8 @@ class ReferencePrimary:
             self.stream.transition(target, monotonic())
         log.info("stream %s epoch %d (%s)", target.name, self.stream.epoch, why)
         self._record("state", reason=why)
+        if not announce:
+            return
         now = monotonic()
         for link in self.links.values():
             if link.conn.send_stream_state(now):
@@ -439,7 +441,9 @@ class ReferencePrimary:
 
     def _activate(self) -> None:
         resumed = self.stream.state is StreamState.PAUSED
-        self._set_state(StreamState.ACTIVE, "first keyframe transmitted")
+        # STATE-8 broken: the resume reaches the Viewers only as its STREAM_EVENT.
+        told = not (resumed and Deviation.RESUME_AS_EVENT in self.config.deviations)
+        self._set_state(StreamState.ACTIVE, "first keyframe transmitted", announce=told)
         self._active.set()
         self._broadcast_event(StreamEvent.RESUMED if resumed else StreamEvent.RECONFIG_DONE)
         self._resuming = False
@@ -463,8 +467,8 @@ class ReferencePrimary:
                     timestamp_us=self._capture_us,
                 )
                 link.needs_keyframe = False
-            elif link.needs_keyframe:
-                continue  # P-frames are useless to a Viewer without the keyframe before them
+            elif link.needs_keyframe and not self._deltas_before_keyframe:
+                continue  # KEY-4: P-frames are useless without the keyframe before them
             conn.send_media(
                 FrameType.VIDEO,
                 unit.data,
@@ -476,6 +480,11 @@ class ReferencePrimary:
             self.frames_sent += 1
             self.bytes_sent += len(unit.data)
             link.driver.poke()
+
+    @property
+    def _deltas_before_keyframe(self) -> bool:
+        """KEY-4 broken: a Viewer still waiting for its keyframe gets the P-frames anyway."""
+        return Deviation.DELTA_BEFORE_KEYFRAME in self.config.deviations
 
     def _wants_media(self, link: ViewerLink) -> bool:
         """NEG-1: media only after STREAM_ACCEPTED (unless told to break that rule)."""

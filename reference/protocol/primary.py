@@ -227,6 +227,8 @@ class PrimaryConnection(Endpoint):
     def send_stream_event(self, event: str, now: float) -> bool:
         if not (self.socket_open and self.authenticated and self.speaks_v2):
             return False  # LEGACY-2: nothing version-2-only to a version-1 Viewer
+        if Deviation.NO_STREAM_EVENTS in self.deviations:
+            return False  # EVT-2 broken: changes are told by STREAM_STATE alone
         self._send(StreamEventMessage(event=event, epoch=self.stream.epoch), now)
         return True
 

@@ -26,7 +26,14 @@ from reference.protocol.causes import Cause
 from reference.protocol.errors import RemoteProtocolError
 from reference.protocol.frames import FrameType
 from reference.protocol.grammar import parse_control_text
-from reference.protocol.messages import Heartbeat, ReqKeyframe, StreamStateMessage
+from reference.protocol.messages import (
+    EVENT_STATE,
+    Heartbeat,
+    ReqKeyframe,
+    StreamEvent,
+    StreamEventMessage,
+    StreamStateMessage,
+)
 from reference.protocol.states import DECODER_STATES, StreamState, ViewerState
 from reference.protocol.telemetry import DecoderAction, RecordKind
 
@@ -691,3 +698,51 @@ class State7(_ViewerMonitor):
         if held is not None and held.disconnected is not None:
             self.fail(held.disconnected, "DISCONNECTED without releasing the decoder",
                       episode.where)
+
+
+@monitor
+class State8(Monitor):
+    """STATE-8: every stream-state change is announced as STREAM_STATE, never only as an event.
+
+    Read on every Primary-side connection, in wire order (no timing): a STREAM_EVENT
+    from the Primary whose name reports a change of state (PROTOCOL.md 4.7; the
+    protocol core's `EVENT_STATE`: every name but KEYFRAME_SENT, and names it does not
+    know, which are ignored as VER-3 says) must come when the last STREAM_STATE on the
+    connection already names that state and the event's epoch. The Primary sends the
+    STREAM_STATE first and the event after it (7.11), so an event with no such
+    STREAM_STATE before it is a change the state messages never announced: a Viewer,
+    which must not act on events (EVT-1), never learns it. Every STREAM_STATE that
+    changes the connection's state counts as a checked announcement too. Evidence:
+    the event and the state the connection had been told.
+    """
+
+    requirement = "STATE-8"
+    checks = "stream-state change(s)"
+
+    def on_control(self, frame: WireFrame) -> None:
+        conn = frame.conn
+        if not (frame.from_primary and conn.judges_primary):
+            return
+        message = frame.message
+        if isinstance(message, StreamStateMessage):
+            if conn.stream is not None and conn.stream != (message.state, message.epoch):
+                self.check()
+            return
+        if not isinstance(message, StreamEventMessage) or not conn.speaks_v2:
+            return  # an event to a version-1 Viewer is LEGACY-2's
+        try:
+            state = EVENT_STATE[StreamEvent(message.event)]
+        except (ValueError, KeyError):
+            return  # KEYFRAME_SENT, or a name this harness does not know: no change
+        self.check()
+        if conn.stream == (state, message.epoch):
+            return
+        told = "no STREAM_STATE" if conn.stream is None else (
+            f"STREAM_STATE {int(conn.stream[0])} epoch {conn.stream[1]}"
+        )
+        self.fail(
+            frame.t,
+            f"STREAM_EVENT {message.event} epoch {message.epoch} announces state "
+            f"{int(state)} but the connection was told {told}",
+            frame.where(),
+        )
