@@ -629,4 +629,8 @@ class ReferencePrimary:
             backend=self.backend,
         )
         link.needs_keyframe = True  # KEY-3: the next tick forces a keyframe for it
+        if self._deltas_before_keyframe:
+            # The broken Primary lets the joiner's keyframe wait one rate-limit period (well
+            # inside KEY-3's 1 s) and sends it the P-frames of that wait (KEY-4 broken).
+            self._last_keyframe_at = monotonic()
 

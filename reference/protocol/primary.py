@@ -308,6 +308,10 @@ class PrimaryConnection(Endpoint):
                 return f"stale epoch {message.epoch} < {self.stream.epoch} (EPOCH-4)"
             if message.epoch != self.stream.epoch:
                 return f"epoch {message.epoch} not yet started"
+            if self.stream.state is not StreamState.ACTIVE:
+                # RECONFIGURING, PAUSED, STOPPED: the next keyframe comes before the next
+                # ACTIVE anyway (KEY-1); a request now must not restart the encoder later.
+                return f"REQ_KEYFRAME while the stream is {self.stream.state.name}"
             self._emit(KeyframeRequested(message.epoch))
             return None
         return f"{message.NAME} is not sent by a Viewer"

@@ -717,7 +717,7 @@ class State8(Monitor):
     """
 
     requirement = "STATE-8"
-    checks = "stream-state change(s)"
+    checks = "state announcement(s) and event(s)"
 
     def on_control(self, frame: WireFrame) -> None:
         conn = frame.conn
