@@ -168,7 +168,8 @@ CATALOGUE: tuple[Requirement, ...] = (
        "STREAMING."),
     _r("RECON-1", "Heartbeat and watchdogs", V, B,
        "After DISCONNECTED the Viewer reconnects with bounded, jittered backoff, redoes the "
-       "whole handshake and reuses no decoder state."),
+       "whole handshake and reuses no decoder state; after AUTH_FAIL it does not reconnect "
+       "on its own."),
     _r("LEGACY-1", "Legacy", V, B,
        "Against a version-1 Primary (no STREAM_STATE within the fallback timeout) the Viewer "
        "infers: CSD and keyframe lead to STREAMING. Against version 2 it never does."),
