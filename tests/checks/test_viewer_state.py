@@ -201,3 +201,28 @@ def test_recon_1_no_automatic_reconnect_after_auth_fail() -> None:
     for then, status in expected.items():
         (verdict,) = Engine({"RECON-1": {}}).feed_all(_refused(then).records).finish()
         assert verdict.status is status, (then, [e.what for e in verdict.evidence])
+
+
+def test_state_8_an_event_ahead_of_its_state_is_announced_but_breaks_evt_2_order() -> None:
+    """PAUSED told as STREAM_EVENT first and STREAM_STATE right after: the change was announced
+    (STATE-8 PASS), but not in the order 7.11 asks (EVT-2, the SHOULD, FAILs). Told only as an
+    event, with the next STREAM_STATE saying something else, it FAILs STATE-8."""
+    from reference.protocol.messages import StreamEvent, StreamEventMessage
+    from tests.checks.cases.common import accepted_stream
+
+    def trace(then_state: StreamState) -> Trace:
+        trace = Trace()
+        wire = trace.wire()
+        t = accepted_stream(wire, 0.0)
+        wire.p2v(t + 1.0, StreamEventMessage(event=StreamEvent.PAUSED.value, epoch=1))
+        wire.p2v(t + 1.0, StreamStateMessage(state=then_state, epoch=1))
+        wire.p2v(t + 2.0, StreamStateMessage(state=StreamState.STOPPED, epoch=1))
+        wire.p2v(t + 2.0, StreamEventMessage(event=StreamEvent.STOPPED.value, epoch=1))
+        return trace
+
+    ahead = trace(StreamState.PAUSED).records
+    state_8, evt_2 = Engine({"STATE-8": {}, "EVT-2": {}}).feed_all(ahead).finish()
+    assert state_8.status is Status.PASS, [e.what for e in state_8.evidence]
+    assert evt_2.status is Status.FAIL
+    (state_8,) = Engine({"STATE-8": {}}).feed_all(trace(StreamState.ACTIVE).records).finish()
+    assert state_8.status is Status.FAIL

@@ -700,24 +700,43 @@ class State7(_ViewerMonitor):
                       episode.where)
 
 
+@dataclass(slots=True)
+class _Unannounced:
+    """A STREAM_EVENT reporting a state the connection had not been told (yet)."""
+
+    t: float
+    event: str
+    state: StreamState
+    epoch: int
+    told: str  # what the connection had been told when the event came, for evidence
+    where: str
+
+
 @monitor
 class State8(Monitor):
     """STATE-8: every stream-state change is announced as STREAM_STATE, never only as an event.
 
-    Read on every Primary-side connection, in wire order (no timing): a STREAM_EVENT
-    from the Primary whose name reports a change of state (PROTOCOL.md 4.7; the
-    protocol core's `EVENT_STATE`: every name but KEYFRAME_SENT, and names it does not
-    know, which are ignored as VER-3 says) must come when the last STREAM_STATE on the
-    connection already names that state and the event's epoch. The Primary sends the
-    STREAM_STATE first and the event after it (7.11), so an event with no such
-    STREAM_STATE before it is a change the state messages never announced: a Viewer,
-    which must not act on events (EVT-1), never learns it. Every STREAM_STATE that
-    changes the connection's state counts as a checked announcement too. Evidence:
-    the event and the state the connection had been told.
+    Read on every Primary-side version-2 connection, in wire order (no timing): a
+    STREAM_EVENT from the Primary whose name reports a change of state (PROTOCOL.md
+    4.7; the protocol core's `EVENT_STATE`: every name but KEYFRAME_SENT, and names it
+    does not know, which are ignored as VER-3 says) is a change the connection must be
+    told as STREAM_STATE. It conforms when the last STREAM_STATE on the connection
+    already names that state and the event's epoch (the order 7.11 asks for), or when
+    the very next STREAM_STATE on the connection does (an event sent ahead of its
+    state: the change was announced, and the order is EVT-2's reading). It is a
+    violation when the next STREAM_STATE names something else, or none comes before
+    the connection or the trace ends: a Viewer, which must not act on events (EVT-1),
+    never learned the change. Every STREAM_STATE that changes the connection's state
+    counts as a checked announcement too. Evidence: the event and the state the
+    connection had been told.
     """
 
     requirement = "STATE-8"
     checks = "state announcement(s) and event(s)"
+
+    def __init__(self, ctx: MonitorContext) -> None:
+        super().__init__(ctx)
+        self.pending: dict[Conn, _Unannounced] = {}
 
     def on_control(self, frame: WireFrame) -> None:
         conn = frame.conn
@@ -725,6 +744,11 @@ class State8(Monitor):
             return
         message = frame.message
         if isinstance(message, StreamStateMessage):
+            waiting = self.pending.pop(conn, None)
+            if waiting is not None and (waiting.state, waiting.epoch) != (
+                message.state, message.epoch
+            ):
+                self._unannounced(waiting)
             if conn.stream is not None and conn.stream != (message.state, message.epoch):
                 self.check()
             return
@@ -740,9 +764,22 @@ class State8(Monitor):
         told = "no STREAM_STATE" if conn.stream is None else (
             f"STREAM_STATE {int(conn.stream[0])} epoch {conn.stream[1]}"
         )
-        self.fail(
-            frame.t,
-            f"STREAM_EVENT {message.event} epoch {message.epoch} announces state "
-            f"{int(state)} but the connection was told {told}",
-            frame.where(),
+        earlier = self.pending.pop(conn, None)
+        if earlier is not None:
+            self._unannounced(earlier)  # a second event before any STREAM_STATE
+        self.pending[conn] = _Unannounced(
+            frame.t, message.event, state, message.epoch, told, frame.where()
         )
+
+    def _unannounced(self, event: _Unannounced) -> None:
+        self.fail(
+            event.t,
+            f"STREAM_EVENT {event.event} epoch {event.epoch} reports state {int(event.state)}, "
+            f"never announced as STREAM_STATE (the connection had been told {event.told})",
+            event.where,
+        )
+
+    def on_end(self, conn: Conn) -> None:
+        waiting = self.pending.pop(conn, None)
+        if waiting is not None:
+            self._unannounced(waiting)
