@@ -15,6 +15,7 @@ import itertools
 import logging
 import os
 import socket
+from collections.abc import Coroutine
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -123,6 +124,9 @@ class ReferencePrimary:
         self._stopping = False
         self._resuming = False
         self._active = asyncio.Event()  # set once the stream has first become ACTIVE
+        # Set at the next change of stream state, then replaced: each waiter holds the one
+        # that was current when it began to wait, so no change is missed between waits.
+        self._state_changed = asyncio.Event()
         self._capture_us = 0
         self._last_keyframe_at = float("-inf")
 
@@ -219,6 +223,27 @@ class ReferencePrimary:
             await self._begin_epoch(reason, StreamEvent.ENCODER_RESTARTED, settle)
             return self.stream.epoch
 
+    async def begin_epoch_change(
+        self, change: Coroutine[Any, Any, int]
+    ) -> tuple[int, asyncio.Task[int]]:
+        """Start `reconfigure(...)` or `restart_encoder(...)`; return once its epoch has begun.
+
+        The new epoch has begun when RECONFIGURING with it has been queued to every
+        Viewer; the change then goes on (its `settle`, the new encoder) in the returned
+        task. A control request or a scenario action is delivered at that point, so that
+        the harness is not held for the settle time. If the change fails before its epoch
+        begins, its exception is raised here.
+        """
+        before = self.stream.epoch
+        task = asyncio.create_task(change)
+        while not task.done() and self.stream.epoch == before:
+            changed = asyncio.ensure_future(self._state_changed.wait())
+            await asyncio.wait({task, changed}, return_when=asyncio.FIRST_COMPLETED)
+            changed.cancel()
+        if task.done():
+            return task.result(), task
+        return self.stream.epoch, task
+
     async def pause(self) -> None:
         async with self._lock:
             self._set_state(StreamState.PAUSED, "pause")
@@ -284,6 +309,8 @@ class ReferencePrimary:
             self.stream.transition(target, monotonic())
         log.info("stream %s epoch %d (%s)", target.name, self.stream.epoch, why)
         self._record("state", reason=why)
+        changed, self._state_changed = self._state_changed, asyncio.Event()
+        changed.set()
         if not announce:
             return
         now = monotonic()
