@@ -37,8 +37,11 @@ from harness.scenarios.control import (
 )
 from harness.scenarios.external import Testee, TesteeFailed
 from harness.scenarios.loader import Scenario, Step, ViewerSpec
+from harness.scenarios.network import Network, socket_error
+from harness.scenarios.network import not_applicable as needs_own_primary
 from harness.scenarios.operator import ControlPlan, Operator, OperatorTimeout, not_applicable
 from harness.scenarios.raw import run_raw_client
+from harness.scenarios.telemetry_inlet import TelemetryInlet
 from harness.trace import PRIMARY_SIDE, Record, TraceWriter, load, viewer_tap_name
 from reference.peers.primary import PrimaryConfig, ReferencePrimary, StreamConfig
 from reference.peers.viewer import ReferenceViewer, ViewerConfig
@@ -167,6 +170,7 @@ class ViewerHandle:
         self.task: asyncio.Task[None] | None = None
         self.testee: Testee | None = None
         self.tail: asyncio.Task[None] | None = None
+        self.inlet: TelemetryInlet | None = None
 
     async def start(self) -> None:
         spec, run = self.spec, self.run
@@ -199,8 +203,24 @@ class ViewerHandle:
     async def _start_external(self, secret: str) -> None:
         telemetry = self.run.directory / f"telemetry-{self.spec.id}.jsonl"
         telemetry.touch()
+        network = self.run.network
+        self.inlet = TelemetryInlet(
+            self.spec.id, self.run.trace, network.listen_host, advertise=network.advertised
+        )
+        try:
+            await self.inlet.start()
+        except OSError as exc:
+            raise ScenarioAbort(
+                f"viewer {self.spec.id}: cannot listen for telemetry on "
+                f"{network.listen_host}: {socket_error(exc)}"
+            ) from None
         command = (self.spec.command or "").format(
-            host=HOST, port=self.port, secret=secret, telemetry=telemetry
+            host=network.advertised,
+            port=self.port,
+            secret=secret,
+            telemetry=telemetry,
+            telemetry_url=self.inlet.tcp_url,
+            telemetry_http_url=self.inlet.http_url,
         )
         self.testee = await self.run.start_testee(f"viewer {self.spec.id}", command)
         self.run.trace.emit("action", action="join", viewer=self.spec.id, command=command)
@@ -262,6 +282,8 @@ class ViewerHandle:
         if self.tail is not None:
             await asyncio.sleep(0.1)  # one more poll of the telemetry file
             self.tail.cancel()
+        if self.inlet is not None:
+            await self.inlet.stop()
 
 
 class ScenarioRun:
@@ -272,9 +294,13 @@ class ScenarioRun:
         seed: int,
         *,
         control: ControlPlan | None = None,
+        network: Network | None = None,
     ) -> None:
         self.scenario = scenario
         self.control = control or ControlPlan()
+        self.network = network or Network()
+        self.primary_host = HOST
+        self.fixed_port_taken = False  # network.listen_port goes to one testee Viewer
         self.operator: Operator | None = None
         self.status_poller: PrimaryStatusPoller | None = None
         # Epoch changes delivered but still settling (reference Primary): awaited at the end.
@@ -310,12 +336,17 @@ class ScenarioRun:
     async def _start_primary(self, port: int = 0) -> None:
         spec = self.scenario.primary
         if spec.kind == "external":
-            if port == 0:
+            host = HOST
+            if self.network.primary_address is not None:
+                host, port = self.network.primary_address  # on a device, maybe running
+            elif port == 0:
                 port = _free_port()
-            command = (spec.command or "").format(host=HOST, port=port, secret=self.scenario.secret)
-            self.primary_testee = await self.start_testee("primary", command)
-            self.primary_port = port
-            await _wait_listening(HOST, port, 15)
+            command = None
+            if spec.command:
+                command = spec.command.format(host=host, port=port, secret=self.scenario.secret)
+                self.primary_testee = await self.start_testee("primary", command)
+            self.primary_host, self.primary_port = host, port
+            await _wait_listening(host, port, 15)
             self.trace.emit("action", action="primary_started", command=command)
             if spec.control:
                 self.status_poller = PrimaryStatusPoller(spec.control, self.trace)
@@ -383,7 +414,9 @@ class ScenarioRun:
         from harness.wire.recorder import WireTap
 
         self.pcap = PcapWriter(str(self.directory / "wire.pcapng"))
-        tap = WireTap(PRIMARY_SIDE, HOST, self.primary_port, trace=self.trace, pcap=self.pcap)
+        tap = WireTap(
+            PRIMARY_SIDE, self.primary_host, self.primary_port, trace=self.trace, pcap=self.pcap
+        )
         await tap.start()
         self.cleanups.append(tap.stop)
         self.primary_tap_port = upstream = tap.port
@@ -438,11 +471,32 @@ class ScenarioRun:
     async def _start_viewer(self, spec: ViewerSpec) -> None:
         from harness.wire.recorder import WireTap
 
+        listen_host, listen_port = HOST, 0
+        if spec.kind == "external":  # the testee: on the address it can reach
+            listen_host = self.network.listen_host
+            if not self.fixed_port_taken:
+                listen_port, self.fixed_port_taken = self.network.listen_port, True
         tap = WireTap(
-            viewer_tap_name(spec.id), HOST, self.entry_port, trace=self.trace, pcap=self.pcap
+            viewer_tap_name(spec.id),
+            HOST,
+            self.entry_port,
+            trace=self.trace,
+            pcap=self.pcap,
+            listen_host=listen_host,
+            listen_port=listen_port,
         )
-        await tap.start()
+        try:
+            await tap.start()
+        except OSError as exc:
+            raise ScenarioAbort(
+                f"viewer {spec.id}: cannot listen on {listen_host}:{listen_port}: "
+                f"{socket_error(exc)}"
+            ) from None
         self.cleanups.append(tap.stop)
+        if spec.kind == "external":
+            self.network.say(
+                f"[{self.scenario.name}] point the Viewer at {self.network.advertised}:{tap.port}"
+            )
         handle = ViewerHandle(spec, self, tap.port)
         self.viewers[spec.id] = handle
         await handle.start()
@@ -620,7 +674,11 @@ class ScenarioRun:
             delay = float(spec.join) - self.elapsed()
             if delay > 0:
                 await asyncio.sleep(delay)  # the scenario's join time
-            await self._start_viewer(spec)
+            try:
+                await self._start_viewer(spec)
+            except ScenarioAbort as exc:
+                self._testee_failed(str(exc))  # stops the timeline now, not at its next wait
+                raise
 
     # --- the whole run --------------------------------------------------------
 
@@ -632,7 +690,9 @@ class ScenarioRun:
         self.started_trace = self.last_action = self.trace.now()
         waiter = TraceWaiter(self.trace, asyncio.get_running_loop())
         self.testee_exit = asyncio.get_running_loop().create_future()
-        result.not_applicable = not_applicable(scenario, self.control)
+        result.not_applicable = not_applicable(scenario, self.control) or needs_own_primary(
+            scenario, self.network
+        )
         if result.not_applicable is not None:
             self.trace.emit("note", text=f"not applicable: {result.not_applicable}")
             waiter.close()
@@ -656,6 +716,8 @@ class ScenarioRun:
             waiter.close()
             if self.joins is not None and not self.joins.done():
                 self.joins.cancel()
+            elif self.joins is not None and not self.joins.cancelled():
+                self.joins.exception()  # retrieved: already reported as the scenario's problem
             result.backends = self._backends()
             if self.packet_hop is not None:
                 result.fault_backends["packet"] = self.packet_hop.backend.name
@@ -751,6 +813,12 @@ async def _wait_listening(host: str, port: int, within: float) -> None:
 
 
 def run_scenario(
-    scenario: Scenario, directory: Path, seed: int, *, control: ControlPlan | None = None
+    scenario: Scenario,
+    directory: Path,
+    seed: int,
+    *,
+    control: ControlPlan | None = None,
+    network: Network | None = None,
 ) -> ScenarioResult:
-    return asyncio.run(ScenarioRun(scenario, directory, seed, control=control).execute())
+    run = ScenarioRun(scenario, directory, seed, control=control, network=network)
+    return asyncio.run(run.execute())
