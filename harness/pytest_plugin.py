@@ -151,6 +151,8 @@ class ScenarioFailure(Exception):
 
 class ScenarioItem(pytest.Item):
     def runtest(self) -> None:
+        from harness.scenarios.network import Network
+        from harness.scenarios.operator import ControlPlan
         from harness.scenarios.runner import run_scenario
 
         try:
@@ -166,7 +168,13 @@ class ScenarioItem(pytest.Item):
             if reason := packet_unavailable():
                 pytest.skip(f"packet-level scenario: {reason}")
         directory = Path(os.environ[RUN_DIR_ENV]) / "scenarios" / scenario.name
-        result = run_scenario(scenario, directory, int(os.environ[SEED_ENV]))
+        result = run_scenario(
+            scenario,
+            directory,
+            int(os.environ[SEED_ENV]),
+            control=ControlPlan.from_environment(),
+            network=Network.from_environment(),
+        )
         self.user_properties.append((RESULT_PROPERTY, str(directory / "result.json")))
         self.user_properties.append(("verdict", result.verdict))
         self.user_properties.append(("seed", result.seed))

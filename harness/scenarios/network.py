@@ -15,12 +15,17 @@ from __future__ import annotations
 import ipaddress
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TextIO
 
 from harness.scenarios.loader import Scenario
 
 LOOPBACK = "127.0.0.1"
+# How a suite run (pytest, maybe xdist workers) hands the addresses to each scenario.
+LISTEN_ENV = "LVS_CERTIFY_LISTEN"
+ADVERTISE_ENV = "LVS_CERTIFY_ADVERTISE"
+PRIMARY_ADDRESS_ENV = "LVS_CERTIFY_PRIMARY_ADDRESS"
 # Actions that end the Primary process; a Primary the harness did not start cannot be restarted.
 PRIMARY_LIFECYCLE = frozenset({"restart_primary", "kill_primary"})
 
@@ -59,6 +64,30 @@ class Network:
     def say(self, line: str) -> None:
         if self.announce:
             print(line, file=self.out if self.out is not None else sys.stdout, flush=True)
+
+    def to_environment(self) -> dict[str, str]:
+        """The options as `from_environment` reads them back (an xdist worker, say)."""
+        if not self.announce:
+            return {}
+        out = {LISTEN_ENV: f"{url_host(self.listen_host)}:{self.listen_port}"}
+        if self.advertise_host:
+            out[ADVERTISE_ENV] = self.advertise_host
+        if self.primary_address:
+            host, port = self.primary_address
+            out[PRIMARY_ADDRESS_ENV] = f"{url_host(host)}:{port}"
+        return out
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> Network:
+        """The addresses a suite run was given; loopback only if none."""
+        env = os.environ if environ is None else environ
+        listen, advertise = env.get(LISTEN_ENV), env.get(ADVERTISE_ENV)
+        primary = env.get(PRIMARY_ADDRESS_ENV)
+        if not (listen or advertise or primary):
+            return cls()
+        from harness.scenarios.operator import console
+
+        return cls.from_options(listen, advertise, primary, out=console())
 
     @classmethod
     def from_options(
@@ -114,6 +143,11 @@ def parse_address(text: str, option: str, *, port_required: bool = True) -> tupl
 def socket_error(exc: OSError) -> str:
     """The system's words for a socket error ("Address already in use"), not asyncio's."""
     return os.strerror(exc.errno) if exc.errno else str(exc)
+
+
+def url_host(host: str) -> str:
+    """A host as written in a URL or HOST:PORT: IPv6 in brackets."""
+    return f"[{host}]" if ":" in host else host
 
 
 def _ip6(text: str) -> bool:

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, TextIO
 
@@ -27,6 +29,17 @@ from reference.protocol.states import StreamState, ViewerState
 from reference.protocol.telemetry import RecordKind
 
 DEFAULT_DEADLINE = 60.0  # seconds a person gets to carry out an instruction
+# How a suite run (pytest, maybe xdist workers) hands the plan to each scenario: the deadline.
+OPERATOR_ENV = "LVS_CERTIFY_OPERATOR"
+
+
+@functools.cache
+def console() -> TextIO:
+    """Where a person reads prompts: the terminal, even when pytest captures the output."""
+    try:
+        return open("/dev/tty", "w", encoding="utf-8")
+    except OSError:
+        return sys.__stderr__ or sys.stderr
 
 
 @dataclass(frozen=True)
@@ -41,6 +54,17 @@ class ControlPlan:
     operator: bool = False
     deadline: float = DEFAULT_DEADLINE
     prompt: TextIO | None = None
+
+    def to_environment(self) -> dict[str, str]:
+        return {OPERATOR_ENV: f"{self.deadline:g}"} if self.operator else {}
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> ControlPlan:
+        """The plan a suite run was given (`to_environment`); no operator if none."""
+        value = (os.environ if environ is None else environ).get(OPERATOR_ENV)
+        if not value:
+            return cls()
+        return cls(operator=True, deadline=float(value), prompt=console())
 
 
 class OperatorTimeout(Exception):

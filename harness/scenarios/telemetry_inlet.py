@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 from dataclasses import dataclass
 
+from harness.scenarios.network import url_host
 from harness.trace import Record, TraceWriter
 from reference.protocol.telemetry import TelemetryError, parse_line
 
@@ -90,11 +91,11 @@ class TelemetryInlet:
 
     @property
     def tcp_url(self) -> str:
-        return f"tcp://{_url_host(self.advertise)}:{self.port}"
+        return f"tcp://{url_host(self.advertise)}:{self.port}"
 
     @property
     def http_url(self) -> str:
-        return f"http://{_url_host(self.advertise)}:{self.port}{ROUTE}"
+        return f"http://{url_host(self.advertise)}:{self.port}{ROUTE}"
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(
@@ -203,7 +204,3 @@ async def _answer(writer: asyncio.StreamWriter, status: int, text: str) -> None:
         + body
     )
     await writer.drain()
-
-
-def _url_host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host

@@ -247,3 +247,18 @@ def test_restart_of_a_primary_not_started_here_is_not_applicable(tmp_path: Path)
     assert result.not_applicable == (
         "needs a command that starts the Primary at 192.0.2.9:7450: restart_primary"
     )
+
+
+def test_options_reach_every_scenario_of_a_suite_run_through_the_environment() -> None:
+    """`harness certify` runs scenarios through pytest (xdist workers inherit the environment)."""
+    from harness.scenarios.operator import ControlPlan
+
+    net = Network.from_options("[::1]:7460", "192.0.2.2", "127.0.0.2:7450")
+    back = Network.from_environment(net.to_environment())
+    assert (back.listen_host, back.listen_port, back.advertised, back.primary_address) == (
+        "::1", 7460, "192.0.2.2", ("127.0.0.2", 7450)
+    )
+    assert Network.from_environment({}) == Network()
+    plan = ControlPlan.from_environment(ControlPlan(operator=True, deadline=90).to_environment())
+    assert (plan.operator, plan.deadline) == (True, 90)
+    assert ControlPlan.from_environment({}) == ControlPlan()
