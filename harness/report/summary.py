@@ -223,10 +223,13 @@ def scenario_entry(run: RunInfo, item: ItemOutcome, result: dict[str, Any]) -> d
 
 def _undecided(requirement: str, status: Status, result: dict[str, Any]) -> dict[str, Any]:
     reason = "; ".join(result.get("problems", [])) or "the scenario did not decide it"
+    summary = f"not decided: {reason}"
+    if result.get("not_applicable"):
+        summary = f"not applicable: {result['not_applicable']}"
     return {
         "requirement": requirement,
         "status": status.value,
-        "summary": f"not decided: {reason}",
+        "summary": summary,
         "evidence": [],
         "rule": BY_ID[requirement].rule if requirement in BY_ID else "",
     }

@@ -318,6 +318,12 @@ def test_report_counts_not_applicable_and_nothing_run_is_not_green(tmp_path: Pat
     assert data["totals"]["not_applicable"] == 1 and data["totals"]["failed"] == 0
     assert data["requirements"]["STATE-5"]["verdict"] == "NOT_APPLICABLE"
     assert data["outcome"] == "FAIL"  # nothing was run
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert "not run: needs the Primary&#x27;s test-control interface: pause" in page
+    junit = (tmp_path / "out" / "junit.xml").read_text()
+    assert 'message="NOT_APPLICABLE: needs the Primary' in junit and 'failures="0"' in junit
+    rule = data["requirements"]["STATE-5"]["scenarios"][0]["summary"]
+    assert rule == "not applicable: needs the Primary's test-control interface: pause"
 
 
 @pytest.mark.parametrize("route", ["kill-connection"])
