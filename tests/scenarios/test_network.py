@@ -262,3 +262,20 @@ def test_options_reach_every_scenario_of_a_suite_run_through_the_environment() -
     plan = ControlPlan.from_environment(ControlPlan(operator=True, deadline=90).to_environment())
     assert (plan.operator, plan.deadline) == (True, 90)
     assert ControlPlan.from_environment({}) == ControlPlan()
+
+
+def test_primary_at_an_address_with_a_command_is_started_there_and_restarted(
+    tmp_path: Path,
+) -> None:
+    """A command given with --primary-address starts (and restarts) the Primary there."""
+    port = _free_port(SECOND)
+    scenario = load_scenario(ROOT / "primary-restart.yaml")
+    scenario.primary = PrimarySpec(
+        kind="external",
+        command=f"{PY} -m harness.cli primary --listen {{host}}:{{port}} --secret {{secret}} "
+        "--width 320 --height 180 --quiet",
+    )
+    network = Network(primary_address=(SECOND, port))
+    result = run_scenario(scenario, tmp_path, seed=3, network=network)
+    assert result.verdict == "PASS", result.failures
+    assert f"--listen {SECOND}:{port} " in result.testees["primary"]["command"]
