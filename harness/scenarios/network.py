@@ -24,6 +24,7 @@ from harness.scenarios.loader import Scenario
 LOOPBACK = "127.0.0.1"
 # How a suite run (pytest, maybe xdist workers) hands the addresses to each scenario.
 LISTEN_ENV = "LVS_CERTIFY_LISTEN"
+TELEMETRY_PORT_ENV = "LVS_CERTIFY_TELEMETRY_PORT"
 ADVERTISE_ENV = "LVS_CERTIFY_ADVERTISE"
 PRIMARY_ADDRESS_ENV = "LVS_CERTIFY_PRIMARY_ADDRESS"
 # Actions that end the Primary process; a Primary the harness did not start cannot be restarted.
@@ -39,7 +40,8 @@ class Network:
     """The testee-facing addresses of a run (`harness certify --listen/--advertise/...`).
 
     listen_host, listen_port: where the external Viewer's tap and telemetry inlet
-      listen (port 0: a free one per scenario; only the tap takes a fixed port).
+      listen (port 0: a free one per scenario); telemetry_port: the inlet's port
+      (0: a free one; fixed, for a device set up once, as listen_port).
     advertise_host: the address put in `{host}` and printed; default listen_host
       (or, for 0.0.0.0 / ::, loopback).
     primary_address: (host, port) of a Primary the harness does not start.
@@ -48,6 +50,7 @@ class Network:
 
     listen_host: str = LOOPBACK
     listen_port: int = 0
+    telemetry_port: int = 0
     advertise_host: str | None = None
     primary_address: tuple[str, int] | None = None
     announce: bool = False
@@ -70,6 +73,8 @@ class Network:
         if not self.announce:
             return {}
         out = {LISTEN_ENV: f"{url_host(self.listen_host)}:{self.listen_port}"}
+        if self.telemetry_port:
+            out[TELEMETRY_PORT_ENV] = str(self.telemetry_port)
         if self.advertise_host:
             out[ADVERTISE_ENV] = self.advertise_host
         if self.primary_address:
@@ -87,7 +92,8 @@ class Network:
             return cls()
         from harness.scenarios.operator import console
 
-        return cls.from_options(listen, advertise, primary, out=console())
+        telemetry = env.get(TELEMETRY_PORT_ENV)
+        return cls.from_options(listen, advertise, primary, telemetry, out=console())
 
     @classmethod
     def from_options(
@@ -95,6 +101,7 @@ class Network:
         listen: str | None = None,
         advertise: str | None = None,
         primary_address: str | None = None,
+        telemetry_port: str | int | None = None,
         *,
         out: TextIO | None = None,
     ) -> Network:
@@ -107,12 +114,16 @@ class Network:
             if with_port:
                 raise NetworkError("--advertise: a HOST only; the port is the one listened on")
         primary = parse_address(primary_address, "--primary-address") if primary_address else None
+        telemetry = str(telemetry_port or 0)
+        if not telemetry.isdigit() or int(telemetry) > 65535:
+            raise NetworkError(f"--telemetry-port: {telemetry!r} is not a port (0-65535)")
         return cls(
             listen_host=host,
             listen_port=port,
+            telemetry_port=int(telemetry),
             advertise_host=advertise or None,
             primary_address=primary,
-            announce=bool(listen or advertise or primary_address),
+            announce=bool(listen or advertise or primary_address or telemetry_port),
             out=out,
         )
 

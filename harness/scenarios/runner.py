@@ -205,15 +205,27 @@ class ViewerHandle:
         telemetry.touch()
         network = self.run.network
         self.inlet = TelemetryInlet(
-            self.spec.id, self.run.trace, network.listen_host, advertise=network.advertised
+            self.spec.id,
+            self.run.trace,
+            network.listen_host,
+            self.run.fixed_telemetry_port(),
+            advertise=network.advertised,
         )
         try:
             await self.inlet.start()
         except OSError as exc:
             raise ScenarioAbort(
                 f"viewer {self.spec.id}: cannot listen for telemetry on "
-                f"{network.listen_host}: {socket_error(exc)}"
+                f"{network.listen_host}:{self.inlet.requested_port}: {socket_error(exc)}"
             ) from None
+        network.say(
+            f"[{self.run.scenario.name}] telemetry to {self.inlet.tcp_url} "
+            f"or {self.inlet.http_url}"
+        )
+        if not self.spec.command:
+            # A device started by hand: it is pointed at the tap, nothing is run here.
+            self.run.trace.emit("action", action="join", viewer=self.spec.id, command=None)
+            return
         command = (self.spec.command or "").format(
             host=network.advertised,
             port=self.port,
@@ -300,7 +312,9 @@ class ScenarioRun:
         self.control = control or ControlPlan()
         self.network = network or Network()
         self.primary_host = HOST
-        self.fixed_port_taken = False  # network.listen_port goes to one testee Viewer
+        # network.listen_port and .telemetry_port go to the first testee Viewer only.
+        self.fixed_port_taken = False
+        self.fixed_telemetry_port_taken = False
         self.operator: Operator | None = None
         self.status_poller: PrimaryStatusPoller | None = None
         # Epoch changes delivered but still settling (reference Primary): awaited at the end.
@@ -375,6 +389,13 @@ class ScenarioRun:
         )
         await self.primary.start()
         self.primary_port = self.primary.port
+
+    def fixed_telemetry_port(self) -> int:
+        """network.telemetry_port for the first testee Viewer's inlet, 0 (any) after."""
+        if self.fixed_telemetry_port_taken:
+            return 0
+        self.fixed_telemetry_port_taken = True
+        return self.network.telemetry_port
 
     async def _stop_primary(self) -> None:
         if self.status_poller is not None:

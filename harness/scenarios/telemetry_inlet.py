@@ -81,7 +81,7 @@ class TelemetryInlet:
         self.clock = ClockAlignment()
         self.records = 0  # taken into the trace
         self._server: asyncio.base_events.Server | None = None
-        self._connections: set[asyncio.Task[None]] = set()
+        self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
 
     @property
     def port(self) -> int:
@@ -105,8 +105,11 @@ class TelemetryInlet:
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
-            for task in list(self._connections):
-                task.cancel()
+            # Closed, not cancelled: each reader sees the end and its handler returns.
+            for writer in self._connections.values():
+                writer.transport.abort()
+            if self._connections:
+                await asyncio.wait(set(self._connections), timeout=5)
             await self._server.wait_closed()
             self._server = None
 
@@ -136,7 +139,7 @@ class TelemetryInlet:
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._connections.add(task)
+        self._connections[task] = writer
         peer = writer.get_extra_info("peername")
         where = f"telemetry from {peer[0]}:{peer[1]}" if peer else "telemetry"
         try:
@@ -150,7 +153,7 @@ class TelemetryInlet:
         except (asyncio.LimitOverrunError, ValueError):
             self.trace.emit("note", text=f"{where}: a line longer than {MAX_LINE} bytes; closed")
         finally:
-            self._connections.discard(task)
+            self._connections.pop(task, None)
             writer.close()
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -184,7 +185,9 @@ def test_external_viewer_on_a_second_address_with_telemetry_over_tcp(tmp_path: P
     network = Network(listen_host=SECOND, listen_port=port, announce=True, out=out)
     result = run_scenario(scenario, tmp_path / "run", seed=3, network=network)
     assert result.verdict == "PASS", result.failures
-    assert out.getvalue() == f"[first-connect] point the Viewer at {SECOND}:{port}\n"
+    point, telemetry = out.getvalue().splitlines()
+    assert point == f"[first-connect] point the Viewer at {SECOND}:{port}"
+    assert telemetry.startswith(f"[first-connect] telemetry to tcp://{SECOND}:")
     # Told the second address and the fixed port, it streamed: the tap listened there.
     assert f"--connect {SECOND}:{port} " in result.testees["viewer v1"]["command"]
     statuses = {v.requirement: v.status for v in result.verdicts}
@@ -279,3 +282,67 @@ def test_primary_at_an_address_with_a_command_is_started_there_and_restarted(
     result = run_scenario(scenario, tmp_path, seed=3, network=network)
     assert result.verdict == "PASS", result.failures
     assert f"--listen {SECOND}:{port} " in result.testees["primary"]["command"]
+
+
+def test_a_device_started_by_hand_is_pointed_at_fixed_ports(tmp_path: Path) -> None:
+    """No command: the harness listens on fixed ports, says where, and waits for the device.
+
+    The test plays the person with the phone: when the lines appear on the console, it
+    starts a Viewer at the address given, its telemetry going to the URL given.
+    """
+    import os
+    import threading
+
+    port, telemetry_port = _free_port(SECOND), _free_port(SECOND)
+    sender = tmp_path / "send.py"
+    sender.write_text(
+        "import socket, sys\n"
+        "host, port = sys.argv[1].removeprefix('tcp://').rsplit(':', 1)\n"
+        "sock = socket.create_connection((host, int(port)))\n"
+        "for line in sys.stdin:\n    sock.sendall(line.encode())\n"
+    )
+    read_fd, write_fd = os.pipe()
+    console_in, console_out = os.fdopen(read_fd), os.fdopen(write_fd, "w")
+    seen: list[str] = []
+    started: list[subprocess.Popen[bytes]] = []
+
+    def person() -> None:
+        address = url = ""
+        for line in console_in:
+            seen.append(line)
+            if "point the Viewer at " in line:
+                address = line.rsplit(" ", 1)[1].strip()
+            elif "telemetry to " in line:
+                url = line.split("telemetry to ", 1)[1].split(" ", 1)[0]
+            if address and url and not started:
+                viewer = (
+                    f"{PY} -m harness.cli viewer --connect {address} --secret lvs-secret "
+                    f"--telemetry /dev/stdout --viewer-id v1 --quiet | {PY} {sender} {url}"
+                )
+                started.append(subprocess.Popen(["sh", "-c", viewer], env=env(),
+                                                stderr=subprocess.DEVNULL,
+                                                start_new_session=True))
+
+    thread = threading.Thread(target=person, daemon=True)
+    thread.start()
+    scenario = load_scenario(ROOT / "first-connect.yaml")
+    scenario.viewers = [ViewerSpec(id="v1", kind="external")]
+    scenario.timeline[0] = replace(scenario.timeline[0], within=30)
+    network = Network.from_options(
+        f"{SECOND}:{port}", telemetry_port=telemetry_port, out=console_out
+    )
+    try:
+        result = run_scenario(scenario, tmp_path / "run", seed=3, network=network)
+    finally:
+        console_out.close()
+        thread.join(10)
+        for process in started:
+            os.killpg(process.pid, 15)
+            process.wait(10)
+    assert seen[0] == f"[first-connect] point the Viewer at {SECOND}:{port}\n"
+    assert seen[1] == f"[first-connect] telemetry to tcp://{SECOND}:{telemetry_port} or " \
+        f"http://{SECOND}:{telemetry_port}/telemetry\n"
+    assert result.verdict == "PASS", result.failures
+    assert "viewer v1" not in result.testees  # nothing was started by the harness
+    statuses = {v.requirement: v.status for v in result.verdicts}
+    assert statuses["EPOCH-3"] is Status.PASS  # its telemetry came to the fixed port
