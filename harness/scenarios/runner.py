@@ -46,6 +46,7 @@ from harness.trace import PRIMARY_SIDE, Record, TraceWriter, load, viewer_tap_na
 from reference.peers.primary import PrimaryConfig, ReferencePrimary, StreamConfig
 from reference.peers.viewer import ReferenceViewer, ViewerConfig
 from reference.protocol.deviations import parse_deviations
+from reference.protocol.errors import ProtocolError
 from reference.protocol.requirements import BY_ID
 
 log = logging.getLogger("harness.scenarios")
@@ -661,7 +662,7 @@ class ScenarioRun:
             return
         try:
             await self._reference_primary_action(primary, do, args)
-        except (ValueError, RuntimeError, TypeError) as exc:
+        except (ProtocolError, ValueError, RuntimeError, TypeError) as exc:
             raise NotDelivered(f"the reference Primary refused it: {exc}") from None
 
     async def _reference_primary_action(

@@ -345,3 +345,17 @@ def test_viewer_control_route_refuses_without_a_connection(route: str) -> None:
             await control.close()
 
     asyncio.run(body())
+
+
+def test_an_action_the_reference_primary_refuses_is_not_delivered(tmp_path: Path) -> None:
+    """Pausing a PAUSED stream: no transition, so no action record, and the reason."""
+    scenario = load_scenario(ROOT / "pause-resume.yaml")
+    pause = next(s for s in scenario.timeline if s.do == "pause")
+    scenario.timeline = [scenario.timeline[0], pause, replace(pause, line=99)]
+    result = run_scenario(scenario, tmp_path, seed=3)
+    [problem] = result.problems
+    assert problem == (
+        "line 99: pause was not delivered: the reference Primary refused it: "
+        "unexpected: stream cannot go PAUSED -> PAUSED"
+    )
+    assert len([r for r in _records(result) if r.get("action") == "pause"]) == 1
