@@ -346,3 +346,37 @@ def test_a_device_started_by_hand_is_pointed_at_fixed_ports(tmp_path: Path) -> N
     assert "viewer v1" not in result.testees  # nothing was started by the harness
     statuses = {v.requirement: v.status for v in result.verdicts}
     assert statuses["EPOCH-3"] is Status.PASS  # its telemetry came to the fixed port
+
+
+def test_reference_viewer_sends_its_telemetry_to_the_url(tmp_path: Path) -> None:
+    """`harness viewer --telemetry-url {telemetry_url}`: the reference Viewer as a network
+    testee, its records over the line protocol only."""
+    command = (
+        f"{PY} -m harness.cli viewer --connect {{host}}:{{port}} --secret {{secret}} "
+        "--telemetry-url {telemetry_url} --viewer-id v1 --quiet"
+    )
+    scenario = load_scenario(ROOT / "first-connect.yaml")
+    scenario.viewers = [ViewerSpec(id="v1", kind="external", command=command)]
+    result = run_scenario(scenario, tmp_path, seed=3)
+    assert result.verdict == "PASS", result.failures
+    statuses = {v.requirement: v.status for v in result.verdicts}
+    assert statuses["EPOCH-3"] is Status.PASS
+    assert (tmp_path / "telemetry-v1.jsonl").stat().st_size == 0
+
+
+@pytest.mark.parametrize(
+    ("url", "status", "message"),
+    [
+        ("http://127.0.0.1:1/telemetry", 2, "expected tcp://HOST:PORT"),
+        (f"tcp://{SECOND}:1", 1, f"cannot send telemetry to tcp://{SECOND}:1: "),
+    ],
+)
+def test_viewer_telemetry_url_errors_are_one_line(url: str, status: int, message: str) -> None:
+    run = subprocess.run(
+        [PY, "-m", "harness.cli", "viewer", "--connect", "127.0.0.1:1", "--secret", "s",
+         "--telemetry-url", url, "--quiet"],
+        capture_output=True, text=True, timeout=60, env=env(),
+    )
+    assert run.returncode == status, run.stderr
+    assert message in run.stderr
+    assert "Traceback" not in run.stderr
