@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import urllib.error
 from typing import Any
@@ -131,10 +130,7 @@ class PrimaryStatusPoller:
                 control_request, self.url, STATUS_ROUTE, None, POLL_TIMEOUT
             )
             state, epoch = parse_status(answer)
-        except (RuntimeError, OSError, urllib.error.URLError, json.JSONDecodeError) as exc:
-            self._complain(f"GET {self.url.rstrip('/')}/{STATUS_ROUTE}: {exc}")
-            return
-        except ValueError as exc:
+        except (RuntimeError, OSError, ValueError) as exc:  # unreachable, refused, not JSON
             self._complain(f"GET {self.url.rstrip('/')}/{STATUS_ROUTE}: {exc}")
             return
         self._complained = None

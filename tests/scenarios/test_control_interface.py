@@ -359,3 +359,18 @@ def test_an_action_the_reference_primary_refuses_is_not_delivered(tmp_path: Path
         "unexpected: stream cannot go PAUSED -> PAUSED"
     )
     assert len([r for r in _records(result) if r.get("action") == "pause"]) == 1
+
+
+def test_a_status_answer_outside_the_protocol_is_refused_with_what_is_wrong() -> None:
+    from harness.scenarios.control import parse_status
+    from reference.protocol.states import StreamState
+
+    assert parse_status({"state": "PAUSED", "epoch": 4, "extra": 1}) == (StreamState.PAUSED, 4)
+    for answer, problem in [
+        ({"state": "RUNNING", "epoch": 1}, "'state' is 'RUNNING', not one of ACTIVE, "),
+        ({"state": "ACTIVE", "epoch": -1}, "'epoch' is -1, not an integer >= 0"),
+        ({"state": "ACTIVE", "epoch": True}, "'epoch' is True"),
+        ([1], "not a JSON object"),
+    ]:
+        with pytest.raises(ValueError, match=problem):
+            parse_status(answer)
