@@ -1,4 +1,4 @@
-"""Driving external peers through their test-control interface (PROTOCOL.md section 13).
+"""Driving external peers through their test-control interface (PROTOCOL.md section 15).
 
 A third-party Primary or Viewer may offer a small HTTP+JSON interface so that the
 harness can make it reconfigure, pause, go to the background... This module maps
@@ -39,7 +39,7 @@ VIEWER_ROUTES: dict[str, str] = {
     "kill_connection": "kill-connection",
 }
 STATUS_ROUTE = "status"
-# How long an action's request may take before it counts as not delivered (PROTOCOL.md 13.1).
+# How long an action's request may take before it counts as not delivered (PROTOCOL.md 15.1).
 ACTION_TIMEOUT = 10.0
 # How often GET /status is asked, and how long one answer may take: well inside the 0.3 s
 # tolerance SNAP-2 allows between the Primary's report and its snapshot.

@@ -1,4 +1,4 @@
-"""SNAP-2 against an external Primary's sampled reports (GET /status, PROTOCOL.md 13.2).
+"""SNAP-2 against an external Primary's sampled reports (GET /status, PROTOCOL.md 15.2).
 
 Polled at intervals, the reports can miss a state held for less than one: a Primary
 that started in RECONFIGURING epoch 1 for 50 ms between two polls sent a true snapshot

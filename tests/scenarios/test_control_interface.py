@@ -1,4 +1,4 @@
-"""The test-control interface (PROTOCOL.md section 13), the operator, and not-applicable runs.
+"""The test-control interface (PROTOCOL.md section 15), the operator, and not-applicable runs.
 
 External peers here are the reference ones run as separate programs with their
 `--control` interface (or without it), as a certification user runs their own.
