@@ -151,6 +151,8 @@ class ScenarioFailure(Exception):
 
 class ScenarioItem(pytest.Item):
     def runtest(self) -> None:
+        from harness.scenarios.network import Network
+        from harness.scenarios.operator import ControlPlan
         from harness.scenarios.runner import run_scenario
 
         try:
@@ -166,11 +168,19 @@ class ScenarioItem(pytest.Item):
             if reason := packet_unavailable():
                 pytest.skip(f"packet-level scenario: {reason}")
         directory = Path(os.environ[RUN_DIR_ENV]) / "scenarios" / scenario.name
-        result = run_scenario(scenario, directory, int(os.environ[SEED_ENV]))
+        result = run_scenario(
+            scenario,
+            directory,
+            int(os.environ[SEED_ENV]),
+            control=ControlPlan.from_environment(),
+            network=Network.from_environment(),
+        )
         self.user_properties.append((RESULT_PROPERTY, str(directory / "result.json")))
         self.user_properties.append(("verdict", result.verdict))
         self.user_properties.append(("seed", result.seed))
         self.user_properties.append(("trace", result.trace_path))
+        if result.not_applicable is not None:
+            pytest.skip(f"not applicable: {result.not_applicable}")
         if result.failures:
             raise ScenarioFailure(explain(result.as_dict()))
 
