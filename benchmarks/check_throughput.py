@@ -47,7 +47,7 @@ from harness.checks.engine import Engine  # noqa: E402
 from harness.trace import Record, read_trace  # noqa: E402
 
 BASELINE_COMMIT = "ebea438"  # the batch checkers
-ENGINE_BASELINE = "5462cf9"  # the engine before its fast paths
+ENGINE_BASELINE = "abbf86c"  # the engine before its fast paths (main when they were merged)
 SCENARIO = """\
 lvs: 2
 description: check_throughput source trace

@@ -34,6 +34,7 @@ DECODER_FLUSH = DecoderAction.FLUSH
 DECODER_RELEASE = DecoderAction.RELEASE
 
 CSD = FrameType.CSD
+VIDEO = FrameType.VIDEO
 # The `type` of a telemetry `frame` record: the frame type's name.
 CSD_NAME = FrameType.CSD.name
 VIDEO_NAME = FrameType.VIDEO.name

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import partial
 
+from harness.checks.members import VIDEO
 from harness.checks.monitor import Monitor, MonitorContext, monitor
 from harness.checks.wire import Conn, WireFrame
 from reference.protocol.frames import FrameType
@@ -266,11 +267,12 @@ class Key4(Monitor):
     def on_media(self, frame: WireFrame) -> None:
         conn = frame.conn
         if not (frame.from_primary and conn.judges_primary):
+            self.skip_plain_media(frame)  # plain media is the Primary's: not judged here
             return
         stale = frame.epoch < self.newest.get(conn, -1)
         self._carried(conn, frame.epoch)
         keyed = self.keyed.get(conn)
-        if keyed is None or frame.type is not FrameType.VIDEO:
+        if keyed is None or frame.type is not VIDEO:
             return  # before STREAM_ACCEPTED (NEG-1), or CSD / AUDIO
         if frame.is_keyframe:
             keyed.add(frame.epoch)
