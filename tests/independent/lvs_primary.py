@@ -63,14 +63,15 @@ def log(text: str) -> None:
 class Encoder:
     """One H.264 encoder for one epoch, fed a synthetic moving picture with the audit marker."""
 
-    def __init__(self, epoch: int, width: int, height: int, fps: int, bitrate: int) -> None:
+    def __init__(self, epoch: int, width: int, height: int, fps: int, bitrate: int,
+                 gop: int) -> None:
         self.epoch, self.width, self.height, self.fps = epoch, width, height, fps
         ctx = av.CodecContext.create("libx264", "w")
         ctx.width, ctx.height, ctx.pix_fmt = width, height, "yuv420p"
         ctx.time_base = Fraction(1, fps)
         ctx.framerate = Fraction(fps, 1)
         ctx.bit_rate = bitrate
-        ctx.gop_size = fps * 4
+        ctx.gop_size = gop
         ctx.options = {"preset": "ultrafast", "tune": "zerolatency", "profile": "baseline",
                        "x264-params": "scenecut=0:forced-idr=1:repeat-headers=1:threads=1"}
         ctx.open()
@@ -242,7 +243,7 @@ class Connection:
     def on_hello(self, m: w.Message) -> None:
         if self.state != AWAIT_HELLO:
             return
-        self.version = min(int(m.fields["version"]), 2)
+        self.version = min(int(m.fields["version"]), self.p.max_version)
         if self.version >= 2 and "no_proto" not in self.p.bugs:
             self.send(w.msg("PROTO", version=self.version))
         self.nonce = self.p.new_nonce()
@@ -324,6 +325,8 @@ class Primary:
     def __init__(self, args: argparse.Namespace) -> None:
         self.secret = args.secret
         self.width, self.height, self.fps, self.bitrate = args.width, args.height, args.fps, args.bitrate
+        self.gop = args.gop or args.fps * 4
+        self.max_version = args.protocol_version
         self.bugs = set(args.bug or [])
         self.auth_timeout = AUTH_TIMEOUT
         self.connections: set[Connection] = set()
@@ -363,7 +366,8 @@ class Primary:
         """Enter RECONFIGURING with a new epoch and a new encoder (EPOCH-1)."""
         if not keep_epoch:
             self.epoch += 1
-        self.encoder = Encoder(self.epoch, self.width, self.height, self.fps, self.bitrate)
+        self.encoder = Encoder(self.epoch, self.width, self.height, self.fps, self.bitrate,
+                               self.gop)
         self.want_key = True
         self.resuming = False
         self.key_deadline = None
@@ -588,6 +592,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--height", type=int, default=360)
     parser.add_argument("--fps", type=int, default=30)
     parser.add_argument("--bitrate", type=int, default=800_000)
+    parser.add_argument("--gop", type=int, help="frames between periodic keyframes (default 4 s)")
+    parser.add_argument("--protocol-version", type=int, choices=(1, 2), default=2,
+                        help="highest version spoken (1: a legacy Primary)")
     parser.add_argument("--control", help="HOST:PORT of the HTTP test-control interface")
     parser.add_argument("--no-autostart", action="store_true", help="stay STOPPED until /start")
     parser.add_argument("--bug", action="append", choices=sorted(BUGS),
