@@ -510,6 +510,7 @@ class Primary:
                     length = int(value.strip())
             body = await reader.readexactly(length) if length else b""
             status, answer = self.control(method, target.split("?")[0], body)
+            log(f"control {method} {target} {body[:200]!r} -> {status}")
         except Exception as exc:
             status, answer = 400, {"error": f"bad request: {exc}"}
         payload = json.dumps(answer).encode()
