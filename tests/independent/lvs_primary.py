@@ -25,7 +25,7 @@ from pathlib import Path
 import av
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import lvs_wire as w  # noqa: E402
+import lvs_wire as w
 
 BUGS = {
     "active_before_key_on_resume": "KEY-1",
@@ -85,7 +85,8 @@ class Encoder:
         luma = bytearray(self.base)
         bar = (self.frame_no * 4) % self.width
         for y in range(self.height // 2, self.height):
-            luma[y * self.width + bar:y * self.width + min(self.width, bar + 8)] = b"\xf0" * min(8, self.width - bar)
+            row = y * self.width
+            luma[row + bar:row + min(self.width, bar + 8)] = b"\xf0" * min(8, self.width - bar)
         for i, bit in enumerate(w.marker_bits(self.epoch, self.frame_no)):
             r, c = divmod(i, w.MARKER_COLS)
             x0 = w.MARKER_ORIGIN + c * self.cell
@@ -101,7 +102,8 @@ class Encoder:
         else:
             padded = bytearray(stride * self.height)
             for y in range(self.height):
-                padded[y * stride:y * stride + self.width] = luma[y * self.width:(y + 1) * self.width]
+                row = luma[y * self.width:(y + 1) * self.width]
+                padded[y * stride:y * stride + self.width] = row
             y_plane.update(bytes(padded))
         for plane in frame.planes[1:]:
             plane.update(b"\x80" * plane.buffer_size)
@@ -191,7 +193,7 @@ class Connection:
                     deadline = min(deadline, frame_deadline)
                 try:
                     data = await asyncio.wait_for(self.reader.read(16384), max(0.0, deadline - now))
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     now = time.monotonic()
                     if frame_deadline is not None and now >= frame_deadline:
                         self.fail("timeout", "a frame did not complete within the frame deadline")
@@ -301,7 +303,8 @@ class Connection:
             max_w, max_h = self.caps.int_field("max_width"), self.caps.int_field("max_height")
             if "h264" not in [c.lower() for c in codecs]:
                 problem = "the Viewer's CAPS do not list h264"
-            elif (max_w is not None and p.width > max_w) or (max_h is not None and p.height > max_h):
+            elif (max_w is not None and p.width > max_w) or (
+                    max_h is not None and p.height > max_h):
                 problem = f"the stream is {p.width}x{p.height}, above the Viewer's limit"
         if problem is not None:
             if "silent_reject" not in p.bugs:
@@ -324,7 +327,8 @@ class Connection:
 class Primary:
     def __init__(self, args: argparse.Namespace) -> None:
         self.secret = args.secret
-        self.width, self.height, self.fps, self.bitrate = args.width, args.height, args.fps, args.bitrate
+        self.width, self.height = args.width, args.height
+        self.fps, self.bitrate = args.fps, args.bitrate
         self.gop = args.gop or args.fps * 4
         self.max_version = args.protocol_version
         self.bugs = set(args.bug or [])
@@ -484,7 +488,8 @@ class Primary:
             next_at = max(next_at + period, time.monotonic())
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
 
-    async def serve_viewer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def serve_viewer(self, reader: asyncio.StreamReader,
+                           writer: asyncio.StreamWriter) -> None:
         self.count += 1
         conn = Connection(self, reader, writer, self.count)
         log(f"connection {self.count} from {writer.get_extra_info('peername')}")
@@ -496,7 +501,8 @@ class Primary:
                 conn.fail("internal", f"the Primary failed: {exc!r}"[:200])
 
     # -- the test-control interface (HTTP/1.1, JSON)
-    async def serve_control(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def serve_control(self, reader: asyncio.StreamReader,
+                            writer: asyncio.StreamWriter) -> None:
         try:
             request = await asyncio.wait_for(reader.readline(), 5)
             method, target, *_ = request.decode("latin-1").split()
@@ -516,8 +522,9 @@ class Primary:
         payload = json.dumps(answer).encode()
         reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
                   409: "Conflict"}[status]
-        writer.write(f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
-                     f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode() + payload)
+        head = (f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n")
+        writer.write(head.encode() + payload)
         with contextlib.suppress(Exception):
             await writer.drain()
             writer.close()

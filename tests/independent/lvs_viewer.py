@@ -18,13 +18,14 @@ import random
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import av
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import lvs_wire as w  # noqa: E402
+import lvs_wire as w
 
 BUGS = {
     "ignores_snapshot": "EVT-1",
@@ -79,7 +80,8 @@ class Telemetry:
     """JSON Lines, flushed record by record (9.1), on CLOCK_MONOTONIC (9.3)."""
 
     def __init__(self, path: str | None, viewer_id: str) -> None:
-        self.file = open(path, "a", encoding="utf-8") if path else None
+        # Open for the Viewer's whole life; every record is flushed as written (9.1).
+        self.file = open(path, "a", encoding="utf-8") if path else None  # noqa: SIM115
         self.viewer_id = viewer_id
 
     def write(self, event: str, **fields: Any) -> None:
@@ -209,7 +211,7 @@ class Session:
                     deadline = min(deadline, frame_deadline)
                 try:
                     data = await asyncio.wait_for(self.reader.read(65536), max(0.0, deadline - now))
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     if frame_deadline is not None and time.monotonic() >= frame_deadline:
                         self.fatal("timeout", "a frame did not complete in time")
                     else:
@@ -336,31 +338,31 @@ class Session:
 
     def on_stream_event(self, m: w.Message) -> None:
         log(f"event {m.positional[0]} epoch {m.fields['epoch']}")  # never a state change (EVT-1)
-        if "ignores_snapshot" in self.bugs and self.state in (NEGOTIATING,) + DECODER_STATES:
+        if "ignores_snapshot" in self.bugs and self.state in (NEGOTIATING, *DECODER_STATES):
             code = {"RECONFIG_DONE": 1, "RESUMED": 1, "RECONFIG_STARTED": 2,
                     "ENCODER_RESTARTED": 2, "PAUSED": 3, "STOPPED": 4}.get(m.positional[0])
             if code is not None:
                 self.apply_state(code, int(m.fields["epoch"]))
 
     def on_stream_state(self, m: w.Message) -> None:
-        if self.v.version < 2 or self.state not in (NEGOTIATING,) + DECODER_STATES:
+        if self.v.version < 2 or self.state not in (NEGOTIATING, *DECODER_STATES):
             return
         code, epoch = int(m.positional[0]), int(m.fields["epoch"])
         if self.epoch is not None and epoch < self.epoch and "apply_stale_state" not in self.bugs:
             return  # EPOCH-4
         self.legacy = False  # a STREAM_STATE proves version 2
         self._cancel("legacy")
-        first = not self.snapshot_seen
         self.snapshot_seen = True
         if "ignores_snapshot" in self.bugs:
-            return  # this build follows events only (first: {first})
+            return  # this build follows events only
         self.apply_state(code, epoch)
 
     def adopt_epoch(self, epoch: int) -> bool:
         """Take a newer epoch: flush, forget CSD and keyframe (7.4). True if it was newer."""
-        if self.epoch is not None and epoch <= self.epoch:
-            if not ("apply_stale_state" in self.bugs and epoch < self.epoch):
-                return False
+        rolls_back = "apply_stale_state" in self.bugs and self.epoch is not None \
+            and epoch < self.epoch
+        if self.epoch is not None and epoch <= self.epoch and not rolls_back:
+            return False
         self.epoch = epoch
         self.csd_applied = False
         self.keyframe_decoded = False
@@ -424,9 +426,10 @@ class Session:
         if self.state not in DECODER_STATES or self.decoder is None:
             drop("not_negotiated", "no stream accepted yet")
             return
-        if self.legacy and f.ftype == w.CSD and (self.epoch is None or f.epoch > self.epoch):
-            if self.adopt_epoch(f.epoch) and self.state in (STREAMING, RECOVERING):
-                self.go(RECONFIGURING, "new_epoch", f"legacy CSD starts epoch {f.epoch}")
+        legacy_csd = self.legacy and f.ftype == w.CSD and (
+            self.epoch is None or f.epoch > self.epoch)
+        if legacy_csd and self.adopt_epoch(f.epoch) and self.state in (STREAMING, RECOVERING):
+            self.go(RECONFIGURING, "new_epoch", f"legacy CSD starts epoch {f.epoch}")
         if f.epoch != self.epoch:
             stale = self.epoch is not None and f.epoch < self.epoch
             if not (stale and "decode_stale_epoch" in self.bugs and f.ftype == w.VIDEO):

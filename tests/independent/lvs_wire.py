@@ -75,7 +75,8 @@ def check_header(raw: bytes, limits: dict[int, int]) -> tuple[int, int, int, int
     if flags & ~FLAG_KEY or (flags and ftype != VIDEO):
         raise ProtocolViolation("bad_flags", f"flags 0x{flags:02x} not allowed on type {ftype}")
     if length > limits[ftype]:
-        raise ProtocolViolation("oversize", f"payload of {length} bytes over the {limits[ftype]} limit")
+        raise ProtocolViolation(
+            "oversize", f"payload of {length} bytes over the {limits[ftype]} limit")
     return ftype, flags, epoch, seq, ts, length
 
 
@@ -135,7 +136,8 @@ def unescape(value: str) -> str:
         if ch == "%":
             digits = value[i + 1:i + 3]
             if len(digits) != 2 or not all(c in "0123456789abcdefABCDEF" for c in digits):
-                raise ProtocolViolation("bad_message", f"bad percent escape near {value[i:i + 3]!r}")
+                near = value[i:i + 3]
+                raise ProtocolViolation("bad_message", f"bad percent escape near {near!r}")
             out.append(int(digits, 16))
             i += 3
         else:
@@ -319,8 +321,8 @@ def read_marker(luma: bytes, stride: int, width: int, height: int) -> tuple[int,
                 total += sum(row)
             means.append(total / (4 * q * q))
     sync = [(MARKER_SYNC >> (7 - i)) & 1 for i in range(8)]
-    whites = [m for m, b in zip(means[:8], sync) if b]
-    blacks = [m for m, b in zip(means[:8], sync) if not b]
+    whites = [m for m, b in zip(means[:8], sync, strict=True) if b]
+    blacks = [m for m, b in zip(means[:8], sync, strict=True) if not b]
     white, black = sum(whites) / len(whites), sum(blacks) / len(blacks)
     if white - black < 80:
         return None
