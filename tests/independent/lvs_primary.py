@@ -14,17 +14,18 @@ import argparse
 import asyncio
 import contextlib
 import hmac
-import json
 import secrets
 import signal
 import sys
 import time
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import lvs_http as http
 import lvs_wire as w
 
 BUGS = {
@@ -274,9 +275,12 @@ class Connection:
             self.send(w.msg("STREAM_STATE", self.p.state, epoch=self.p.epoch))
         self._schedule_heartbeat()
         self.p.connections.add(self)
-        if "media_before_accept" in self.p.bugs:
-            self.has_key = False
-            self.p.want_key = True
+        last = self.p.last_key
+        if "media_before_accept" in self.p.bugs and last is not None:
+            epoch, csd, au, pts = last  # this build serves the picture before any SET_STREAM
+            self.send_raw(w.CSD, csd, epoch=epoch, timestamp=pts)
+            self.send_raw(w.VIDEO, au, flags=w.FLAG_KEY, epoch=epoch, timestamp=pts)
+            self.has_key = True
 
     def _schedule_heartbeat(self) -> None:
         interval = HEARTBEAT_INTERVAL * (1.6 if "slow_heartbeat" in self.p.bugs else 1.0)
@@ -330,7 +334,7 @@ class Primary:
         self.width, self.height = args.width, args.height
         self.fps, self.bitrate = args.fps, args.bitrate
         self.gop = args.gop or args.fps * 4
-        self.max_version = args.protocol_version
+        self.max_version = self.configured_version = args.protocol_version
         self.bugs = set(args.bug or [])
         self.auth_timeout = AUTH_TIMEOUT
         self.connections: set[Connection] = set()
@@ -343,6 +347,7 @@ class Primary:
         self.resuming = False
         self.key_deadline: float | None = None  # a REQ_KEYFRAME awaits its keyframe until then
         self.fixed_nonce = secrets.token_hex(16)
+        self.last_key: tuple[int, bytes, bytes, int] | None = None  # the latest keyframe sent
         self.stopped = asyncio.Event()
 
     def new_nonce(self) -> str:
@@ -366,27 +371,38 @@ class Primary:
         log(f"stream {w.STATE_CODE_NAMES[state]} epoch {self.epoch} ({event})")
         self._broadcast_state(event)
 
-    def start_new_epoch(self, event: str, keep_epoch: bool = False) -> None:
-        """Enter RECONFIGURING with a new epoch and a new encoder (EPOCH-1)."""
+    def start_new_epoch(self, event: str, settle: float = 0.0, keep_epoch: bool = False) -> None:
+        """Enter RECONFIGURING with a new epoch (EPOCH-1); its encoder starts after `settle`."""
         if not keep_epoch:
             self.epoch += 1
-        self.encoder = Encoder(self.epoch, self.width, self.height, self.fps, self.bitrate,
-                               self.gop)
+        self.encoder = None
         self.want_key = True
         self.resuming = False
         self.key_deadline = None
         for conn in self.connections:
             conn.has_key = False
         self._set_state(w.S_RECONFIGURING, event)
+        if settle > 0:
+            asyncio.get_running_loop().call_later(settle, self._start_encoder, self.epoch)
+        else:
+            self._start_encoder(self.epoch)
 
-    def reconfigure(self, settings: dict[str, int]) -> None:
+    def _start_encoder(self, epoch: int) -> None:
+        if epoch != self.epoch or self.state == w.S_STOPPED or self.encoder is not None:
+            return  # a later epoch, or a stop, came first
+        self.encoder = Encoder(self.epoch, self.width, self.height, self.fps, self.bitrate,
+                               self.gop)
+        self.want_key = True
+
+    def reconfigure(self, settings: dict[str, Any], settle: float = 0.0) -> None:
         for name in ("width", "height", "fps", "bitrate"):
             if name in settings:
                 setattr(self, name, int(settings[name]))
-        self.start_new_epoch("RECONFIG_STARTED")
+        self.start_new_epoch("RECONFIG_STARTED", settle)
 
-    def restart_encoder(self) -> None:
-        self.start_new_epoch("ENCODER_RESTARTED", keep_epoch="restart_keeps_epoch" in self.bugs)
+    def restart_encoder(self, settle: float = 0.0) -> None:
+        self.start_new_epoch("ENCODER_RESTARTED", settle,
+                             keep_epoch="restart_keeps_epoch" in self.bugs)
 
     def pause(self) -> None:
         if self.state in (w.S_ACTIVE, w.S_RECONFIGURING):
@@ -450,6 +466,7 @@ class Primary:
                      or ("media_before_accept" in self.bugs and c.state == AUTHENTICATED)]
         if key:
             self.key_deadline = None
+            self.last_key = (epoch, csd, au, pts)
             for conn in receivers:
                 if conn.backlog() > SEND_BACKLOG_LIMIT:
                     conn.has_key = False
@@ -500,63 +517,71 @@ class Primary:
             with contextlib.suppress(Exception):
                 conn.fail("internal", f"the Primary failed: {exc!r}"[:200])
 
-    # -- the test-control interface (HTTP/1.1, JSON)
-    async def serve_control(self, reader: asyncio.StreamReader,
-                            writer: asyncio.StreamWriter) -> None:
-        try:
-            request = await asyncio.wait_for(reader.readline(), 5)
-            method, target, *_ = request.decode("latin-1").split()
-            length = 0
-            while True:
-                line = await asyncio.wait_for(reader.readline(), 5)
-                if line in (b"\r\n", b"\n", b""):
-                    break
-                name, _, value = line.decode("latin-1").partition(":")
-                if name.strip().lower() == "content-length":
-                    length = int(value.strip())
-            body = await reader.readexactly(length) if length else b""
-            status, answer = self.control(method, target.split("?")[0], body)
-            log(f"control {method} {target} {body[:200]!r} -> {status}")
-        except Exception as exc:
-            status, answer = 400, {"error": f"bad request: {exc}"}
-        payload = json.dumps(answer).encode()
-        reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-                  409: "Conflict"}[status]
-        head = (f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n")
-        writer.write(head.encode() + payload)
-        with contextlib.suppress(Exception):
-            await writer.drain()
-            writer.close()
-
-    def status(self) -> dict[str, object]:
-        return {"state": w.STATE_CODE_NAMES[self.state], "state_code": self.state,
-                "epoch": self.epoch, "width": self.width, "height": self.height,
-                "fps": self.fps, "bitrate": self.bitrate,
+    # -- the test-control interface (PROTOCOL.md 13.2)
+    def status(self) -> dict[str, Any]:
+        return {"state": w.STATE_CODE_NAMES[self.state], "epoch": self.epoch,
+                "state_code": self.state, "width": self.width, "height": self.height,
+                "fps": self.fps, "bitrate": self.bitrate, "version": self.max_version,
                 "viewers": sum(1 for c in self.connections if c.state == ACCEPTED)}
 
-    def control(self, method: str, path: str, body: bytes) -> tuple[int, dict[str, object]]:
-        path = path.rstrip("/").replace("_", "-")
-        if method == "GET" and path in ("/state", "/status", ""):
-            return 200, self.status()
-        if method != "POST":
-            return 405, {"error": f"{method} {path}: use POST"}
-        settings = json.loads(body) if body.strip() else {}
-        actions = {
-            "/reconfigure": lambda: self.reconfigure(settings),
-            "/restart-encoder": self.restart_encoder,
-            "/pause": self.pause,
-            "/resume": self.resume,
-            "/stop": self.stop,
-            "/stop-stream": self.stop,
-            "/start": self.start,
-            "/start-stream": self.start,
-        }
-        action = actions.get(path)
-        if action is None:
+    async def control(self, method: str, path: str, body: dict[str, Any]) -> http.Answer:
+        path = path.replace("_", "-")
+        if path in ("/status", "/state"):
+            return (200, self.status()) if method == "GET" else (405, {"error": "use GET"})
+        route = getattr(self, "_route_" + path.strip("/").replace("-", "_"), None)
+        if route is None or path.count("/") != 1:
             return 404, {"error": f"no route {path}"}
-        action()
-        return 200, self.status()
+        if method != "POST":
+            return 405, {"error": "use POST"}
+        result: dict[str, Any] = await route(body)
+        return 200, result
+
+    async def _route_reconfigure(self, body: dict[str, Any]) -> dict[str, Any]:
+        http.check_fields(body, {"width": int, "height": int, "bitrate": int, "fps": int,
+                                 "settle": (int, float)})
+        if any(body.get(k, 1) <= 0 for k in ("width", "height", "bitrate", "fps")):
+            raise http.BadRequest("width, height, bitrate and fps must be positive")
+        self.reconfigure(body, float(body.get("settle", 0)))
+        return {"epoch": self.epoch}
+
+    async def _route_restart_encoder(self, body: dict[str, Any]) -> dict[str, Any]:
+        http.check_fields(body, {"settle": (int, float)})
+        self.restart_encoder(float(body.get("settle", 0)))
+        return {"epoch": self.epoch}
+
+    async def _route_pause(self, _body: dict[str, Any]) -> dict[str, Any]:
+        if self.state not in (w.S_ACTIVE, w.S_RECONFIGURING):
+            raise http.Conflict(f"cannot pause a {w.STATE_CODE_NAMES[self.state]} stream")
+        self.pause()
+        return self.status()
+
+    async def _route_resume(self, _body: dict[str, Any]) -> dict[str, Any]:
+        if self.state != w.S_PAUSED or self.resuming:
+            raise http.Conflict(f"cannot resume a {w.STATE_CODE_NAMES[self.state]} stream")
+        self.resume()
+        return self.status()
+
+    async def _route_stop(self, _body: dict[str, Any]) -> dict[str, Any]:
+        if self.state == w.S_STOPPED:
+            raise http.Conflict("the stream is already STOPPED")
+        self.stop()
+        return self.status()
+
+    async def _route_start(self, _body: dict[str, Any]) -> dict[str, Any]:
+        if self.state != w.S_STOPPED:
+            raise http.Conflict(f"the stream is {w.STATE_CODE_NAMES[self.state]}, not STOPPED")
+        self.start()
+        deadline = time.monotonic() + 5.0  # 13.2: answer once ACTIVE, or after 5 s
+        while self.state != w.S_ACTIVE and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        return self.status()
+
+    async def _route_legacy(self, body: dict[str, Any]) -> dict[str, Any]:
+        enabled = body.get("enabled", True)
+        if not isinstance(enabled, bool):
+            raise http.BadRequest("enabled must be true or false")
+        self.max_version = 1 if enabled else self.configured_version
+        return self.status()
 
 
 def hostport(text: str) -> tuple[str, int]:
@@ -572,7 +597,7 @@ async def main_async(args: argparse.Namespace) -> int:
     control = None
     if args.control:
         chost, cport = hostport(args.control)
-        control = await asyncio.start_server(primary.serve_control, chost, cport)
+        control = await asyncio.start_server(http.serve(primary.control, log), chost, cport)
         log(f"control interface on http://{chost}:{control.sockets[0].getsockname()[1]}")
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

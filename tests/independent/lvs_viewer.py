@@ -16,6 +16,8 @@ import contextlib
 import json
 import random
 import signal
+import socket
+import struct
 import sys
 import time
 from collections.abc import Callable
@@ -25,6 +27,7 @@ from typing import Any
 import av
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import lvs_http as http
 import lvs_wire as w
 
 BUGS = {
@@ -255,6 +258,15 @@ class Session:
     def stop(self) -> None:
         self.send(w.msg("BYE", reason="viewer stopping"))
         self.disconnect("viewer_stopped", "told to stop")
+
+    def kill(self) -> None:
+        """Drop the socket at once with a RST and no BYE, as a vanished network would."""
+        sock = self.writer.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.writer.transport.abort()
+        self.disconnect("socket_error", "connection killed through the control interface")
 
     # -- handshake timers
     def _auth_timed_out(self) -> None:
@@ -638,6 +650,34 @@ class Viewer:
             self.session.stop()
         self.stopping.set()
 
+    def connected(self) -> bool:
+        return self.session is not None and not self.session.done.is_set()
+
+    def status(self) -> dict[str, Any]:
+        session = self.session if self.connected() else None
+        return {"state": session.state if session else DISCONNECTED,
+                "epoch": session.epoch if session else None, "background": self.background}
+
+    async def control(self, method: str, path: str, _body: dict[str, Any]) -> http.Answer:
+        """Section 13.3: status, background and foreground, and killing the connection."""
+        routes = {"/background": lambda: self.set_background(True),
+                  "/foreground": lambda: self.set_background(False),
+                  "/kill-connection": self._kill}
+        path = path.replace("_", "-")
+        if path == "/status":
+            return (200, self.status()) if method == "GET" else (405, {"error": "use GET"})
+        if path not in routes:
+            return 404, {"error": f"no route {path}"}
+        if method != "POST":
+            return 405, {"error": "use POST"}
+        routes[path]()
+        return 200, self.status()
+
+    def _kill(self) -> None:
+        if not self.connected() or self.session is None:
+            raise http.Conflict("no connection to kill")
+        self.session.kill()
+
     def set_background(self, on: bool) -> None:
         self.background = on
         if self.session is not None and not self.session.done.is_set():
@@ -651,6 +691,10 @@ async def main_async(args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, viewer.stop)
     loop.add_signal_handler(signal.SIGUSR1, viewer.set_background, True)
     loop.add_signal_handler(signal.SIGUSR2, viewer.set_background, False)
+    if args.control:
+        host, _, port = args.control.rpartition(":")
+        await asyncio.start_server(http.serve(viewer.control, log), host or "127.0.0.1",
+                                   int(port))
     await viewer.run()
     return 0
 
@@ -662,6 +706,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--telemetry", help="JSON Lines file to append telemetry to")
     parser.add_argument("--viewer-id", default="independent")
     parser.add_argument("--protocol-version", type=int, choices=(1, 2), default=2)
+    parser.add_argument("--control", help="HOST:PORT of the HTTP test-control interface (13.3)")
     parser.add_argument("--bug", action="append", choices=sorted(BUGS),
                         help="plant one rule violation (tests only)")
     args = parser.parse_args(argv)
