@@ -429,8 +429,8 @@ class Primary:
             self.start_new_epoch("RECONFIG_STARTED")
 
     def keyframe_requested(self) -> None:
-        if self.state not in (w.S_ACTIVE, w.S_RECONFIGURING):
-            return
+        if self.state != w.S_ACTIVE or self.resuming:
+            return  # only while ACTIVE (PROTOCOL.md 14); the next ACTIVE follows a keyframe
         self.want_key = True
         if self.key_deadline is None:
             self.key_deadline = time.monotonic() + KEYFRAME_ANSWER

@@ -141,6 +141,7 @@ class Session:
         # Protocol knowledge of this connection only (RECON-1: nothing survives it).
         self.proto_seen = False
         self.legacy = viewer.version == 1  # infer state from media (7.9)
+        self.provisional = False  # no PROTO came: version 1 unless a STREAM_STATE says 2
         self.epoch: int | None = None
         self.server_state: int | None = None
         self.decoder: Decoder | None = None
@@ -295,12 +296,6 @@ class Session:
     def on_frame(self, frame: w.Frame) -> None:
         if frame.ftype == w.CONTROL:
             message = w.parse(frame.payload)
-            if message.name == "PROTO":
-                version = int(message.fields["version"])
-                if version < 1 or version > self.v.version:
-                    raise w.ProtocolViolation("version", f"PROTO version {version} not offered")
-            if message.name == "AUTH_CHALLENGE" and not w.NONCE_RE.match(message.fields["nonce"]):
-                raise w.ProtocolViolation("bad_field", "nonce is not 32 lower-case hex digits")
             handler = getattr(self, f"on_{message.name.lower()}", None)
             if message.name in w.KNOWN and handler is not None:
                 handler(message)
@@ -310,7 +305,10 @@ class Session:
 
     def on_proto(self, m: w.Message) -> None:
         if self.state != SOCKET_CONNECTED:
-            return
+            return  # checked only where acted on (PROTOCOL.md 14: act time)
+        version = int(m.fields["version"])
+        if version < 1 or version > self.v.version:
+            raise w.ProtocolViolation("version", f"PROTO version {version} not offered")
         self.proto_seen = True
         if int(m.fields["version"]) == 1:
             self.legacy = True
@@ -318,6 +316,10 @@ class Session:
     def on_auth_challenge(self, m: w.Message) -> None:
         if self.state != SOCKET_CONNECTED:
             return
+        if not w.NONCE_RE.match(m.fields["nonce"]):
+            raise w.ProtocolViolation("bad_field", "nonce is not 32 lower-case hex digits")
+        # No PROTO before the challenge: provisionally version 1 (7.9).
+        self.provisional = not self.proto_seen and self.v.version >= 2
         self.send(w.msg("AUTH", response=w.auth_response(self.v.secret, m.fields["nonce"])))
         self.go(AUTHENTICATING, "auth_challenge", "challenge answered")
 
@@ -362,7 +364,7 @@ class Session:
         code, epoch = int(m.positional[0]), int(m.fields["epoch"])
         if self.epoch is not None and epoch < self.epoch and "apply_stale_state" not in self.bugs:
             return  # EPOCH-4
-        self.legacy = False  # a STREAM_STATE proves version 2
+        self.legacy = self.provisional = False  # a STREAM_STATE proves version 2
         self._cancel("legacy")
         self.snapshot_seen = True
         if "ignores_snapshot" in self.bugs:
@@ -438,7 +440,8 @@ class Session:
         if self.state not in DECODER_STATES or self.decoder is None:
             drop("not_negotiated", "no stream accepted yet")
             return
-        legacy_csd = self.legacy and f.ftype == w.CSD and (
+        # A newer CSD starts its epoch in the provisional window too (PROTOCOL.md 14).
+        legacy_csd = (self.legacy or self.provisional) and f.ftype == w.CSD and (
             self.epoch is None or f.epoch > self.epoch)
         if legacy_csd and self.adopt_epoch(f.epoch) and self.state in (STREAMING, RECOVERING):
             self.go(RECONFIGURING, "new_epoch", f"legacy CSD starts epoch {f.epoch}")
