@@ -43,6 +43,13 @@ VIEWER_BUGS: dict[str, tuple[str, list[str]]] = {
                                       "stale-epoch-injection"]),
     "slow_heartbeat": ("HB-1", ["first-connect", "pause-resume"]),
     "reconnect_on_pause": ("STATE-5", ["pause-resume", "stall-while-paused"]),
+    "streaming_without_keyframe": ("STATE-3", ["first-connect", "reconfigure-mid-stream"]),
+    "keeps_decoder": ("STATE-7", ["primary-restart", "proxy-disabled",
+                                  "keyframe-retries-exhausted"]),
+    "late_watchdog": ("WD-1", ["frame-loss-recovery", "keyframe-retries-exhausted"]),
+    "no_liveness": ("HB-2", ["primary-silent", "heartbeat-loss"]),
+    "silent_close": ("FRAME-2", ["viewer-malformed-frames"]),
+    "accept_rolls_back": ("NEG-2", ["reorder-accept-after-reconfigure", "reorder-accept-vs-state"]),
 }
 PRIMARY_BUGS: dict[str, tuple[str, list[str]]] = {
     "active_before_key_on_resume": ("KEY-1", ["pause-resume", "stall-while-paused"]),
@@ -57,6 +64,11 @@ PRIMARY_BUGS: dict[str, tuple[str, list[str]]] = {
     "error_on_unknown": ("VER-3", ["unknown-messages"]),
     "silent_reject": ("NEG-3", ["unsatisfiable-request"]),
     "late_join_no_key": ("KEY-3", ["late-join-mid-stream", "many-late-joiners"]),
+    "no_auth_timeout": ("AUTH-3", ["half-open-sockets"]),
+    "ignore_keyframe_request": ("KEY-2", ["frame-loss-recovery", "keyframe-retries-exhausted"]),
+    "act_before_auth": ("AUTH-4", ["half-open-sockets"]),
+    "state_to_v1": ("LEGACY-2", ["legacy-viewer"]),
+    "snapshot_after_accept": ("SNAP-1", ["first-connect", "late-join-mid-stream"]),
 }
 
 

@@ -41,6 +41,11 @@ BUGS = {
     "error_on_unknown": "VER-3",
     "silent_reject": "NEG-3",
     "late_join_no_key": "KEY-3",
+    "no_auth_timeout": "AUTH-3",
+    "ignore_keyframe_request": "KEY-2",
+    "act_before_auth": "AUTH-4",
+    "state_to_v1": "LEGACY-2",
+    "snapshot_after_accept": "SNAP-1",
 }
 
 HEARTBEAT_INTERVAL = 2.0
@@ -271,7 +276,7 @@ class Connection:
         self.send(w.msg("AUTH_OK"))
         self.state = AUTHENTICATED
         self.send(w.msg("SESSION", id=self.session))
-        if self.version >= 2:
+        if self.version >= 2 and "snapshot_after_accept" not in self.p.bugs:
             self.send(w.msg("STREAM_STATE", self.p.state, epoch=self.p.epoch))
         self._schedule_heartbeat()
         self.p.connections.add(self)
@@ -296,7 +301,8 @@ class Connection:
             self.caps = m
 
     def on_set_stream(self, m: w.Message) -> None:
-        if self.state != AUTHENTICATED:
+        early = "act_before_auth" in self.p.bugs and self.state in (AWAIT_HELLO, CHALLENGED)
+        if self.state != AUTHENTICATED and not early:
             return  # before AUTH_OK, or a second request after STREAM_ACCEPTED: not acted on
         p = self.p
         problem = None
@@ -317,6 +323,8 @@ class Connection:
         self.send(w.msg("STREAM_ACCEPTED", epoch=p.epoch, codec="h264", width=p.width,
                         height=p.height, fps=p.fps, bitrate=p.bitrate, profile="baseline",
                         backend="libx264"))
+        if "snapshot_after_accept" in p.bugs and self.version >= 2 and self.state == AUTHENTICATED:
+            self.send(w.msg("STREAM_STATE", p.state, epoch=p.epoch))
         self.state = ACCEPTED
         self.has_key = False
         if p.state == w.S_ACTIVE and "late_join_no_key" not in p.bugs:
@@ -325,6 +333,8 @@ class Connection:
     def on_req_keyframe(self, m: w.Message) -> None:
         if self.state != ACCEPTED or int(m.fields["epoch"]) != self.p.epoch:
             return  # an older epoch (EPOCH-4) or one not started yet
+        if "ignore_keyframe_request" in self.p.bugs:
+            return
         self.p.keyframe_requested()
 
 
@@ -358,7 +368,7 @@ class Primary:
     # -- stream state (7.11)
     def _broadcast_state(self, event: str) -> None:
         for conn in list(self.connections):
-            if conn.version < 2:
+            if conn.version < 2 and "state_to_v1" not in self.bugs:
                 continue  # LEGACY-2: version-1 Viewers get no STREAM_STATE / STREAM_EVENT
             if "state_as_event" in self.bugs:
                 conn.send(w.msg("STREAM_EVENT", event, epoch=self.epoch))

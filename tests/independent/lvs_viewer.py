@@ -43,6 +43,12 @@ BUGS = {
     "apply_stale_state": "EPOCH-4",
     "slow_heartbeat": "HB-1",
     "reconnect_on_pause": "STATE-5",
+    "streaming_without_keyframe": "STATE-3",
+    "keeps_decoder": "STATE-7",
+    "late_watchdog": "WD-1",
+    "no_liveness": "HB-2",
+    "silent_close": "FRAME-2",
+    "accept_rolls_back": "NEG-2",
 }
 
 # Default timings (section 10).
@@ -149,7 +155,8 @@ class Session:
         self.keyframe_decoded = False
         self.snapshot_seen = False
         self.timers: dict[str, asyncio.TimerHandle] = {}
-        self.stall_remaining = STALL_TIMEOUT
+        self.stall_timeout = STALL_TIMEOUT * (1.6 if "late_watchdog" in self.bugs else 1.0)
+        self.stall_remaining = self.stall_timeout
         self.stall_deadline: float | None = None
         self.recovery_cause: str | None = None
         self.attempt = 0
@@ -208,7 +215,8 @@ class Session:
         try:
             while not self.done.is_set():
                 now = time.monotonic()
-                deadline = last_rx + HEARTBEAT_TIMEOUT
+                silence = float("inf") if "no_liveness" in self.bugs else HEARTBEAT_TIMEOUT
+                deadline = last_rx + silence
                 frame_deadline = None
                 if frames.frame_started is not None:
                     frame_deadline = frames.frame_started + FRAME_TIMEOUT
@@ -238,7 +246,8 @@ class Session:
             self.disconnect("socket_error", f"socket failed: {exc}")
 
     def fatal(self, code: str, reason: str) -> None:
-        self.send(w.msg("ERROR", code=code, reason=reason[:200]))
+        if "silent_close" not in self.bugs:
+            self.send(w.msg("ERROR", code=code, reason=reason[:200]))
         self.disconnect("protocol_error", f"bad input from the Primary ({code})")
 
     def disconnect(self, cause: str, reason: str) -> None:
@@ -251,7 +260,8 @@ class Session:
         self.tel.write("connection", action="closed", reason=reason)
         if self.decoder is not None:
             self.decoder = None
-            self.tel.write("decoder", action="release", epoch=None)
+            if "keeps_decoder" not in self.bugs:
+                self.tel.write("decoder", action="release", epoch=None)
         self.go(DISCONNECTED, cause, reason)
         self.end_cause = cause
         self.done.set()
@@ -411,7 +421,8 @@ class Session:
             return
         self._cancel("accept")
         epoch = m.int_field("epoch")
-        if epoch is not None and (self.epoch is None or epoch > self.epoch):
+        rolls_back = "accept_rolls_back" in self.bugs and epoch is not None
+        if epoch is not None and (self.epoch is None or epoch > self.epoch or rolls_back):
             self.epoch = epoch
             self.server_state = None  # it belonged to an older epoch
             self.csd_applied = self.keyframe_decoded = False
@@ -505,8 +516,9 @@ class Session:
         # self.legacy: inference confirmed (version-1 Viewer, PROTO|version=1, or the
         # fallback expired with no STREAM_STATE).
         server_ok = self.server_state == w.S_ACTIVE or self.legacy
+        keyframe_ok = self.keyframe_decoded or "streaming_without_keyframe" in self.bugs
         return (self.decoder is not None and not self.v.background and self.csd_applied
-                and self.keyframe_decoded and server_ok)
+                and keyframe_ok and server_ok)
 
     def evaluate(self) -> None:
         if self.state not in DECODER_STATES:
@@ -536,7 +548,7 @@ class Session:
                 and not self.v.background)
 
     def restart_stall(self) -> None:
-        self.stall_remaining = STALL_TIMEOUT
+        self.stall_remaining = self.stall_timeout
         if self.stall_deadline is not None:
             self.stall_deadline = None
             self._cancel("stall")
@@ -557,9 +569,9 @@ class Session:
     def _stalled(self) -> None:
         self.stall_deadline = None
         self.timers.pop("stall", None)
-        self.stall_remaining = STALL_TIMEOUT
+        self.stall_remaining = self.stall_timeout
         self.keyframe_decoded = False
-        self.go(RECOVERING, "stall", f"no picture for {STALL_TIMEOUT} s")
+        self.go(RECOVERING, "stall", f"no picture for {self.stall_timeout} s")
         self.recovery_cause = "stall"
         self.attempt = 0
         self._request_keyframe()
