@@ -54,8 +54,8 @@ VIEWER_BUGS: dict[str, tuple[str, list[str]]] = {
 PRIMARY_BUGS: dict[str, tuple[str, list[str]]] = {
     "active_before_key_on_resume": ("KEY-1", ["pause-resume", "stall-while-paused"]),
     "accept_wrong_hmac": ("AUTH-2", ["wrong-secret", "replayed-answer"]),
-    "state_as_event": ("-", ["reconfigure-mid-stream", "pause-resume"]),
-    "delta_before_key": ("-", ["late-join-mid-stream", "many-late-joiners"]),
+    "state_as_event": ("STATE-8", ["reconfigure-mid-stream", "pause-resume"]),
+    "delta_before_key": ("KEY-4", ["late-join-mid-stream", "many-late-joiners"]),
     "media_before_accept": ("NEG-1", ["first-connect", "late-join-mid-stream"]),
     "reused_nonce": ("AUTH-1", ["wrong-secret", "proxy-disabled", "primary-restart"]),
     "no_proto": ("VER-2", ["first-connect"]),

@@ -31,8 +31,8 @@ import lvs_wire as w
 BUGS = {
     "active_before_key_on_resume": "KEY-1",
     "accept_wrong_hmac": "AUTH-2",
-    "state_as_event": "(none in the catalogue; see FINDINGS.md)",
-    "delta_before_key": "(none in the catalogue; see FINDINGS.md)",
+    "state_as_event": "STATE-8 (spec-gaps; no ID on main)",
+    "delta_before_key": "KEY-4 (spec-gaps; no ID on main)",
     "media_before_accept": "NEG-1",
     "reused_nonce": "AUTH-1",
     "no_proto": "VER-2",
