@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import contextlib
 import json
 import random
@@ -161,6 +162,7 @@ class Session:
         self.recovery_cause: str | None = None
         self.attempt = 0
         self.accepted = False
+        self.pending: tuple[w.Frame, bool, Decoder] | None = None  # a VIDEO frame to decode
 
     # -- timers
     def _later(self, name: str, delay: float, fn: Callable[[], None]) -> None:
@@ -236,6 +238,7 @@ class Session:
                 try:
                     for frame in frames.feed(data, last_rx):
                         self.on_frame(frame)
+                        await self.decode_pending()
                         if self.done.is_set():
                             return
                 except w.ProtocolViolation as bad:
@@ -486,11 +489,28 @@ class Session:
             return
         self.tel.write("frame", action="decode", type=kind, epoch=f.epoch, seq=f.seq, key=f.key,
                        current_epoch=self.epoch)
+        # Decoded off the event loop (below), so that heartbeats and timers keep their time
+        # while a large picture decodes on a busy host.
+        self.pending = (f, stale_pass, self.decoder)
+
+    async def decode_pending(self) -> None:
+        """Run the decode on_media queued, then act on its pictures (in frame order)."""
+        if self.pending is None:
+            return
+        f, stale_pass, decoder = self.pending
+        self.pending = None
         try:
-            pictures = self.decoder.decode(f.payload, f.key)
+            pictures = await self.loop.run_in_executor(self.v.pool, decoder.decode,
+                                                       f.payload, f.key)
         except Exception as exc:
             self.tel.write("decode_error", epoch=f.epoch, seq=f.seq, error=str(exc)[:200])
             return
+        if self.done.is_set() or decoder is not self.decoder:
+            return  # the connection ended (or the decoder went) while it decoded
+        self.after_decode(f, stale_pass, pictures)
+        self.update_watchdog()
+
+    def after_decode(self, f: w.Frame, stale_pass: bool, pictures: list[av.VideoFrame]) -> None:
         for picture in pictures:
             self.tel.write("decoded", epoch=f.epoch, seq=f.seq, key=f.key)
             if stale_pass:
@@ -627,6 +647,8 @@ class Viewer:
         self.background = False
         self.session: Session | None = None
         self.stopping = asyncio.Event()
+        # One decoding thread: the decoder is used by one thread at a time, in frame order.
+        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
 
     def backoff(self) -> float:
         if "no_backoff" in self.bugs:
