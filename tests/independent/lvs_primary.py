@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import contextlib
 import hmac
+import os
 import secrets
 import signal
 import sys
@@ -70,7 +71,7 @@ class Encoder:
     """One H.264 encoder for one epoch, fed a synthetic moving picture with the audit marker."""
 
     def __init__(self, epoch: int, width: int, height: int, fps: int, bitrate: int,
-                 gop: int) -> None:
+                 gop: int, noise: bool = False) -> None:
         self.epoch, self.width, self.height, self.fps = epoch, width, height, fps
         ctx = av.CodecContext.create("libx264", "w")
         ctx.width, ctx.height, ctx.pix_fmt = width, height, "yuv420p"
@@ -83,6 +84,7 @@ class Encoder:
         ctx.open()
         self.ctx = ctx
         self.frame_no = 0
+        self.noise = noise  # fresh noise in the lower half: frames as large as the bitrate
         self.cell = w.marker_cell(width, height)
         # A diagonal gradient as the background; a bright bar moves across it.
         self.base = bytearray(((x + y) * 2) % 200 + 30 for y in range(height) for x in range(width))
@@ -93,6 +95,9 @@ class Encoder:
         for y in range(self.height // 2, self.height):
             row = y * self.width
             luma[row + bar:row + min(self.width, bar + 8)] = b"\xf0" * min(8, self.width - bar)
+        if self.noise:
+            half = (self.height // 2) * self.width
+            luma[half:] = os.urandom(len(luma) - half)
         for i, bit in enumerate(w.marker_bits(self.epoch, self.frame_no)):
             r, c = divmod(i, w.MARKER_COLS)
             x0 = w.MARKER_ORIGIN + c * self.cell
@@ -344,6 +349,7 @@ class Primary:
         self.width, self.height = args.width, args.height
         self.fps, self.bitrate = args.fps, args.bitrate
         self.gop = args.gop or args.fps * 4
+        self.noise = args.pattern == "noise"
         self.max_version = self.configured_version = args.protocol_version
         self.bugs = set(args.bug or [])
         self.auth_timeout = AUTH_TIMEOUT
@@ -401,7 +407,7 @@ class Primary:
         if epoch != self.epoch or self.state == w.S_STOPPED or self.encoder is not None:
             return  # a later epoch, or a stop, came first
         self.encoder = Encoder(self.epoch, self.width, self.height, self.fps, self.bitrate,
-                               self.gop)
+                               self.gop, self.noise)
         self.want_key = True
 
     def reconfigure(self, settings: dict[str, Any], settle: float = 0.0) -> None:
@@ -636,6 +642,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fps", type=int, default=30)
     parser.add_argument("--bitrate", type=int, default=800_000)
     parser.add_argument("--gop", type=int, help="frames between periodic keyframes (default 4 s)")
+    parser.add_argument("--pattern", choices=("flat", "noise"), default="flat",
+                        help="flat: small frames; noise: frames that fill the bitrate")
     parser.add_argument("--protocol-version", type=int, choices=(1, 2), default=2,
                         help="highest version spoken (1: a legacy Primary)")
     parser.add_argument("--control", help="HOST:PORT of the HTTP test-control interface")
