@@ -77,16 +77,14 @@ class _Answers(Monitor):
 
 
 @monitor
-class Auth1(_Answers):
-    """AUTH-1: a fresh random 32-hex-digit nonce per connection; only its HMAC is accepted.
+class Auth1(Monitor):
+    """AUTH-1: a fresh random 32-hex-digit nonce per connection.
 
     Read on every Primary-side connection: each connection's AUTH_CHALLENGE nonce
     must be 32 lower-case hex digits and differ from every nonce seen before on any
     connection (the newest 4096 are remembered: bounded memory, and the reference
-    Primary keeps as many open). With the parameter `secret`, an AUTH_OK must answer
-    an AUTH whose response is HMAC-SHA256 of the connection's nonce under that
-    secret (section 5). Evidence: the bad or repeated nonce; the AUTH_OK that
-    accepted a wrong answer.
+    Primary keeps as many open). Evidence: the bad or repeated nonce. A wrong answer
+    let in is AUTH-2's (one fault, one ID), not this rule's.
     """
 
     requirement = "AUTH-1"
@@ -98,10 +96,7 @@ class Auth1(_Answers):
 
     def on_control(self, frame: WireFrame) -> None:
         conn, message = frame.conn, frame.message
-        if not conn.judges_primary:
-            return
-        self.note_answer(frame)
-        if not frame.from_primary:
+        if not (conn.judges_primary and frame.from_primary):
             return
         if isinstance(message, AuthChallenge) and conn.challenge is None:
             self.check()
@@ -112,9 +107,6 @@ class Auth1(_Answers):
             if nonce in self.nonces:
                 self.fail(frame.t, f"nonce reused from {self.nonces[nonce]}", frame.where())
             self.nonces.remember(nonce, conn.where)
-        elif self.wrongly_accepted(frame):
-            self.fail(frame.t, "AUTH_OK for an answer that is not the HMAC of the nonce",
-                      frame.where())
 
 
 @dataclass(slots=True)
@@ -134,7 +126,7 @@ class Auth2(_Answers):
     connection's close within `close_within` (default 1 s) plus the tolerance, and
     never by an AUTH_OK. With the parameter `secret`, an AUTH_OK that accepts an
     answer which is not HMAC-SHA256 of the connection's nonce is a wrong answer not
-    refused (AUTH-1 fails it too: the nonce's purpose is defeated). A deadline
+    refused. A deadline
     after the end of the trace is not judged. Evidence: the early frame, the
     AUTH_FAIL left open, the AUTH_OK for a wrong answer.
     """
