@@ -57,12 +57,17 @@ class StreamDriver:
             events = self.endpoint.next_events()
             if not events and not data:
                 break
+            # The close lingers (CLOSE_LINGER): the events that came with it (a Viewer's
+            # DISCONNECTED, its decoder release) are handled and recorded first, at the
+            # time the endpoint acted, not after the linger (RECON-1 measures from them).
+            closing = False
             for event in events:
                 result = self.on_event(event, monotonic())
                 if result is not None:
                     await result
-                if isinstance(event, CloseSocket):
-                    await self._close_transport()
+                closing = closing or isinstance(event, CloseSocket)
+            if closing:
+                await self._close_transport()
 
     async def _close_transport(self) -> None:
         """Send what is queued (an ERROR, a BYE), then FIN, then close within CLOSE_LINGER.

@@ -58,6 +58,12 @@ class Wire:
                         "event": "close", "reason": reason})
         return self
 
+    def half_close(self, t: float, side: str) -> Wire:
+        """One side of the relayed connection sent its EOF (`client`: the Viewer's side)."""
+        self.trace.add({"t": t, "kind": "conn", "tap": self.tap, "conn": self.conn,
+                        "event": "half_close", "side": side})
+        return self
+
     def _frame(self, t: float, direction: str, kind: FrameType, epoch: int, key: bool,
                length: int, text: str | None = None) -> None:
         self.seq[direction] += 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -413,5 +414,41 @@ def test_a_stream_without_audio_sends_no_audio_frames() -> None:
                 await asyncio.wait_for(task, 10)
             assert not [r for r in telemetry.of("frame") if r["type"] == "AUDIO"]
             assert not telemetry.of("audio")
+
+    run(body())
+
+
+def test_viewer_writes_disconnected_before_its_socket_lingers_closed() -> None:
+    """F2b: the DISCONNECTED record came after the close's linger (its last bytes, FIN,
+    then up to CLOSE_QUIET of waiting for the peer), tens of ms after the backoff had
+    started, so RECON-1 measured a correct backoff as too short. Now every record of the
+    disconnect is written before the socket is shut: the DISCONNECTED record's time is
+    at or before the moment the Primary reads the Viewer's EOF (one clock, one host)."""
+    eof_at: list[float] = []
+    eof = asyncio.Event()
+
+    async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"XX" * 16)  # not a frame: the Viewer closes for a protocol error
+        with contextlib.suppress(ConnectionError):
+            while await reader.read(65536):
+                pass
+        eof_at.append(time.monotonic())  # stays open itself: the Viewer's linger runs out
+        eof.set()
+
+    async def body() -> None:
+        server = await asyncio.start_server(garbage, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        telemetry = Telemetry()
+        v = ReferenceViewer(ViewerConfig(host="127.0.0.1", port=port, secret=SECRET),
+                            sink=telemetry)
+        task = asyncio.create_task(v.run())
+        try:
+            down = await telemetry.state("DISCONNECTED", 5)
+            await asyncio.wait_for(eof.wait(), 5)
+            assert down["t"] <= eof_at[0], (down, eof_at)
+        finally:
+            v.stop()
+            await asyncio.wait_for(task, 10)
+            server.close()
 
     run(body())

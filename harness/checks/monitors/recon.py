@@ -19,6 +19,7 @@ from reference.protocol.causes import FINAL_CAUSES, Cause
 from reference.protocol.states import ViewerState
 from reference.protocol.telemetry import ConnectionAction, RecordKind
 
+CLOSED_ACTION = ConnectionAction.CLOSED.value  # bound once: read per record
 HANDSHAKE = (ViewerState.SOCKET_CONNECTED, ViewerState.AUTHENTICATING, ViewerState.NEGOTIATING)
 # Reconnects with one identical delay before the lack of jitter counts as a violation.
 SAME_DELAYS = 3
@@ -47,9 +48,18 @@ class Recon1(Monitor):
     Read from the Viewer's telemetry. After a DISCONNECTED whose cause is not final
     (`auth_failed` and `viewer_stopped` are), each connect attempt, failed
     (`connection` record with action `failed`) or not (the next SOCKET_CONNECTED),
-    must come after a delay, measured from the DISCONNECTED or the previous failed
-    attempt, of at least half of `reconnect_initial` (the jitter's lower bound, 7.8)
-    less 10 ms of timer slack and at most `reconnect_max` plus the tolerance. Three
+    must come after a delay of at least half of `reconnect_initial` (the jitter's
+    lower bound, 7.8) less 10 ms of timer slack and at most `reconnect_max` plus the
+    tolerance (section 10). The delay is measured from the previous failed attempt,
+    or from the earliest evidence of the disconnect: the Viewer's own close as its
+    tap saw it (the tap's `half_close` of the Viewer's side), its `connection`
+    record with action `closed`, or its DISCONNECTED record, whichever is first
+    (7.8: the Viewer enters DISCONNECTED and closes the socket before it schedules
+    the reconnect, but may write the records later). Scheduling and loopback
+    jitter (what section 10's tolerance absorbs) only make a timer fire and a
+    connect show later, never earlier, and the evidence measured from is at or
+    before the backoff's start: so the lower bound takes only the timer slack and
+    the upper bound the tolerance. Three
     consecutive reconnects after exactly the same delay (to the millisecond) show no
     jitter. The reconnected episode must go SOCKET_CONNECTED, AUTHENTICATING,
     NEGOTIATING in that order, and must not pass a frame to a decoder before
@@ -74,6 +84,18 @@ class Recon1(Monitor):
         self.waiting: dict[str, _Reconnecting] = {}
         self.fresh: dict[Episode, _Fresh] = {}
         self.refused: dict[str, float] = {}  # viewer -> its DISCONNECTED for AUTH_FAIL
+        self.connected: dict[str, float] = {}  # viewer -> its last SOCKET_CONNECTED
+        self.closed: dict[str, float] = {}  # viewer -> its `closed` record since then
+
+    def _disconnected_at(self, rec: TelemetryRecord) -> float:
+        """The earliest evidence of the disconnect that `rec` (DISCONNECTED) reports."""
+        since = min(rec.t, self.closed.pop(rec.viewer, rec.t))
+        connected = self.connected.get(rec.viewer)
+        conn = self.ctx.viewer_conn(rec.viewer)
+        own = conn.own_close if conn is not None else None
+        if connected is not None and own is not None and connected <= own:
+            since = min(since, own)  # its close on this connection, not on an older one
+        return since
 
     def _delay(self, rec: TelemetryRecord, waiting: _Reconnecting, what: str) -> None:
         self.check()
@@ -96,6 +118,9 @@ class Recon1(Monitor):
 
     def on_telemetry(self, rec: TelemetryRecord) -> None:
         waiting = self.waiting.get(rec.viewer)
+        if rec.kind is CONNECTION_KIND and rec.action == CLOSED_ACTION:
+            self.closed.setdefault(rec.viewer, rec.t)
+            return
         if rec.kind is CONNECTION_KIND and rec.action == ConnectionAction.FAILED.value:
             if waiting is not None:
                 self._delay(rec, waiting, "connect attempt")
@@ -112,7 +137,7 @@ class Recon1(Monitor):
                 self.waiting.pop(rec.viewer, None)
             else:
                 kept = waiting.delays if waiting is not None else None
-                self.waiting[rec.viewer] = _Reconnecting(rec.t)
+                self.waiting[rec.viewer] = _Reconnecting(self._disconnected_at(rec))
                 if kept is not None:
                     self.waiting[rec.viewer].delays = kept
             return
@@ -122,6 +147,8 @@ class Recon1(Monitor):
             self.fail(rec.t, f"connected again on its own {rec.t - refused:.2f} s after "
                       "AUTH_FAIL (5.1: no automatic reconnect)", rec.viewer)
         if rec.is_state(SOCKET_CONNECTED):
+            self.connected[rec.viewer] = rec.t
+            self.closed.pop(rec.viewer, None)
             if waiting is not None and episode is not None:
                 self._delay(rec, waiting, "reconnected")
                 self.fresh[episode] = _Fresh([SOCKET_CONNECTED])
