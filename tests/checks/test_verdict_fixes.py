@@ -11,10 +11,11 @@ from __future__ import annotations
 from harness.checks.engine import Engine
 from harness.checks.verdict import Status
 from reference.protocol.causes import Cause
+from reference.protocol.messages import StreamStateMessage
 from reference.protocol.states import StreamState, ViewerState
 from reference.protocol.telemetry import RecordKind
 from tests.checks.builder import Trace
-from tests.checks.cases.common import streaming_viewer
+from tests.checks.cases.common import handshake, streaming_viewer
 
 ACTIVE = StreamState.ACTIVE
 
@@ -63,3 +64,58 @@ def test_recon1_still_fails_a_reconnect_without_backoff_after_the_close() -> Non
     status, why = judge("RECON-1", _late_disconnected_record(0.09, tap=False))
     assert status is Status.FAIL, why
     assert "0.09 s after" in why, why
+
+
+# --- F4b: SNAP-2 judges no snapshot by later values, and no version-1 connection ------------
+
+
+def _snapshot_then_changes_on_a_v1_connection(snapshot: StreamState) -> Trace:
+    """A version-1 Viewer (c1) joined first; the version-2 Viewer's snapshot (c2) is the
+    first announcement, and a reconfigure 0.28 s later is (wrongly) also told to c1."""
+    trace = Trace()
+    v1 = trace.wire(conn="c1")
+    handshake(v1, 0.0, version=1)
+    v2 = trace.wire(conn="c2")
+    t = handshake(v2, 1.0)
+    v2.p2v(t, StreamStateMessage(state=snapshot, epoch=1))
+    v1.p2v(t + 0.278, StreamStateMessage(state=StreamState.RECONFIGURING, epoch=2))
+    v1.p2v(t + 0.290, StreamStateMessage(state=StreamState.ACTIVE, epoch=2))
+    trace.action(t + 2.0, "note")
+    return trace
+
+
+def test_snap2_no_later_value_refutes_a_snapshot() -> None:
+    """Old: FAIL "snapshot ACTIVE epoch 1, the stream was ACTIVE epoch 2 or RECONFIGURING
+    epoch 2", though ACTIVE 1 was the truth when it was sent."""
+    status, why = judge("SNAP-2", _snapshot_then_changes_on_a_v1_connection(ACTIVE))
+    assert status is Status.NOT_OBSERVED, why
+
+
+def _v1_state_beside_a_v2_snapshot(v2_snapshot: StreamState) -> Trace:
+    """c2 (version 2) holds ACTIVE 1; a version-1 connection c1 later gets a STREAM_STATE
+    (LEGACY-2's fault) that is no snapshot; c3 (version 2) then joins."""
+    trace = Trace()
+    first = trace.wire(conn="c2")
+    t = handshake(first, 0.0)
+    first.p2v(t, StreamStateMessage(state=StreamState.ACTIVE, epoch=1))
+    legacy = trace.wire(conn="c1")
+    t = handshake(legacy, 1.0, version=1)
+    legacy.p2v(t, StreamStateMessage(state=StreamState.PAUSED, epoch=7))
+    late = trace.wire(conn="c3")
+    t = handshake(late, 2.0)
+    late.p2v(t, StreamStateMessage(state=v2_snapshot, epoch=1))
+    trace.action(t + 2.0, "note")
+    return trace
+
+
+def test_snap2_skips_version_1_connections() -> None:
+    """Old: c1's STREAM_STATE was judged as a snapshot (and counted as truth)."""
+    status, why = judge("SNAP-2", _v1_state_beside_a_v2_snapshot(ACTIVE))
+    assert status is Status.PASS, why
+    assert "1 snapshot" in why, why  # c3's (c2 had no earlier truth); c1 is no snapshot
+
+
+def test_snap2_still_fails_a_false_snapshot() -> None:
+    status, why = judge("SNAP-2", _v1_state_beside_a_v2_snapshot(StreamState.PAUSED))
+    assert status is Status.FAIL, why
+    assert "snapshot PAUSED epoch 1, the stream was ACTIVE epoch 1" in why, why

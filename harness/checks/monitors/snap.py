@@ -85,6 +85,12 @@ class Snap1(Monitor):
 Truth = tuple[StreamState, int]
 
 
+def _speaks_v2(conn: Conn) -> bool:
+    """Version 2 on this connection: PROTO 2 sent, to a Viewer that said version 2."""
+    version = conn.viewer_version
+    return conn.speaks_v2 and (version is None or version >= 2)
+
+
 class _History:
     """The values a truth took recently: enough to answer "what held in [t - a, t + b]"."""
 
@@ -97,8 +103,14 @@ class _History:
         while len(self.items) > 1 and self.items[1][0] <= t - self.keep:
             self.items.popleft()
 
-    def held(self, start: float, end: float, besides: str = "") -> set[Truth]:
-        """The value at `start` and every value taken in (start, end], not from `besides`."""
+    def held(
+        self, start: float, end: float, besides: str = "", *, since_start: bool = False
+    ) -> set[Truth]:
+        """The value at `start` and every value taken in (start, end], not from `besides`.
+
+        With `since_start`, empty when no value was held at `start`: values taken
+        only later cannot say what held before them.
+        """
         held: set[Truth] = set()
         before: Truth | None = None
         for t, value, source in self.items:
@@ -108,8 +120,9 @@ class _History:
                 before = value
             elif t <= end:
                 held.add(value)
-        if before is not None:
-            held.add(before)
+        if before is None:
+            return set() if since_start else held
+        held.add(before)
         return held
 
 
@@ -118,10 +131,16 @@ class Snap2(Monitor):
     """SNAP-2: the snapshot is the truth at that instant.
 
     Each snapshot (the first STREAM_STATE after AUTH_OK on a Primary-side
-    connection) is compared with the stream's state and epoch around the time it
-    was sent: the value held at `t - tolerance` or any value taken up to
-    `t + tolerance` (the Primary's records and its broadcasts to other connections
-    are written a little before or after the snapshot it sends). The truth is the
+    connection that speaks version 2, as SNAP-1 reads it; a version-1 connection's
+    STREAM_STATEs are LEGACY-2's and count neither as snapshot nor as truth) is
+    compared with the stream's state and epoch around the time it was sent: the
+    value held at `t - tolerance` or any value taken up to `t + tolerance` (the
+    Primary's records and its broadcasts to other connections are written a little
+    before or after the snapshot it sends). The other connections' announcements
+    count only where one of them held at `t - tolerance`: values announced only
+    after that cannot refute the snapshot (a change may follow a true snapshot
+    within the tolerance, and another connection's first announcement is itself a
+    snapshot). The truth is the
     Primary's own report (`primary` records, what=state) when the trace has one;
     otherwise what the Primary announced on its other connections. A report the
     harness sampled (`sampled`: an external Primary's GET /status, asked at
@@ -157,9 +176,10 @@ class Snap2(Monitor):
         if not (frame.from_primary and conn.judges_primary):
             return
         if isinstance(message, AuthOk) and conn.authenticated_at is None:
-            self.awaiting.add(conn)
+            if _speaks_v2(conn):
+                self.awaiting.add(conn)
             return
-        if not isinstance(message, StreamStateMessage):
+        if not isinstance(message, StreamStateMessage) or not _speaks_v2(conn):
             return
         said = (message.state, message.epoch)
         if conn in self.awaiting:
@@ -168,10 +188,13 @@ class Snap2(Monitor):
         self.announced.add(frame.t, said, conn.where)
 
     def _compare(self, t: float, said: Truth, where: str, now: float) -> None:
-        truth = self.reported if self.reported.items else self.announced
-        held = truth.held(t - self.tolerance, t + self.tolerance, besides=where)
-        if self.sampled:
-            held |= self.announced.held(t - self.tolerance, t + self.tolerance, besides=where)
+        start, end = t - self.tolerance, t + self.tolerance
+        if self.reported.items:
+            held = self.reported.held(start, end)
+            if self.sampled:
+                held |= self.announced.held(start, end, where, since_start=True)
+        else:
+            held = self.announced.held(start, end, where, since_start=True)
         if not held:
             return
         self.check()
