@@ -11,7 +11,7 @@ from __future__ import annotations
 from harness.checks.engine import Engine
 from harness.checks.verdict import Status
 from reference.protocol.causes import Cause
-from reference.protocol.messages import StreamStateMessage
+from reference.protocol.messages import SetStream, StreamAccepted, StreamStateMessage
 from reference.protocol.states import StreamState, ViewerState
 from reference.protocol.telemetry import RecordKind
 from tests.checks.builder import Trace
@@ -119,3 +119,37 @@ def test_snap2_still_fails_a_false_snapshot() -> None:
     status, why = judge("SNAP-2", _v1_state_beside_a_v2_snapshot(StreamState.PAUSED))
     assert status is Status.FAIL, why
     assert "snapshot PAUSED epoch 1, the stream was ACTIVE epoch 1" in why, why
+
+
+# --- F4c: KEY-1 judges entries into ACTIVE, not the snapshot ----------------------------
+
+
+def _snapshot_after_accept(resume_key_first: bool) -> Trace:
+    """A late joiner of a running stream gets its snapshot after STREAM_ACCEPTED (SNAP-1's
+    fault); a pause and a resume follow, keyed first or not."""
+    trace = Trace()
+    wire = trace.wire()
+    t = handshake(wire, 0.0)
+    wire.v2p(t + 0.001, SetStream(width=640, height=360, fps=30, bitrate=1000000))
+    wire.p2v(t + 0.002, StreamAccepted(epoch=1, width=640, height=360, fps=30))
+    wire.p2v(t + 0.003, StreamStateMessage(state=ACTIVE, epoch=1))  # the snapshot
+    wire.csd(t + 0.004, 1).video(t + 0.005, 1, key=True)
+    wire.p2v(t + 1.0, StreamStateMessage(state=StreamState.PAUSED, epoch=1))
+    if resume_key_first:
+        wire.csd(t + 2.0, 1).video(t + 2.0, 1, key=True)
+    wire.p2v(t + 2.0, StreamStateMessage(state=ACTIVE, epoch=1))
+    if not resume_key_first:
+        wire.csd(t + 2.01, 1).video(t + 2.01, 1, key=True)
+    return trace
+
+
+def test_key1_does_not_judge_a_snapshot_sent_after_the_accept() -> None:
+    """Old: FAIL "ACTIVE for epoch 1 before a keyframe of it" on the snapshot."""
+    status, why = judge("KEY-1", _snapshot_after_accept(resume_key_first=True))
+    assert status is Status.PASS, why
+    assert "1 transition" in why, why  # the resume only
+
+
+def test_key1_still_fails_an_early_active_after_such_a_snapshot() -> None:
+    status, why = judge("KEY-1", _snapshot_after_accept(resume_key_first=False))
+    assert status is Status.FAIL, why

@@ -24,8 +24,10 @@ class Key1(Monitor):
     that epoch sent since the last STREAM_STATE that was not ACTIVE (PROTOCOL.md
     7.11: not only the first start of an epoch). Order, not
     timestamps, decides: a keyframe and the ACTIVE read in one segment keep their
-    wire order. The snapshot before STREAM_ACCEPTED is not judged (no media flows
-    before the accept). Evidence: the ACTIVE with no keyframe before it.
+    wire order. The snapshot, the connection's first STREAM_STATE, is not judged
+    wherever it comes (before STREAM_ACCEPTED as SNAP-1 asks, or after it): it
+    tells the state the stream is in, not an entry into ACTIVE (7.11); where it
+    comes is SNAP-1's rule. Evidence: the ACTIVE with no keyframe before it.
     """
 
     requirement = "KEY-1"
@@ -50,8 +52,10 @@ class Key1(Monitor):
         if message.state is not StreamState.ACTIVE:
             self.keyed[conn] = set()
             return
-        if conn.accepted_at is None or conn.stream == (StreamState.ACTIVE, message.epoch):
-            return  # the snapshot, or a repeat of the truth: not a transition
+        if conn.stream is None or conn.accepted_at is None:
+            return  # the snapshot, or a state before the accept: no media yet to key it
+        if conn.stream == (StreamState.ACTIVE, message.epoch):
+            return  # a repeat of the truth: not a transition
         self.check()
         if message.epoch not in self.keyed.get(conn, set()):
             self.fail(
