@@ -35,6 +35,9 @@ P2V = "p2v"
 # The taps a scenario puts next to each peer: one beside the Primary, one per Viewer.
 PRIMARY_SIDE = "primary_side"
 VIEWER_SIDE = "viewer_side"
+# The `action` record a scenario writes when it starts stopping the peers: what comes
+# after it is the shutdown, not the peers' behaviour (HB-1 judges open tails up to it).
+STOP_PEERS = "stop_peers"
 
 
 def viewer_tap_name(viewer: str) -> str:

@@ -75,6 +75,7 @@ class Conn:
     # a partition can hold that FIN back from the other side, and the relayed
     # connection, which `closed` records, ends only when it gets through.
     own_close: float | None = None
+    half_closed: float | None = None  # the first EOF from either side: no longer alive
     frames: int = 0  # frames seen so far: the next frame's position on the wire
     last_frame: dict[str, float] = field(default_factory=dict)  # direction -> time
     hello: Hello | None = None
@@ -285,6 +286,8 @@ class ConnectionTracker:
         """A `half_close` record: one side of the relayed connection sent its EOF."""
         conn = self.conn(record)
         own = {TapSide.PRIMARY: "upstream", TapSide.VIEWER: "client"}.get(conn.side)
+        if conn.half_closed is None:
+            conn.half_closed = float(record["t"])
         if own is not None and record.get("side") == own and conn.own_close is None:
             conn.own_close = float(record["t"])
         return conn

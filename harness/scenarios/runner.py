@@ -42,7 +42,7 @@ from harness.scenarios.network import not_applicable as needs_own_primary
 from harness.scenarios.operator import ControlPlan, Operator, OperatorTimeout, not_applicable
 from harness.scenarios.raw import run_raw_client
 from harness.scenarios.telemetry_inlet import TelemetryInlet
-from harness.trace import PRIMARY_SIDE, Record, TraceWriter, load, viewer_tap_name
+from harness.trace import PRIMARY_SIDE, STOP_PEERS, Record, TraceWriter, load, viewer_tap_name
 from reference.peers.primary import PrimaryConfig, ReferencePrimary, StreamConfig
 from reference.peers.viewer import ReferenceViewer, ViewerConfig
 from reference.protocol.deviations import parse_deviations
@@ -791,6 +791,7 @@ class ScenarioRun:
         return out
 
     async def _teardown(self) -> None:
+        self.trace.emit("action", action=STOP_PEERS)  # HB-1: no heartbeat is owed after it
         for task in self.settling:
             task.cancel()
         for handle in self.viewers.values():

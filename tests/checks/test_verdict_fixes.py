@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from harness.checks.engine import Engine
 from harness.checks.verdict import Status
+from harness.trace import STOP_PEERS
 from reference.protocol.causes import Cause
-from reference.protocol.messages import SetStream, StreamAccepted, StreamStateMessage
+from reference.protocol.messages import Heartbeat, SetStream, StreamAccepted, StreamStateMessage
 from reference.protocol.states import StreamState, ViewerState
 from reference.protocol.telemetry import RecordKind
 from tests.checks.builder import Trace
-from tests.checks.cases.common import handshake, streaming_viewer
+from tests.checks.cases.common import accepted_stream, handshake, streaming_viewer
 
 ACTIVE = StreamState.ACTIVE
 
@@ -153,3 +154,63 @@ def test_key1_does_not_judge_a_snapshot_sent_after_the_accept() -> None:
 def test_key1_still_fails_an_early_active_after_such_a_snapshot() -> None:
     status, why = judge("KEY-1", _snapshot_after_accept(resume_key_first=False))
     assert status is Status.FAIL, why
+
+
+# --- F6: HB-1 judges the open tail up to the close, the end of the trace or the stop -------
+
+
+def _slow_viewer(close_after: float, *, stop_at: float | None = None,
+                 closed: bool = True) -> Trace:
+    """The Viewer's only heartbeat comes 2 s after AUTH_OK (Viewer-side tap); the
+    connection lives `close_after` s past it, up to a close (or the trace's end)."""
+    trace = Trace()
+    wire = trace.wire("viewer_side:v1")
+    t = accepted_stream(wire, 0.0)
+    ok = t - 0.005 - 0.002  # accepted_stream: AUTH_OK 2 ms before the SESSION it ends on
+    beat = ok + 2.0
+    wire.v2p(beat, Heartbeat())
+    if stop_at is not None:
+        trace.action(beat + stop_at, STOP_PEERS)
+    if closed:
+        wire.half_close(beat + close_after, "client").close(beat + close_after + 0.001)
+    else:
+        wire.video(beat + close_after, 1)  # the last record: the trace ends here
+    return trace
+
+
+def test_hb1_fails_a_tail_longer_than_the_interval_before_the_close() -> None:
+    """Old: PASS "1 heartbeat interval(s) checked" with 3.05 s open after the only beat."""
+    status, why = judge("HB-1", _slow_viewer(3.05))
+    assert status is Status.FAIL, why
+    assert "last 3.05 s" in why, why
+
+
+def test_hb1_fails_a_tail_left_open_at_the_end_of_the_trace() -> None:
+    status, why = judge("HB-1", _slow_viewer(3.05, closed=False))
+    assert status is Status.FAIL, why
+
+
+def test_hb1_passes_a_connection_closed_within_the_interval() -> None:
+    status, why = judge("HB-1", _slow_viewer(2.2))
+    assert status is Status.PASS, why
+
+
+def test_hb1_does_not_count_the_shutdown_after_the_stop() -> None:
+    """Stopped 1.5 s after the last beat, closed 1.5 s later: the stop, not a missed beat."""
+    status, why = judge("HB-1", _slow_viewer(3.0, stop_at=1.5))
+    assert status is Status.PASS, why
+
+
+def test_hb1_still_fails_a_gap_too_long_before_the_stop() -> None:
+    status, why = judge("HB-1", _slow_viewer(3.5, stop_at=2.6))
+    assert status is Status.FAIL, why
+    assert "last 2.60 s" in why, why
+
+
+def test_hb1_no_first_heartbeat_owed_on_a_connection_that_ended_within_the_interval() -> None:
+    trace = Trace()
+    wire = trace.wire("viewer_side:v1")
+    t = accepted_stream(wire, 0.0)
+    wire.half_close(t + 2.1, "upstream").close(t + 2.5)  # the Primary closed first
+    status, why = judge("HB-1", trace)
+    assert status is Status.NOT_OBSERVED, why

@@ -8,7 +8,7 @@ from functools import partial
 from harness.checks.episodes import TelemetryRecord
 from harness.checks.monitor import Monitor, MonitorContext, monitor
 from harness.checks.wire import Conn, WireFrame
-from harness.trace import P2V, V2P
+from harness.trace import P2V, STOP_PEERS, V2P, Record
 from reference.protocol.causes import Cause
 from reference.protocol.messages import AuthOk, Heartbeat
 from reference.protocol.states import ViewerState
@@ -34,8 +34,16 @@ class Hb1(Monitor):
     Viewer's (Viewer -> Primary) on Viewer-side taps; a foreign capture judges both.
     Every gap between consecutive heartbeats in one direction must be the interval
     within the tolerance, and the first one must come at most one interval plus the
-    tolerance after AUTH_OK (7.7: "from AUTH_OK on"). A connection that ends sooner
-    is not judged for it. Evidence: each gap out of bounds, or the missing first beat.
+    tolerance after AUTH_OK (7.7: "from AUTH_OK on"). The open tail counts too: from
+    the last heartbeat (or AUTH_OK, when none came) to the end of the connection's
+    life, no more than the interval plus the tolerance may pass. That life ends at
+    the first EOF of either side on the tap (a peer owes no heartbeat on a
+    connection already closing), the connection's close, or the end of the trace,
+    and never later than the scenario's `stop_peers` action: what follows it is the
+    shutdown, so a tail is judged only up to it (a gap already too long before the
+    stop still FAILs). A connection that ends within the interval plus the tolerance
+    of its last beat is not judged for the tail. Evidence: each gap out of bounds,
+    the missing first beat, or the open tail.
     """
 
     requirement = "HB-1"
@@ -45,6 +53,11 @@ class Hb1(Monitor):
         super().__init__(ctx)
         self.interval = self.timings.heartbeat_interval
         self.beats: dict[tuple[Conn, str], _Beats] = {}
+        self.stopped: float | None = None  # the scenario began stopping the peers
+
+    def on_action(self, record: Record) -> None:
+        if record.get("action") == STOP_PEERS and self.stopped is None:
+            self.stopped = float(record["t"])
 
     def _judged(self, conn: Conn, direction: str) -> bool:
         return conn.judges_primary if direction == P2V else conn.judges_viewer
@@ -70,16 +83,31 @@ class Hb1(Monitor):
         beats.last = frame.t
         beats.count += 1
 
+    def _life_end(self, conn: Conn) -> float:
+        """When heartbeats stopped being owed on `conn`."""
+        ends = [t for t in (conn.half_closed, conn.closed) if t is not None]
+        end = min(ends) if ends else max(self.ctx.now, conn.end or self.ctx.now)
+        return end if self.stopped is None else min(end, self.stopped)
+
     def on_end(self, conn: Conn) -> None:
         ok = conn.authenticated_at
-        end = conn.end
+        end = self._life_end(conn) if ok is not None else None
         for direction in (P2V, V2P):
             beats = self.beats.pop((conn, direction), None)
-            if beats is not None or ok is None or end is None or not self._judged(conn, direction):
+            if ok is None or end is None or not self._judged(conn, direction):
                 continue
-            if end - ok > self.interval + self.tolerance:
-                self.check()
-                self.fail(ok, f"no {_sender(direction)} heartbeat at all after AUTH_OK", conn.where)
+            last = beats.last if beats is not None and beats.last is not None else ok
+            tail = end - last
+            if tail <= self.interval + self.tolerance:
+                continue
+            self.check()
+            if beats is None:
+                self.fail(ok, f"no {_sender(direction)} heartbeat at all after AUTH_OK "
+                          f"({tail:.2f} s)", conn.where)
+            else:
+                self.fail(last, f"{_sender(direction)} sent no heartbeat for the last {tail:.2f} s "
+                          f"of the connection (expected {self.interval:g} ± {self.tolerance:g} s)",
+                          conn.where)
 
 
 @dataclass(eq=False, slots=True)
