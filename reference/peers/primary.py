@@ -81,6 +81,7 @@ class PrimaryConfig:
     # Viewer. Each costs at most one CONTROL payload of buffer (FRAME-1).
     max_unauthenticated: int = 256
     backlog: int = 1024  # listen(2) queue: a burst of connects is queued, not dropped
+    max_unsent: int = MAX_BACKLOG  # bytes queued for a Viewer beyond which it is skipped
 
 
 @dataclass
@@ -90,6 +91,10 @@ class ViewerLink:
     peer: str
     needs_keyframe: bool = True
     was_authenticated: bool = False  # for the log: a real Viewer, not a flood's socket
+    # A Viewer skipped for the keyframe that starts ACTIVE (congested) is told ACTIVE, and
+    # then its event, only once its own keyframe went out (KEY-1 holds per connection).
+    held_active: bool = False
+    held_event: StreamEvent | None = None
 
 
 class ReferencePrimary:
@@ -314,7 +319,14 @@ class ReferencePrimary:
         if not announce:
             return
         now = monotonic()
+        hold = target is StreamState.ACTIVE and (
+            Deviation.ACTIVE_BEFORE_KEYFRAME not in self.config.deviations
+        )
         for link in self.links.values():
+            link.held_active, link.held_event = False, None  # a newer truth replaces it
+            if hold and link.conn.accepted and link.needs_keyframe:
+                link.held_active = True  # it missed the keyframe (congested): KEY-1
+                continue
             if link.conn.send_stream_state(now):
                 link.driver.poke()
 
@@ -331,6 +343,9 @@ class ReferencePrimary:
     def _broadcast_event(self, event: StreamEvent) -> None:
         now = monotonic()
         for link in self.links.values():
+            if link.held_active:
+                link.held_event = event  # follows its held ACTIVE (EVT-2)
+                continue
             if link.conn.send_stream_event(event.value, now):
                 link.driver.poke()
 
@@ -445,7 +460,7 @@ class ReferencePrimary:
         for link in self.links.values():
             if not self._wants_media(link) or link.needs_keyframe or not link.conn.socket_open:
                 continue
-            if link.driver.writer.transport.get_write_buffer_size() > MAX_BACKLOG:
+            if link.driver.writer.transport.get_write_buffer_size() > self.config.max_unsent:
                 continue
             link.conn.send_media(
                 FrameType.AUDIO, data, epoch=epoch, now=now, timestamp_us=capture_us
@@ -482,7 +497,7 @@ class ReferencePrimary:
             conn = link.conn
             if not self._wants_media(link) or not conn.socket_open:
                 continue
-            if link.driver.writer.transport.get_write_buffer_size() > MAX_BACKLOG:
+            if link.driver.writer.transport.get_write_buffer_size() > self.config.max_unsent:
                 link.needs_keyframe = True  # it missed frames: resume it from a keyframe
                 continue
             if unit.keyframe:
@@ -506,7 +521,18 @@ class ReferencePrimary:
             )
             self.frames_sent += 1
             self.bytes_sent += len(unit.data)
+            if unit.keyframe and link.held_active:
+                self._release_active(link, now)
             link.driver.poke()
+
+    def _release_active(self, link: ViewerLink, now: float) -> None:
+        """The held ACTIVE (and its event) right after the Viewer's own keyframe."""
+        event, link.held_active, link.held_event = link.held_event, False, None
+        if self.stream.state is not StreamState.ACTIVE:
+            return
+        link.conn.send_stream_state(now)
+        if event is not None:
+            link.conn.send_stream_event(event.value, now)
 
     @property
     def _deltas_before_keyframe(self) -> bool:

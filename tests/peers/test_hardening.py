@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -59,7 +60,7 @@ async def primary(**kwargs: Any) -> AsyncIterator[ReferencePrimary]:
     escaped: list[dict[str, Any]] = []
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(lambda _loop, context: escaped.append(context))
-    p = ReferencePrimary(PrimaryConfig(secret=SECRET, stream=SMALL, **kwargs))
+    p = ReferencePrimary(PrimaryConfig(secret=SECRET, **{"stream": SMALL, **kwargs}))
     await p.start()
     try:
         yield p
@@ -450,5 +451,66 @@ def test_viewer_writes_disconnected_before_its_socket_lingers_closed() -> None:
             v.stop()
             await asyncio.wait_for(task, 10)
             server.close()
+
+    run(body())
+
+
+def test_a_congested_viewer_is_told_active_only_after_its_keyframe() -> None:
+    """A Viewer with more unsent than `max_unsent` is skipped for the keyframe that starts
+    an epoch; it used to get the ACTIVE anyway, before any keyframe of the epoch (KEY-1).
+    Now its ACTIVE (and RECONFIG_DONE) wait for the keyframe it is resynchronised with.
+    `max_unsent=0` makes any queued byte congestion, and small socket buffers on both
+    ends make a Viewer that stops reading congested within a few frames, not 2 MiB."""
+
+    async def body() -> None:
+        async with primary(max_unsent=0) as p:
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # fills at once
+            sock.setblocking(False)
+            await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", p.port))
+            reader, writer = await asyncio.open_connection(sock=sock, limit=4096)
+            writer.write(control(Hello()))
+            decoder, frames = FrameDecoder(), []
+
+            async def read_until(found: Callable[[Frame], bool], timeout: float) -> None:
+                async with asyncio.timeout(timeout):
+                    while True:
+                        decoder.feed(await reader.read(65536))
+                        for frame in decoder.frames():
+                            frames.append(frame)
+                            if frame.type is FrameType.CONTROL:
+                                message = decode_message(frame.payload)
+                                if message.NAME == "AUTH_CHALLENGE":
+                                    answer = compute_response(SECRET, message.nonce)  # type: ignore[attr-defined]
+                                    writer.write(control(Auth(response=answer)))
+                                    writer.write(control(SetStream()))
+                            if found(frame):
+                                return
+
+            await read_until(lambda f: f.type is FrameType.VIDEO and f.is_keyframe, 10)
+            (link,) = p.links.values()
+            # A slow link: the Primary's kernel buffer for this Viewer holds a few KB only.
+            link.driver.writer.transport.get_extra_info("socket").setsockopt(
+                socket.SOL_SOCKET, socket.SO_SNDBUF, 4096
+            )
+            async with asyncio.timeout(20):  # the Viewer reads no more: its queue grows
+                while link.driver.writer.transport.get_write_buffer_size() == 0:
+                    writer.write(control(Heartbeat()))  # alive (HB-2), only not reading
+                    await asyncio.sleep(0.05)  # polled with a deadline: a queue has no event
+            epoch = await p.restart_encoder()
+            async with asyncio.timeout(10):  # still not reading while the epoch starts
+                while p.stream.state is not StreamState.ACTIVE:
+                    writer.write(control(Heartbeat()))
+                    await asyncio.sleep(0.05)  # polled with a deadline, as above
+            await read_until(
+                lambda f: f.type is FrameType.CONTROL and f.payload.startswith(b"STREAM_STATE|1|")
+                and decode_message(f.payload).epoch == epoch,  # type: ignore[attr-defined]
+                20,
+            )
+        started = max(i for i, f in enumerate(frames) if f.type is FrameType.CONTROL
+                      and f.payload.startswith(b"STREAM_STATE|2|"))
+        keyed = [f for f in frames[started:] if f.type is FrameType.VIDEO and f.is_keyframe
+                 and f.epoch == epoch]
+        assert keyed, "ACTIVE of the new epoch came before any keyframe of it"
 
     run(body())
