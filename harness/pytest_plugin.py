@@ -179,10 +179,10 @@ class ScenarioItem(pytest.Item):
         self.user_properties.append(("verdict", result.verdict))
         self.user_properties.append(("seed", result.seed))
         self.user_properties.append(("trace", result.trace_path))
-        if result.not_applicable is not None:
-            pytest.skip(f"not applicable: {result.not_applicable}")
         if result.failures:
             raise ScenarioFailure(explain(result.as_dict()))
+        if result.not_applicable is not None:
+            pytest.skip(f"not applicable: {result.not_applicable}")
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, ScenarioFailure):

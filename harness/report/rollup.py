@@ -38,9 +38,17 @@ def scenario_statuses(result: dict[str, Any]) -> dict[str, Status]:
     """Requirement ID -> this scenario's status for it, INCONCLUSIVE where the run was cut short."""
     covers = set(result.get("covers", []))
     if result.get("not_applicable"):
-        return dict.fromkeys(sorted(covers), Status.NOT_APPLICABLE)
+        # Not run, or its situation never arose (a `situation` wait): a covered rule was
+        # not judged in the situation it is covered for, but a FAIL judged up to then
+        # stands, and so does any verdict on a rule the scenario does not cover.
+        statuses: dict[str, Status] = dict.fromkeys(sorted(covers), Status.NOT_APPLICABLE)
+        for verdict in result.get("requirements", []):
+            status = Status(verdict["status"])
+            if status is Status.FAIL or verdict["requirement"] not in covers:
+                statuses[verdict["requirement"]] = status
+        return statuses
     completed = timeline_completed(result)
-    statuses: dict[str, Status] = {}
+    statuses = {}
     for verdict in result.get("requirements", []):
         status = Status(verdict["status"])
         if (
@@ -60,9 +68,10 @@ def scenario_verdict(result: dict[str, Any]) -> str:
     """FAIL if a rule was broken or a covered one went unobserved in a complete run,
     ERROR if the timeline did not complete (and nothing failed), PASS otherwise;
     NOT_APPLICABLE if it was not run because the peers given cannot play it."""
-    if result.get("not_applicable"):
-        return SCENARIO_NOT_APPLICABLE
     statuses = scenario_statuses(result)
+    if result.get("not_applicable"):
+        failed = any(s is Status.FAIL for s in statuses.values())
+        return SCENARIO_FAIL if failed else SCENARIO_NOT_APPLICABLE
     if any(s is Status.FAIL for s in statuses.values()):
         return SCENARIO_FAIL
     if not timeline_completed(result):

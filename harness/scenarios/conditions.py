@@ -7,11 +7,15 @@ from typing import Any
 from harness.trace import Record
 
 _FRAME_KEYS = {"tap", "dir", "message"}
+# A wait's text saying it checks that the situation the scenario needs arose: not a
+# field to match (docs/scenarios.md, "Situation waits").
+SITUATION = "situation"
+_NOT_FIELDS = ("count", "since", SITUATION)
 
 
 def matches(condition: dict[str, Any], record: Record) -> bool:
-    """True when `record` has every field the condition names (count/since aside)."""
-    wanted = {k: v for k, v in condition.items() if k not in ("count", "since")}
+    """True when `record` has every field the condition names (count/since/situation aside)."""
+    wanted = {k: v for k, v in condition.items() if k not in _NOT_FIELDS}
     kind = record.get("kind")
     if wanted.keys() & _FRAME_KEYS:
         if kind != "frame":
@@ -39,6 +43,6 @@ def matches(condition: dict[str, Any], record: Record) -> bool:
 
 
 def describe(condition: dict[str, Any]) -> str:
-    parts = [f"{k}={v}" for k, v in condition.items() if k not in ("count", "since")]
+    parts = [f"{k}={v}" for k, v in condition.items() if k not in _NOT_FIELDS]
     count = condition.get("count", 1)
     return " ".join(parts) + (f" x{count}" if count != 1 else "")

@@ -27,7 +27,7 @@ from harness.checks.config import check_config
 from harness.checks.registry import run_checks
 from harness.checks.verdict import Status, Verdict
 from harness.report.rollup import SCENARIO_NOT_APPLICABLE as NOT_APPLICABLE
-from harness.scenarios.conditions import describe, matches
+from harness.scenarios.conditions import SITUATION, describe, matches
 from harness.scenarios.control import (
     PRIMARY_ROUTES,
     VIEWER_ROUTES,
@@ -55,6 +55,12 @@ HOST = "127.0.0.1"
 
 class ScenarioAbort(Exception):
     """A step could not be carried out; the reason is reported with the step's line."""
+
+
+class SituationMissing(Exception):
+    """A `situation` wait timed out with a testee in the scenario: the peers given never
+    produced what the scenario exists for, which the spec allows; the scenario is
+    NOT_APPLICABLE to them, with this reason, and what was judged up to then stands."""
 
 
 # Actions whose handler writes its own `action` record (with what only it knows).
@@ -85,7 +91,9 @@ class ScenarioResult:
     @property
     def failures(self) -> list[str]:
         if self.not_applicable is not None:
-            return []
+            # Not run, or its situation never arose: what was judged up to then stands.
+            return [f"{v.requirement} FAIL: {v.summary}" for v in self.verdicts
+                    if v.status is Status.FAIL]
         out = list(self.problems)
         for v in self.verdicts:
             if v.status is Status.FAIL:
@@ -97,7 +105,7 @@ class ScenarioResult:
     @property
     def verdict(self) -> str:
         if self.not_applicable is not None:
-            return NOT_APPLICABLE
+            return "FAIL" if self.failures else NOT_APPLICABLE
         return "FAIL" if self.failures else "PASS"
 
     def as_dict(self) -> dict[str, Any]:
@@ -548,10 +556,19 @@ class ScenarioRun:
             ok = await waiter.wait(step.wait, since, step.within)
             entry["waited"] = round(self.elapsed() - entry["t"], 3)
             if not ok:
-                raise ScenarioAbort(
+                waited = (
                     f"line {step.line}: waited {step.within:g} s for "
                     f"{describe(step.wait)}, it never happened"
                 )
+                situation = step.wait.get(SITUATION)
+                if situation is None:
+                    raise ScenarioAbort(waited)
+                missing = f"the situation did not arise: {situation}; {waited}"
+                if self._has_testee():
+                    raise SituationMissing(missing)
+                # Reference peers only: they are built to produce it, so its absence is
+                # a regression of the harness or of a reference peer, reported loudly.
+                raise ScenarioAbort(f"{missing} (with reference peers only)")
             return
         self.last_action = began
         assert step.do is not None
@@ -727,6 +744,9 @@ class ScenarioRun:
         try:
             async with asyncio.timeout(scenario.timeout):
                 await self._play_watched(waiter)
+        except SituationMissing as exc:
+            result.not_applicable = str(exc)
+            self.trace.emit("note", text=f"not applicable: {exc}")
         except (ScenarioAbort, TesteeFailed) as exc:
             result.problems.append(str(exc))
         except TimeoutError:
@@ -783,6 +803,13 @@ class ScenarioRun:
                 body.exception()  # retrieved: the exit report below replaces it
             raise TesteeFailed(self.testee_exit.result())
         body.result()
+
+    def _has_testee(self) -> bool:
+        """An external peer (the one under test) plays in this scenario."""
+        scenario = self.scenario
+        return scenario.primary.kind == "external" or any(
+            v.kind == "external" for v in scenario.viewers
+        )
 
     def _backends(self) -> dict[str, str | None]:
         out: dict[str, str | None] = {"primary": self.primary.backend if self.primary else None}
