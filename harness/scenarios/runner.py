@@ -292,6 +292,7 @@ class ScenarioRun:
                 timings=self.scenario.timings,
                 autostart=spec.autostart,
                 deviations=parse_deviations(spec.deviations),
+                seed=self.seed,
             ),
             trace=self.trace,
         )

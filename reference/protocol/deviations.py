@@ -8,6 +8,7 @@ that the tests can expect FAIL on exactly that ID.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable
 from enum import Enum
 
@@ -30,6 +31,7 @@ class Deviation(str, Enum):
     SLOW_HEARTBEAT = "slow_heartbeat"
     NO_JOIN_KEYFRAME = "no_join_keyframe"
     STALE_MEDIA_EPOCH = "stale_media_epoch"
+    RARE_STALE_EPOCH = "rare_stale_epoch"  # STALE_MEDIA_EPOCH, once, for 1 reconfiguration in 20
     # Viewer side
     NO_EPOCH_DROP = "no_epoch_drop"
     NO_KEYFRAME_RETRY = "no_keyframe_retry"
@@ -86,6 +88,7 @@ BREAKS: dict[Deviation, tuple[str, ...]] = {
     Deviation.SLOW_HEARTBEAT: ("HB-1",),
     Deviation.NO_JOIN_KEYFRAME: ("KEY-3",),
     Deviation.STALE_MEDIA_EPOCH: ("EPOCH-2",),
+    Deviation.RARE_STALE_EPOCH: ("EPOCH-2",),
     Deviation.NO_LIVENESS_TIMEOUT: ("HB-2",),
     Deviation.LATE_STALL_WATCHDOG: ("WD-1",),
     Deviation.RECONNECT_TOO_SOON: ("RECON-1",),
@@ -124,9 +127,25 @@ PRIMARY_DEVIATIONS = frozenset(
         Deviation.SLOW_HEARTBEAT,
         Deviation.NO_JOIN_KEYFRAME,
         Deviation.STALE_MEDIA_EPOCH,
+        Deviation.RARE_STALE_EPOCH,
     }
 )
 VIEWER_DEVIATIONS = frozenset(Deviation) - PRIMARY_DEVIATIONS
+
+# How often a rare switch strikes: the share of the occasions (e.g. reconfiguration targets)
+# for which it breaks its rule. Rare enough that a short scenario almost never meets it,
+# common enough that a soak with a few dozen reconfigurations does.
+RARE_RATE = 1 / 20
+
+
+def strikes(seed: int, occasion: str, rate: float = RARE_RATE) -> bool:
+    """Whether a rare switch breaks its rule on this occasion, for a peer with this seed.
+
+    A pure function of the seed and the occasion (no clock, no call count): the same
+    seed strikes on the same occasions in a soak and in a scenario cut down from it,
+    however many other steps either has, so a shrunk reproduction still fails.
+    """
+    return random.Random(f"lvs-rare:{seed}:{occasion}").random() < rate
 
 
 def parse_deviations(names: Iterable[str]) -> frozenset[Deviation]:
