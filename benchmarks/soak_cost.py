@@ -10,7 +10,9 @@ whole CPU, of which the checkers are a part, and its memory at the end of warm-u
 - checker CPU as a share of one core (the engine's feed, timed per record on its
   thread; target under 10 %),
 - disk used by the run folder (target under 300 MB for 30 minutes),
-- harness RSS after warm-up and its slope (target: flat).
+- harness RSS after warm-up and its slope (target: flat), beside the Python heap's live
+  blocks (sys.getallocatedblocks, once a minute): RSS that climbs while the live blocks stay
+  flat is the allocator's high-water mark (free memory it keeps), not objects kept alive.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import argparse
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -32,6 +35,13 @@ from harness.soak.run import run_soak  # noqa: E402
 
 def folder_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def heap_blocks(every: float, out: list[tuple[float, int]], done: threading.Event) -> None:
+    """Live Python heap blocks once every `every` seconds until `done`."""
+    began = time.monotonic()
+    while not done.wait(every):  # the sampling interval
+        out.append((time.monotonic() - began, sys.getallocatedblocks()))
 
 
 def main() -> int:
@@ -51,7 +61,12 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="lvs-soak-cost-") as tmp:
         directory = Path(tmp)
         began = time.monotonic()
+        blocks: list[tuple[float, int]] = []
+        done = threading.Event()
+        counter = threading.Thread(target=heap_blocks, args=(60.0, blocks, done), daemon=True)
+        counter.start()
         result = run_soak(profile, directory, args.seed)
+        done.set()
         write_reports(result)
         wall = time.monotonic() - began
         disk = folder_bytes(directory)
@@ -71,6 +86,10 @@ def main() -> int:
     if rss:
         print(f"harness RSS   {rss[0][1]:6.1f} MB after warm-up -> {rss[-1][1]:.1f} MB at the end "
               f"(baseline: the first sample after warm-up), slope {slope} MB/h (target: flat)")
+    live = [b for t, b in blocks if t >= profile.warmup]
+    if live:
+        print(f"python heap   {live[0]} live blocks after warm-up -> {live[-1]} at the end "
+              f"(min {min(live)}, max {max(live)}, one look a minute)")
     for requirement in result.failed_requirements:
         print(f"  FAIL {requirement}")
     for drift in result.drift:

@@ -52,6 +52,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="break one rule on purpose (testing the checkers)",
     )
     parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="where a rare --deviation strikes (e.g. rare_stale_epoch; default 0)",
+    )
+    parser.add_argument(
         "--max-unauthenticated",
         type=positive_int,
         default=256,
@@ -101,6 +107,7 @@ async def serve(args: argparse.Namespace) -> int:
         audio=not args.no_audio,
         deviations=parse_deviations(args.deviation),
         max_unauthenticated=args.max_unauthenticated,
+        seed=args.seed,
     )
     primary = ReferencePrimary(config)
     try:

@@ -36,13 +36,14 @@ from harness.scenarios.control import (
     deliver,
 )
 from harness.scenarios.external import Testee, TesteeFailed
+from harness.scenarios.fault_path import FaultPath
 from harness.scenarios.loader import Scenario, Step, ViewerSpec
 from harness.scenarios.network import Network, socket_error
 from harness.scenarios.network import not_applicable as needs_own_primary
 from harness.scenarios.operator import ControlPlan, Operator, OperatorTimeout, not_applicable
 from harness.scenarios.raw import run_raw_client
 from harness.scenarios.telemetry_inlet import TelemetryInlet
-from harness.trace import PRIMARY_SIDE, STOP_PEERS, Record, TraceWriter, load, viewer_tap_name
+from harness.trace import STOP_PEERS, Record, TraceWriter, load
 from reference.peers.primary import PrimaryConfig, ReferencePrimary, StreamConfig
 from reference.peers.viewer import ReferenceViewer, ViewerConfig
 from reference.protocol.deviations import parse_deviations
@@ -350,6 +351,7 @@ class ScenarioRun:
         self.toxiproxy: Any = None
         self.frame_proxy: Any = None
         self.packet_hop: Any = None
+        self.fault_path: FaultPath | None = None
         self.faults: dict[str, Any] = {}
         self.pcap: Any = None
         self.timeline_log: list[dict[str, Any]] = []
@@ -393,6 +395,7 @@ class ScenarioRun:
                 timings=self.scenario.timings,
                 autostart=spec.autostart,
                 deviations=parse_deviations(spec.deviations),
+                seed=self.seed,
             ),
             trace=self.trace,
         )
@@ -439,84 +442,35 @@ class ScenarioRun:
             self.testee_exit.set_result(report)
 
     async def _build_path(self) -> None:
-        """Taps and injectors from the Primary outwards; returns nothing, sets entry_port."""
+        """Taps and injectors from the Primary outwards (harness/scenarios/fault_path.py)."""
         from harness.wire.pcap import PcapWriter
-        from harness.wire.recorder import WireTap
 
         self.pcap = PcapWriter(str(self.directory / "wire.pcapng"))
-        tap = WireTap(
-            PRIMARY_SIDE, self.primary_host, self.primary_port, trace=self.trace, pcap=self.pcap
-        )
-        await tap.start()
-        self.cleanups.append(tap.stop)
-        self.primary_tap_port = upstream = tap.port
-        for hop in reversed(self.scenario.fault_path):
-            if hop == "frame_proxy":
-                from harness.chaos import FrameProxy
-
-                self.frame_proxy = FrameProxy(HOST, upstream, trace=self.trace, seed=self.seed)
-                await self.frame_proxy.start()
-                self.cleanups.append(self.frame_proxy.stop)
-                upstream = self.frame_proxy.port
-            elif hop == "toxiproxy":
-                upstream = await asyncio.to_thread(self._start_toxiproxy, upstream)
-            elif hop == "packet":
-                upstream = await self._start_packet_hop(upstream)
-        self.entry_port = upstream
-
-    async def _start_packet_hop(self, upstream: int) -> int:
-        from harness.packet.hop import PacketHop
-
-        hop = PacketHop(
+        path = self.fault_path = FaultPath(
             HOST,
-            upstream,
-            seed=self.seed,
             trace=self.trace,
-            capture_path=str(self.directory / "packet.pcap"),
+            seed=self.seed,
+            name=self.scenario.name,
+            pcap=self.pcap,
+            packet_capture=str(self.directory / "packet.pcap"),
         )
-        self.cleanups.append(hop.stop)
-        await hop.start()
-        self.packet_hop = hop
-        return hop.port
-
-    def _start_toxiproxy(self, upstream: int) -> int:
-        from harness.toxiproxy.launcher import toxiproxy_client, toxiproxy_server
-
-        stack = contextlib.ExitStack()
-        server = stack.enter_context(toxiproxy_server(seed=self.seed))
-        client = toxiproxy_client(server)
-        name = f"lvs-{self.scenario.name}-{id(self) & 0xFFFFFF:x}"
-        proxy = client.create(upstream=f"{HOST}:{upstream}", name=name, listen=f"{HOST}:0")
-        self.toxiproxy = proxy
-        self.trace.emit("note", text=f"toxiproxy {server.kind} at {server.url}, proxy {name}")
-
-        def close() -> None:
-            with contextlib.suppress(Exception):
-                proxy.destroy()
-            stack.close()
-
-        self.cleanups.append(lambda: asyncio.to_thread(close))
-        return int(str(proxy.listen).rsplit(":", 1)[1])
+        self.cleanups.append(path.close)  # first: a hop that fails to start stops the rest
+        try:
+            await path.build(self.primary_port, self.scenario.fault_path, self.primary_host)
+        finally:
+            self.primary_tap_port, self.entry_port = path.primary_tap_port, path.entry_port
+            self.toxiproxy, self.frame_proxy = path.toxiproxy, path.frame_proxy
+            self.packet_hop = path.packet_hop
 
     async def _start_viewer(self, spec: ViewerSpec) -> None:
-        from harness.wire.recorder import WireTap
-
+        assert self.fault_path is not None, "the path is built before any Viewer joins"
         listen_host, listen_port = HOST, 0
         if spec.kind == "external":  # the testee: on the address it can reach
             listen_host = self.network.listen_host
             if not self.fixed_port_taken:
                 listen_port, self.fixed_port_taken = self.network.listen_port, True
-        tap = WireTap(
-            viewer_tap_name(spec.id),
-            HOST,
-            self.entry_port,
-            trace=self.trace,
-            pcap=self.pcap,
-            listen_host=listen_host,
-            listen_port=listen_port,
-        )
         try:
-            await tap.start()
+            tap = await self.fault_path.viewer_tap(spec.id, listen_host, listen_port)
         except OSError as exc:
             raise ScenarioAbort(
                 f"viewer {spec.id}: cannot listen on {listen_host}:{listen_port}: "

@@ -22,7 +22,8 @@ from reference.protocol.messages import StreamAccepted, StreamStateMessage
 
 Act = dict[str, Any]  # {"do": action, "with": {arguments}}
 
-# Resolutions a reconfiguration picks from (all small: the soak is about time, not pixels).
+# Resolutions a reconfiguration picks from, with their middle bitrate (all small: the soak
+# is about time, not pixels).
 RESOLUTIONS = ((320, 180, 300_000), (426, 240, 400_000), (640, 360, 600_000))
 
 
@@ -68,7 +69,10 @@ def _toggle(on: str, off: str) -> Builder:
 
 
 def _reconfigure(d: Draw) -> tuple[list[Act], list[Act]]:
-    width, height, bitrate = d.rng.choice(RESOLUTIONS)
+    width, height, base = d.rng.choice(RESOLUTIONS)
+    # A bitrate tier around the resolution's own, in 10 kb/s steps: many distinct targets,
+    # as a field deployment's adaptive ladder has (and a bug may hit only some of them).
+    bitrate = d.rng.randrange(base // 2, 2 * base + 1, 10_000)
     return [act("reconfigure", width=width, height=height, bitrate=bitrate)], []
 
 

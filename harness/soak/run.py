@@ -1,7 +1,7 @@
 """One soak: the reference Primary, the Viewer population and the nemesis, judged online.
 
-The data path is a scenario's (harness/scenarios/runner.py, whose set-up and
-actions this reuses):
+The data path is a scenario's, built by the same code (harness/scenarios/fault_path.py;
+the Primary's set-up and the actions are harness/scenarios/runner.py's):
 
     Viewers (child process) -> tap viewer_side:<id> -> [toxiproxy] -> [frame_proxy]
                             -> tap primary_side -> Primary
@@ -29,6 +29,7 @@ from typing import Any
 
 from harness.checks.engine import Engine
 from harness.checks.verdict import Status, Verdict
+from harness.scenarios.fault_path import FaultPath
 from harness.scenarios.loader import PrimarySpec, Scenario
 from harness.scenarios.loader import Step as ScenarioStep
 from harness.scenarios.runner import HOST, ScenarioRun
@@ -38,7 +39,7 @@ from harness.soak.population import Population, PopulationConfig
 from harness.soak.profile import Profile
 from harness.soak.sampler import Sampler
 from harness.soak.segments import SegmentStore
-from harness.trace import PRIMARY_SIDE, Record, TraceWriter, viewer_tap_name
+from harness.trace import Record, TraceWriter
 
 log = logging.getLogger("harness.soak")
 SECRET = "lvs-secret"
@@ -197,29 +198,19 @@ class SoakRun(ScenarioRun):
     # --- set-up (the scenario runner's, without the capture file) ---------------
 
     async def _build_path(self) -> None:
-        from harness.wire.recorder import WireTap
-
-        tap = WireTap(PRIMARY_SIDE, HOST, self.primary_port, trace=self.trace)
-        await tap.start()
-        self.cleanups.append(tap.stop)
-        self.primary_tap_port = upstream = tap.port
-        for hop in reversed(self.scenario.fault_path):
-            if hop == "frame_proxy":
-                from harness.chaos import FrameProxy
-
-                self.frame_proxy = FrameProxy(HOST, upstream, trace=self.trace, seed=self.seed)
-                await self.frame_proxy.start()
-                self.cleanups.append(self.frame_proxy.stop)
-                upstream = self.frame_proxy.port
-            elif hop == "toxiproxy":
-                upstream = await asyncio.to_thread(self._start_toxiproxy, upstream)
-        self.entry_port = upstream
+        # The scenario runner's path (harness/scenarios/fault_path.py) without a capture:
+        # a night's pcapng would grow without bound; the trace segments hold the headers.
+        path = self.fault_path = FaultPath(
+            HOST, trace=self.trace, seed=self.seed, name=self.scenario.name
+        )
+        self.cleanups.append(path.close)
+        await path.build(self.primary_port, self.scenario.fault_path)
+        self.primary_tap_port, self.entry_port = path.primary_tap_port, path.entry_port
+        self.toxiproxy, self.frame_proxy = path.toxiproxy, path.frame_proxy
 
     async def _tap_for(self, name: str) -> int:
-        from harness.wire.recorder import WireTap
-
-        tap = WireTap(viewer_tap_name(name), HOST, self.entry_port, trace=self.trace)
-        await tap.start()
+        assert self.fault_path is not None
+        tap = await self.fault_path.viewer_tap(name)
         self.taps[name] = tap
         return int(tap.port)
 

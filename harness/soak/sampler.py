@@ -16,6 +16,7 @@ import contextlib
 import os
 import statistics
 import threading
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,12 +60,26 @@ def read_process(pid: int) -> ProcessFigures | None:
 
 @dataclass
 class Series:
+    """One figure over the run. Its samples are kept for the whole run (the report plots
+    them), so they are kept packed: 16 bytes a sample in two arrays of doubles, not the
+    ~100 of a tuple of two floats: ~10 MB less over a nightly run (20 series, every 10 s)."""
+
     name: str
     unit: str
-    points: list[tuple[float, float]] = field(default_factory=list)
+    _times: array[float] = field(default_factory=lambda: array("d"))
+    _values: array[float] = field(default_factory=lambda: array("d"))
 
     def add(self, t: float, value: float) -> None:
-        self.points.append((round(t, 3), round(value, 4)))
+        self._times.append(round(t, 3))
+        self._values.append(round(value, 4))
+
+    @property
+    def points(self) -> list[tuple[float, float]]:
+        """(seconds since the start, value), oldest first: a copy."""
+        return list(zip(self._times, self._values, strict=True))
+
+    def __len__(self) -> int:
+        return len(self._times)
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "unit": self.unit, "points": self.points}

@@ -115,12 +115,17 @@ class StreamDriver:
                 if self._read_task is None:
                     self._read_task = asyncio.ensure_future(self.reader.read(READ_SIZE))
                 wake_task = asyncio.ensure_future(self._wake.wait())
-                done, _ = await asyncio.wait(
-                    {self._read_task, wake_task},
-                    timeout=timeout,
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-                wake_task.cancel()
+                try:
+                    done, _ = await asyncio.wait(
+                        {self._read_task, wake_task},
+                        timeout=timeout,
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                finally:
+                    # Also when this task is cancelled mid-wait (a killed Viewer): a waiter
+                    # left pending is collected with the connection, and asyncio reports
+                    # "Task was destroyed but it is pending".
+                    wake_task.cancel()
                 self._wake.clear()
                 now = monotonic()
                 if self._read_task in done:

@@ -24,7 +24,7 @@ from reference.media.audio import PACKET_SAMPLES, SAMPLE_RATE, OpusEpochEncoder,
 from reference.media.source import SyntheticSource
 from reference.peers.driver import StreamDriver, monotonic
 from reference.protocol.auth import NonceBook
-from reference.protocol.deviations import Deviation
+from reference.protocol.deviations import Deviation, strikes
 from reference.protocol.events import (
     CloseSocket,
     Event,
@@ -63,6 +63,13 @@ class StreamConfig:
     gop: int = 60
 
 
+def _occasion(config: StreamConfig) -> str:
+    """What a rare deviation's strike depends on: the configuration a reconfiguration goes
+    to, as a bug that only some encoder settings reach (not the epoch number or the time,
+    which a shorter reproduction would change)."""
+    return f"reconfigure:{config.width}x{config.height}@{config.bitrate}/{config.fps}"
+
+
 @dataclass
 class PrimaryConfig:
     secret: str
@@ -82,6 +89,8 @@ class PrimaryConfig:
     max_unauthenticated: int = 256
     backlog: int = 1024  # listen(2) queue: a burst of connects is queued, not dropped
     max_unsent: int = MAX_BACKLOG  # bytes queued for a Viewer beyond which it is skipped
+    # Decides where a rare deviation strikes (deviations.strikes); the scenario's seed.
+    seed: int = 0
 
 
 @dataclass
@@ -134,6 +143,8 @@ class ReferencePrimary:
         self._state_changed = asyncio.Event()
         self._capture_us = 0
         self._last_keyframe_at = float("-inf")
+        # Deviation.RARE_STALE_EPOCH: the epoch whose first delta frame goes out mistagged.
+        self._stale_epoch_due: int | None = None
 
     # --- lifecycle ----------------------------------------------------------
 
@@ -221,6 +232,10 @@ class ReferencePrimary:
                 fps=fps or self.stream_config.fps,
             )
             await self._begin_epoch("reconfigure", StreamEvent.RECONFIG_STARTED, settle)
+            if Deviation.RARE_STALE_EPOCH in self.config.deviations and strikes(
+                self.config.seed, _occasion(self.stream_config)
+            ):
+                self._stale_epoch_due = self.stream.epoch
             return self.stream.epoch
 
     async def restart_encoder(self, reason: str = "encoder restart", settle: float = 0.0) -> int:
@@ -493,6 +508,11 @@ class ReferencePrimary:
     def _fan_out(self, unit: Any) -> None:
         now = monotonic()
         epoch = self.stream.epoch
+        media_epoch = epoch
+        if self._stale_epoch_due == epoch and not unit.keyframe:
+            # EPOCH-2 broken, rarely: this one delta frame carries the epoch before.
+            self._stale_epoch_due = None
+            media_epoch = epoch - 1
         for link in self.links.values():
             conn = link.conn
             if not self._wants_media(link) or not conn.socket_open:
@@ -514,7 +534,7 @@ class ReferencePrimary:
             conn.send_media(
                 FrameType.VIDEO,
                 unit.data,
-                epoch=epoch,
+                epoch=media_epoch,
                 now=now,
                 timestamp_us=self._capture_us,
                 keyframe=unit.keyframe,

@@ -8,6 +8,7 @@ that the tests can expect FAIL on exactly that ID.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable
 from enum import Enum
 
@@ -33,6 +34,7 @@ class Deviation(str, Enum):
     RESUME_AS_EVENT = "resume_as_event"  # the resume is told only as STREAM_EVENT|RESUMED
     DELTA_BEFORE_KEYFRAME = "delta_before_keyframe"  # non-keyframes to a keyframe-less joiner
     NO_STREAM_EVENTS = "no_stream_events"  # state changes with no STREAM_EVENT after them
+    RARE_STALE_EPOCH = "rare_stale_epoch"  # STALE_MEDIA_EPOCH, once, for 1 reconfiguration in 20
     # Viewer side
     NO_EPOCH_DROP = "no_epoch_drop"
     NO_KEYFRAME_RETRY = "no_keyframe_retry"
@@ -92,6 +94,7 @@ BREAKS: dict[Deviation, tuple[str, ...]] = {
     Deviation.RESUME_AS_EVENT: ("STATE-8",),
     Deviation.DELTA_BEFORE_KEYFRAME: ("KEY-4",),
     Deviation.NO_STREAM_EVENTS: ("EVT-2",),
+    Deviation.RARE_STALE_EPOCH: ("EPOCH-2",),
     Deviation.NO_LIVENESS_TIMEOUT: ("HB-2",),
     Deviation.LATE_STALL_WATCHDOG: ("WD-1",),
     Deviation.RECONNECT_TOO_SOON: ("RECON-1",),
@@ -133,9 +136,25 @@ PRIMARY_DEVIATIONS = frozenset(
         Deviation.RESUME_AS_EVENT,
         Deviation.DELTA_BEFORE_KEYFRAME,
         Deviation.NO_STREAM_EVENTS,
+        Deviation.RARE_STALE_EPOCH,
     }
 )
 VIEWER_DEVIATIONS = frozenset(Deviation) - PRIMARY_DEVIATIONS
+
+# How often a rare switch strikes: the share of the occasions (e.g. reconfiguration targets)
+# for which it breaks its rule. Rare enough that a short scenario almost never meets it,
+# common enough that a soak with a few dozen reconfigurations does.
+RARE_RATE = 1 / 20
+
+
+def strikes(seed: int, occasion: str, rate: float = RARE_RATE) -> bool:
+    """Whether a rare switch breaks its rule on this occasion, for a peer with this seed.
+
+    A pure function of the seed and the occasion (no clock, no call count): the same
+    seed strikes on the same occasions in a soak and in a scenario cut down from it,
+    however many other steps either has, so a shrunk reproduction still fails.
+    """
+    return random.Random(f"lvs-rare:{seed}:{occasion}").random() < rate
 
 
 def parse_deviations(names: Iterable[str]) -> frozenset[Deviation]:
