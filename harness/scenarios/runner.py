@@ -29,6 +29,7 @@ from harness.checks.verdict import Status, Verdict
 from harness.scenarios.conditions import describe, matches
 from harness.scenarios.external import Testee, TesteeFailed
 from harness.scenarios.loader import Scenario, Step, ViewerSpec
+from harness.scenarios.placeholders import environment, expand, named
 from harness.scenarios.raw import run_raw_client
 from harness.trace import PRIMARY_SIDE, Record, TraceWriter, load, viewer_tap_name
 from reference.peers.primary import PrimaryConfig, ReferencePrimary, StreamConfig
@@ -38,6 +39,14 @@ from reference.protocol.requirements import BY_ID
 
 log = logging.getLogger("harness.scenarios")
 HOST = "127.0.0.1"
+# The stream the reference Primary sends unless the scenario's `primary.stream` says otherwise.
+DEFAULT_STREAM: dict[str, int] = {
+    "width": 320,
+    "height": 180,
+    "fps": 30,
+    "bitrate": 300_000,
+    "gop": 60,
+}
 
 
 class ScenarioAbort(Exception):
@@ -179,10 +188,18 @@ class ViewerHandle:
     async def _start_external(self, secret: str) -> None:
         telemetry = self.run.directory / f"telemetry-{self.spec.id}.jsonl"
         telemetry.touch()
-        command = (self.spec.command or "").format(
-            host=HOST, port=self.port, secret=secret, telemetry=telemetry
+        values = {
+            **self.run.common_placeholders(),
+            "port": self.port,
+            "secret": secret,
+            "version": self.spec.version,
+            "telemetry": telemetry,
+            "viewer_id": self.spec.id,
+        }
+        command = expand(self.spec.command or "", values)
+        self.testee = await self.run.start_testee(
+            f"viewer {self.spec.id}", command, environment(values)
         )
-        self.testee = await self.run.start_testee(f"viewer {self.spec.id}", command)
         self.run.trace.emit("action", action="join", viewer=self.spec.id, command=command)
         self.tail = asyncio.create_task(self._tail(telemetry))
 
@@ -264,6 +281,7 @@ class ScenarioRun:
         self.faults: dict[str, Any] = {}
         self.pcap: Any = None
         self.timeline_log: list[dict[str, Any]] = []
+        self.control_url: str | None = None  # an external Primary's test-control interface
 
     # --- set-up ---------------------------------------------------------------
 
@@ -272,15 +290,21 @@ class ScenarioRun:
         if spec.kind == "external":
             if port == 0:
                 port = _free_port()
-            command = (spec.command or "").format(host=HOST, port=port, secret=self.scenario.secret)
-            self.primary_testee = await self.start_testee("primary", command)
+            values = {
+                **self.common_placeholders(),
+                "port": port,
+                "version": spec.version,
+                **DEFAULT_STREAM,
+                **spec.stream,
+                **self._control_placeholders(spec.command or ""),
+            }
+            command = expand(spec.command or "", values)
+            self.primary_testee = await self.start_testee("primary", command, environment(values))
             self.primary_port = port
             await _wait_listening(HOST, port, 15)
             self.trace.emit("action", action="primary_started", command=command)
             return
-        stream = StreamConfig(
-            **{"width": 320, "height": 180, "fps": 30, "bitrate": 300_000, "gop": 60, **spec.stream}
-        )
+        stream = StreamConfig(**{**DEFAULT_STREAM, **spec.stream})
         self.primary = ReferencePrimary(
             PrimaryConfig(
                 secret=self.scenario.secret,
@@ -306,9 +330,36 @@ class ScenarioRun:
             await self.primary_testee.stop()
             self.primary_testee = None
 
-    async def start_testee(self, role: str, command: str) -> Testee:
+    def common_placeholders(self) -> dict[str, object]:
+        """The placeholder values every external peer gets (harness/scenarios/placeholders.py)."""
+        return {
+            "host": HOST,
+            "secret": self.scenario.secret,
+            "timing_scale": self.scenario.timing_scale,
+            "run_dir": self.directory,
+            "scenario": self.scenario.name,
+        }
+
+    def _control_placeholders(self, command: str) -> dict[str, object]:
+        """{control} and {control_port}: the scenario's control URL, or a port chosen once.
+
+        The port is kept across a restart of the Primary, so the same URL reaches it again.
+        """
+        if self.control_url is None:
+            if self.scenario.primary.control:
+                self.control_url = self.scenario.primary.control
+            elif named(command) & {"control", "control_port"}:
+                self.control_url = f"http://{HOST}:{_free_port()}"
+        if self.control_url is None:
+            return {}
+        address = self.control_url.split("://", 1)[-1].split("/", 1)[0]
+        return {"control": address, "control_port": address.rsplit(":", 1)[-1]}
+
+    async def start_testee(
+        self, role: str, command: str, env: dict[str, str] | None = None
+    ) -> Testee:
         """Start an external peer, and watch it: if it ends unasked, the scenario stops."""
-        testee = Testee(role, command, self.directory)
+        testee = Testee(role, command, self.directory, env)
         self.testees[role] = testee
         try:
             await testee.start()
@@ -513,7 +564,7 @@ class ScenarioRun:
         if primary is None:
             from reference.peers.control import control_request
 
-            url = self.scenario.primary.control
+            url = self.control_url
             if not url:
                 raise ScenarioAbort(f"{do}: the external Primary has no control API")
             route = {
