@@ -114,9 +114,7 @@ def judge_certification(
         ids = [r for r in ids if r in chosen]
     testee = check_records(testee_records, rule_params(scenario, ids), scenario.timings)
     harness_ids = side_rules(_OTHER[role])
-    harness = check_records(
-        harness_records, rule_params(scenario, harness_ids), scenario.timings
-    )
+    harness = check_records(harness_records, rule_params(scenario, harness_ids), scenario.timings)
     peer = peer_name(role, scenario, testee_id)
     faults = [
         f"{v.requirement} FAILed on the reference {peer}: {v.summary}"

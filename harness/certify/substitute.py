@@ -150,7 +150,7 @@ def for_primary(scenario: Scenario, command: str, control: str | None = None) ->
     return dataclasses.replace(scenario, primary=primary)
 
 
-def substitute(
-    scenario: Scenario, role: str, command: str, control: str | None = None
-) -> Scenario:
-    return for_viewer(scenario, command) if role == VIEWER else for_primary(scenario, command, control)
+def substitute(scenario: Scenario, role: str, command: str, control: str | None = None) -> Scenario:
+    return (
+        for_viewer(scenario, command) if role == VIEWER else for_primary(scenario, command, control)
+    )

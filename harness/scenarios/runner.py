@@ -19,6 +19,7 @@ import json
 import logging
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -253,9 +254,21 @@ class ViewerHandle:
             self.tail.cancel()
 
 
+# Computes a run's verdicts from its trace; a certification judges only the testee this way.
+Judge = Callable[[list[Record], Scenario], list[Verdict]]
+
+
+def expected_verdicts(records: list[Record], scenario: Scenario) -> list[Verdict]:
+    """A suite run's verdicts: the rules the scenario lists under `expect`, on the whole trace."""
+    return run_checks(records, scenario.expect, scenario.timings)
+
+
 class ScenarioRun:
-    def __init__(self, scenario: Scenario, directory: Path, seed: int) -> None:
+    def __init__(
+        self, scenario: Scenario, directory: Path, seed: int, judge: Judge = expected_verdicts
+    ) -> None:
         self.scenario = scenario
+        self.judge = judge
         self.directory = directory
         self.seed = scenario.seed if scenario.seed is not None else seed
         directory.mkdir(parents=True, exist_ok=True)
@@ -633,7 +646,7 @@ class ScenarioRun:
         result.pcap_path = str(self.directory / "wire.pcapng")
         result.timeline = self.timeline_log
         # The records in the order they were written, as `harness check` reads the file.
-        result.verdicts = run_checks(self.trace.snapshot(), scenario.expect, scenario.timings)
+        result.verdicts = self.judge(self.trace.snapshot(), scenario)
         result.check_config = check_config(scenario.expect, scenario.timings)
         (self.directory / "result.json").write_text(json.dumps(result.as_dict(), indent=2))
         return result
@@ -713,5 +726,7 @@ async def _wait_listening(host: str, port: int, within: float) -> None:
             await asyncio.sleep(0.05)  # polling a process we do not control
 
 
-def run_scenario(scenario: Scenario, directory: Path, seed: int) -> ScenarioResult:
-    return asyncio.run(ScenarioRun(scenario, directory, seed).execute())
+def run_scenario(
+    scenario: Scenario, directory: Path, seed: int, judge: Judge = expected_verdicts
+) -> ScenarioResult:
+    return asyncio.run(ScenarioRun(scenario, directory, seed, judge).execute())
