@@ -104,14 +104,14 @@ def certify_scenario(
 ) -> tuple[dict[str, Any], ScenarioResult | None]:
     """Run the scenario with the testee in it (or record why not): (entry, result or None)."""
     judged = options.judged_ids()
-    reason = _skip_reason(scenario, options, judged)
     try:
-        if reason is None:
-            scenario = substitute(scenario, options.role, options.command, options.control)
+        substituted = substitute(scenario, options.role, options.command, options.control)
+        reason = _skip_reason(scenario, options, judged)
     except NotApplicable as exc:
         reason = str(exc)
     if reason is not None:
         return not_applicable(scenario, reason, directory), None
+    scenario = substituted
     who = testee_id(scenario, options.role)
     outcome: dict[str, Any] = {}
 

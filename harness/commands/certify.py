@@ -207,11 +207,14 @@ def _finish(
     grade = Grade(certificate["grade"])
     console.print(f"certificate: {path}", soft_wrap=True)
     if ran == 0:
-        console.print(
-            "[red]nothing run[/]: no scenario offers this role with this command "
-            "(see the reasons above)",
-            soft_wrap=True,
+        why = (
+            "no scenario offers this role with this command (see the reasons above)"
+            if certificate["scenarios"]
+            else f"no scenario matched (-k {args.keyword!r})"
+            if args.keyword
+            else "no scenario collected"
         )
+        console.print(f"[red]nothing run[/]: {why}", soft_wrap=True)
     if report["run"]["interrupted"]:
         console.print("[red]the run was interrupted: the certificate covers only what finished[/]")
         return 2

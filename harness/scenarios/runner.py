@@ -315,6 +315,11 @@ class ScenarioRun:
             self.primary_testee = await self.start_testee("primary", command, environment(values))
             self.primary_port = port
             await _wait_listening(HOST, port, 15)
+            if self.control_url is not None:
+                # Its control interface may start after its listener: the first action needs it.
+                host, _, control_port = str(values["control"]).rpartition(":")
+                what = "the external Primary's test-control interface"
+                await _wait_listening(host, int(control_port), 15, what)
             self.trace.emit("action", action="primary_started", command=command)
             return
         stream = StreamConfig(**{**DEFAULT_STREAM, **spec.stream})
@@ -712,7 +717,9 @@ def _free_port() -> int:
         return port
 
 
-async def _wait_listening(host: str, port: int, within: float) -> None:
+async def _wait_listening(
+    host: str, port: int, within: float, what: str = "external Primary"
+) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
     while True:
@@ -722,7 +729,7 @@ async def _wait_listening(host: str, port: int, within: float) -> None:
             return
         except OSError:
             if loop.time() > deadline:
-                raise ScenarioAbort(f"external Primary never listened on {host}:{port}") from None
+                raise ScenarioAbort(f"{what} never listened on {host}:{port}") from None
             await asyncio.sleep(0.05)  # polling a process we do not control
 
 

@@ -114,8 +114,7 @@ def run_suite(
     if args.keyword:
         pytest_args += ["-k", args.keyword]
     console.print(
-        f"[bold]{title}[/] {run_id}: seed {seed}, {workers or 'no'} workers, "
-        f"reports in {run_dir}",
+        f"[bold]{title}[/] {run_id}: seed {seed}, {workers or 'no'} workers, reports in {run_dir}",
         soft_wrap=True,
     )
     started = time.time()
@@ -137,6 +136,8 @@ def run_suite(
         return int(status)
     report_path = run_dir / "report.json"
     report: dict[str, Any] = json.loads(report_path.read_text(encoding="utf-8"))
+    if finish is not None:
+        return finish(console, report, run_dir)
     if not report["scenarios"] and not report["broken_files"] and not report["run"]["interrupted"]:
         what = f"-k {args.keyword!r} matched none of them" if args.keyword else "none collected"
         console.print(
@@ -144,8 +145,6 @@ def run_suite(
             soft_wrap=True,
         )
         return int(pytest.ExitCode.NO_TESTS_COLLECTED)
-    if finish is not None:
-        return finish(console, report, run_dir)
     print_summary(console, report)
     totals = report["totals"]
     console.print(

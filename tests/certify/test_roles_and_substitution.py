@@ -76,8 +76,12 @@ def test_for_primary_keeps_the_stream_for_the_placeholders() -> None:
         ("bandwidth-starvation", "primary", PRIMARY_CMD, "bitrate=1000000 and the command has no"),
         ("keyframes-mid-stream", "primary", PRIMARY_CMD, "gop=15"),
         ("pause-resume", "primary", PRIMARY_CMD, "test-control interface: pause"),
-        ("late-join-mid-reconfiguration", "primary", PRIMARY_CMD + " --control {control}",
-         "stream state"),
+        (
+            "late-join-mid-reconfiguration",
+            "primary",
+            PRIMARY_CMD + " --control {control}",
+            "stream state",
+        ),
         ("client-background", "viewer", VIEWER_CMD, "Viewer's test-control interface: background"),
     ],
 )
@@ -105,7 +109,11 @@ def test_a_version_1_viewer_needs_the_version_placeholder(tmp_path: Path) -> Non
 @pytest.mark.parametrize(
     ("command", "role", "words"),
     [
-        ("v {host}:{port} {colour}", "viewer", "unknown placeholder {colour} in the viewer command"),
+        (
+            "v {host}:{port} {colour}",
+            "viewer",
+            "unknown placeholder {colour} in the viewer command",
+        ),
         ("p {telemetry}", "primary", "unknown placeholder {telemetry}"),
         ("v {host", "viewer", "malformed placeholder"),
         ("   ", "viewer", "empty"),
