@@ -161,3 +161,42 @@ def test_a_testee_that_exits_makes_the_certificate_inconclusive(tmp_path: Path) 
     cert = certificate(tmp_path)
     assert cert["grade"] in ("INCONCLUSIVE", "NOT CONFORMANT")
     assert cert["scenarios"][0]["problems"]
+
+
+def test_a_known_issue_makes_its_failure_expected(tmp_path: Path) -> None:
+    issues = tmp_path / "known.yaml"
+    issues.write_text(
+        "- {id: VER-1, scenario: 'first-*', reason: 'role omitted (bug 12)', expires: 2999-12-31}\n"
+        "- {id: EPOCH-3, reason: 'fixed already', expires: 2999-12-31}\n"
+        "- {id: HB-1, reason: 'long ago', expires: 2000-01-01}\n"
+    )
+    command = VIEWER_CMD + f" --deviation {Deviation.HELLO_WITHOUT_ROLE.value}"
+    done = certify(
+        "viewer",
+        command,
+        tmp_path / "r",
+        "-k",
+        "first-connect",
+        "--known-issues",
+        str(issues),
+        "--testee-version",
+        "1.2.3",
+    )
+    assert done.returncode == CONFORMANT_EXIT, done.stdout + done.stderr
+    cert = certificate(tmp_path / "r")
+    ver1 = next(r for r in cert["requirements"] if r["id"] == "VER-1")
+    assert ver1["status"] == "FAIL" and ver1["expected_failure"]
+    assert ver1["known_issue"]["reason"] == "role omitted (bug 12)"
+    assert [k["id"] for k in cert["known_issues"]["applied"]] == ["VER-1"]
+    assert [k["id"] for k in cert["known_issues"]["no_longer_occurring"]] == ["EPOCH-3"]
+    assert [k["id"] for k in cert["known_issues"]["expired"]] == ["HB-1"]
+    assert cert["testee"]["version"] == "1.2.3"
+    assert "known issue no longer occurring" in done.stdout
+
+
+def test_a_malformed_known_issues_file_is_a_usage_error(tmp_path: Path) -> None:
+    issues = tmp_path / "known.yaml"
+    issues.write_text("- {id: VER-1}\n")
+    done = certify("viewer", VIEWER_CMD, tmp_path / "r", "--known-issues", str(issues))
+    assert done.returncode == USAGE_EXIT and str(issues) in done.stderr
+    assert not (tmp_path / "r").exists()
