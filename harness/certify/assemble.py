@@ -10,7 +10,6 @@ paths in it are relative to the certificate's own folder.
 from __future__ import annotations
 
 import datetime
-import json
 import os
 import platform
 from collections.abc import Iterable, Mapping, Sequence
@@ -18,15 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.certify.certificate import KIND, SCHEMA_VERSION
 from harness.certify.grade import Grade, overall, requirement_statuses
 from harness.certify.known_issues import NO_KNOWN_ISSUES, KnownIssue, KnownIssuesOutcome, apply
 from harness.checks.verdict import Status
 from reference.protocol.requirements import BY_ID
 
-SCHEMA_VERSION = 1
-KIND = "lvs-certificate"
 SPEC = "LVS 2 (PROTOCOL.md)"
-CERTIFICATE_FILE = "certificate.json"
 
 
 @dataclass(frozen=True)
@@ -168,16 +165,11 @@ def build_certificate(
     }
 
 
-def write_certificate(certificate: Mapping[str, Any], directory: Path) -> Path:
-    """certificate.json, and the HTML page and badge where the renderer is installed."""
-    path = directory / CERTIFICATE_FILE
-    path.write_text(json.dumps(certificate, indent=2) + "\n", encoding="utf-8")
-    try:
-        from harness.certify import render  # type: ignore[attr-defined]
-    except ImportError:  # the renderer comes with harness certify matrix (certify-report)
-        return path
-    render.write_certificate_files(dict(certificate), directory)
-    return path
+def write_certificate(certificate: dict[str, Any], directory: Path) -> Path:
+    """Check the certificate against its schema; write certificate.json, .html and badge.svg."""
+    from harness.certify.render import write_certificate_files
+
+    return write_certificate_files(certificate, directory)[0]
 
 
 def grade_of(certificate: Mapping[str, Any]) -> Grade:

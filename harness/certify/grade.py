@@ -77,8 +77,10 @@ def overall(
 ) -> Grade:
     """The grade of requirement ID -> status (rolled up over the run).
 
-    `expected_failures` are IDs whose every FAIL the known-issues file lists: they
-    weigh nothing, whatever their status. `level_of` gives an ID's RFC 2119 level
+    `expected_failures` are IDs whose every FAIL the known-issues file lists
+    (`KnownIssuesOutcome.expected_requirements`): they weigh nothing, whatever their
+    status (an expected FAIL rolls up as FAIL, so an INCONCLUSIVE of the same ID in
+    another scenario is not seen here either). `level_of` gives an ID's RFC 2119 level
     (the catalogue's unless a caller states otherwise).
     """
     graded = {i: s for i, s in statuses.items() if i not in expected_failures}

@@ -1,5 +1,7 @@
 """`harness certify viewer|primary --command CMD`: certify a third-party peer (docs/certify.md).
 
+`harness certify matrix DIR...` compares certificates side by side (harness/certify/matrix.py).
+
 Every scenario that offers the role runs with the testee in it (no file copied or
 edited), the testee alone is judged on every rule of its role, and the run ends with
 a grade and `certificate.json` in the report directory. Exit status: 0 CONFORMANT or
@@ -19,6 +21,7 @@ from typing import Any
 from harness.certify.grade import EXIT_NOTHING_RUN, EXIT_USAGE, Grade, exit_status
 
 ROLES = ("viewer", "primary")
+MATRIX = "matrix"
 GRADE_COLOURS = {
     Grade.CONFORMANT: "green",
     Grade.CONFORMANT_WITH_WARNINGS: "yellow",
@@ -44,6 +47,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
             "role runs with it, and it alone is judged (docs/certify.md).",
         )
         _options(sub, role)
+    from harness.certify import matrix
+
+    matrix.configure(
+        roles.add_parser(
+            MATRIX,
+            help="compare certificates side by side in one index.html",
+            description="Compare certificates side by side (implementations x requirements) "
+            "in one index.html.",
+        )
+    )
 
 
 def _options(parser: argparse.ArgumentParser, role: str) -> None:
@@ -129,6 +142,10 @@ def run(args: argparse.Namespace) -> int:
     from harness.commands.run import scenario_paths
 
     role: str = args.role
+    if role == MATRIX:
+        from harness.certify import matrix
+
+        return matrix.run(args)
     problem = _command_problem(args.testee_command, role)
     if problem is not None:
         return _usage(problem)

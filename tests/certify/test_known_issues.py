@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.certify.grade import Grade, overall, requirement_statuses
 from harness.certify.known_issues import (
     KnownIssue,
     KnownIssuesError,
@@ -146,3 +147,20 @@ def test_an_expired_entry_is_ignored_and_reported() -> None:
     assert set(outcome.expected) == {("first-connect", "EPOCH-2")}
     assert outcome.as_dict()["expired"] == [stale.as_dict()]
     assert set(outcome.as_dict()) == {"applied", "no_longer_occurring", "not_exercised", "expired"}
+
+
+def test_expected_failures_reach_the_grade() -> None:
+    """The path certify takes: apply the file, then grade without the expected IDs."""
+    statuses = requirement_statuses(RUN)
+    assert overall(statuses) is Grade.NOT_CONFORMANT
+    everywhere = apply([issue("EPOCH-2")], RUN, TODAY)
+    expected = everywhere.expected_requirements(RUN)
+    assert overall(statuses, expected_failures=expected) is Grade.CONFORMANT
+    partly = apply([issue("EPOCH-2", "reconfigure-*")], RUN, TODAY)
+    assert overall(statuses, expected_failures=partly.expected_requirements(RUN)) is (
+        Grade.NOT_CONFORMANT
+    )
+    expired = apply([issue("EPOCH-2", expires=datetime.date(2026, 1, 1))], RUN, TODAY)
+    assert overall(statuses, expected_failures=expired.expected_requirements(RUN)) is (
+        Grade.NOT_CONFORMANT
+    )
