@@ -200,3 +200,17 @@ def test_a_malformed_known_issues_file_is_a_usage_error(tmp_path: Path) -> None:
     done = certify("viewer", VIEWER_CMD, tmp_path / "r", "--known-issues", str(issues))
     assert done.returncode == USAGE_EXIT and str(issues) in done.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_the_environment_carries_the_same_values_as_the_placeholders(tmp_path: Path) -> None:
+    """A testee that reads only LVS_* variables is certified like one given placeholders."""
+    script = (
+        'env > "$LVS_RUN_DIR/testee-env.txt"; exec ' + PYTHON + " -m harness.cli viewer "
+        '--connect "$LVS_HOST:$LVS_PORT" --secret "$LVS_SECRET" --telemetry "$LVS_TELEMETRY" '
+        '--viewer-id "$LVS_VIEWER_ID" --quiet'
+    )
+    done = certify("viewer", f"sh -c {shlex.quote(script)}", tmp_path, "-k", "first-connect")
+    assert done.returncode == CONFORMANT_EXIT, done.stdout + done.stderr
+    env = (tmp_path / "scenarios" / "first-connect" / "testee-env.txt").read_text()
+    assert "LVS_VIEWER_ID=v1\n" in env and "LVS_VERSION=2\n" in env
+    assert "LVS_SCENARIO=first-connect\n" in env and "LVS_TIMING_SCALE=1.0\n" in env
