@@ -46,18 +46,19 @@ def side_rules(role: str) -> list[str]:
 
 
 def rule_params(scenario: Scenario, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """Each ID with the scenario's `expect` params, else what the scenario itself states."""
+    """Each ID with what the scenario itself states, overridden by its `expect` params.
+
+    The secret reaches AUTH-1/AUTH-2 even where `expect` lists them without it: without
+    the secret a Primary that accepts a wrong answer cannot be caught.
+    """
     params: dict[str, dict[str, Any]] = {}
     for rid in ids:
-        given = scenario.expect.get(rid)
-        if given is not None:
-            params[rid] = dict(given)
-        elif rid in AUTH_RULES_WITH_SECRET:
-            params[rid] = {"secret": scenario.secret}
+        stated: dict[str, Any] = {}
+        if rid in AUTH_RULES_WITH_SECRET:
+            stated["secret"] = scenario.secret
         elif rid == VERSION_RULE and scenario.primary.version != 2:
-            params[rid] = {"primary_version": scenario.primary.version}
-        else:
-            params[rid] = {}
+            stated["primary_version"] = scenario.primary.version
+        params[rid] = {**stated, **(scenario.expect.get(rid) or {})}
     return params
 
 

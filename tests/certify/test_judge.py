@@ -96,3 +96,14 @@ def test_a_deviated_reference_peer_is_a_harness_fault_never_a_testee_fail(
     assert set(statuses) == set(side_rules(role))
     assert set(statuses.values()) == {"INCONCLUSIVE"}
     assert all(r["summary"].startswith(f"harness fault: {rule}") for r in entry["requirements"])
+
+
+def test_the_secret_reaches_the_auth_rules_where_expect_omits_it() -> None:
+    """wrong-secret lists AUTH-2 without a secret; a certification still judges answers."""
+    scenario = load_scenario(ROOT / "scenarios" / "wrong-secret.yaml")
+    params = rule_params(scenario, ["AUTH-1", "AUTH-2", "HB-1"])
+    assert params == {
+        "AUTH-1": {"secret": "lvs-secret"},
+        "AUTH-2": {"secret": "lvs-secret"},
+        "HB-1": {},
+    }
