@@ -11,6 +11,7 @@ CONFORMANT WITH WARNINGS, 1 NOT CONFORMANT, 3 INCONCLUSIVE, 4 usage error, 5 not
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import shutil
 import sys
@@ -95,7 +96,10 @@ def _options(parser: argparse.ArgumentParser, role: str) -> None:
     )
     parser.add_argument("-k", dest="keyword", default=None, help="only scenarios matching EXPR")
     parser.add_argument(
-        "-n", dest="workers", default="auto", help="parallel workers (default auto, 0 for none)"
+        "-n",
+        dest="workers",
+        default="auto",
+        help="parallel workers (default auto: one per CPU core, 0 for none)",
     )
     parser.add_argument("--seed", type=int, default=None, help="seed for every random fault")
     parser.add_argument("--report-dir", type=Path, default=None, help="default reports/<run-id>")
@@ -171,6 +175,10 @@ def run(args: argparse.Namespace) -> int:
     if problem is not None:
         print(f"harness certify: {problem}", file=sys.stderr)
         return EXIT_USAGE if args.paths else EXIT_NOTHING_RUN
+    if args.workers == "auto":
+        # One scenario per core: each runs a testee process beside encoding and decoding
+        # reference peers, and a starved reference peer is a harness fault (INCONCLUSIVE).
+        args.workers = str(max(1, min(len(files), os.cpu_count() or 1)))
     extra = ["--lvs-certify", role, "--lvs-certify-command", args.testee_command]
     if options.control:
         extra += ["--lvs-certify-control", options.control]
