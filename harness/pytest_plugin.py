@@ -174,6 +174,8 @@ class ScenarioFailure(Exception):
 
 class ScenarioItem(pytest.Item):
     def runtest(self) -> None:
+        from harness.scenarios.network import Network
+        from harness.scenarios.operator import ControlPlan
         from harness.scenarios.runner import run_scenario
 
         try:
@@ -193,20 +195,37 @@ class ScenarioItem(pytest.Item):
         if certify is not None:
             self._certify(scenario, directory, certify)
             return
-        result = run_scenario(scenario, directory, int(os.environ[SEED_ENV]))
+        result = run_scenario(
+            scenario,
+            directory,
+            int(os.environ[SEED_ENV]),
+            control=ControlPlan.from_environment(),
+            network=Network.from_environment(),
+        )
         self.user_properties.append((RESULT_PROPERTY, str(directory / "result.json")))
         self.user_properties.append(("verdict", result.verdict))
         self.user_properties.append(("seed", result.seed))
         self.user_properties.append(("trace", result.trace_path))
+        if result.not_applicable is not None:
+            pytest.skip(f"not applicable: {result.not_applicable}")
         if result.failures:
             raise ScenarioFailure(explain(result.as_dict()))
 
     def _certify(self, scenario: Any, directory: Path, options: Any) -> None:
         """A certification item: the testee in its role, judged alone (harness/certify/run.py)."""
         from harness.certify.run import certify_scenario
+        from harness.scenarios.network import Network
+        from harness.scenarios.operator import ControlPlan
 
-        entry, result = certify_scenario(scenario, directory, int(os.environ[SEED_ENV]), options)
-        if result is None:
+        entry, result = certify_scenario(
+            scenario,
+            directory,
+            int(os.environ[SEED_ENV]),
+            options,
+            control=ControlPlan.from_environment(),
+            network=Network.from_environment(),
+        )
+        if result is None or result.not_applicable is not None:
             pytest.skip(f"not applicable: {entry['reason']}")
         self.user_properties.append((RESULT_PROPERTY, str(directory / "result.json")))
         self.user_properties.append(("verdict", entry["verdict"]))

@@ -24,6 +24,7 @@ from reference.protocol.events import (
     StreamRequested,
 )
 from reference.protocol.frames import Frame, FrameDecoder, FrameType, encode_frame
+from reference.protocol.messages import StreamEvent, matching_events
 from reference.protocol.primary import PrimaryConnection, StreamStatus
 from reference.protocol.states import StreamState
 from reference.protocol.timings import DEFAULT_TIMINGS, Timings
@@ -66,9 +67,21 @@ class SimPrimary:
     def live(self) -> list[PrimaryConnection]:
         return [c for c in self.connections if c.socket_open]
 
-    def broadcast_state(self, now: float) -> None:
+    def broadcast_state(self, now: float, event: StreamEvent | None = None) -> None:
+        """STREAM_STATE to every live connection, each followed by its event (STATE-8, EVT-2).
+
+        The event defaults to the one the change calls for (`matching_events`), with
+        RECONFIG_STARTED for RECONFIGURING.
+        """
+        if event is None:
+            history = self.stream.history
+            previous = history[-2][1] if len(history) >= 2 else None
+            events = matching_events(previous, self.stream.state)
+            reconfig = StreamEvent.RECONFIG_STARTED
+            event = reconfig if reconfig in events else min(events)
         for conn in self.live():
-            conn.send_stream_state(now)
+            if conn.send_stream_state(now):
+                conn.send_stream_event(event.value, now)
 
     def send_keyframe(self, conn: PrimaryConnection, now: float) -> None:
         epoch = self.stream.epoch

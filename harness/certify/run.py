@@ -21,6 +21,8 @@ from harness.certify.substitute import NotApplicable, substitute
 from harness.checks.verdict import Status, Verdict
 from harness.report.rollup import scenario_statuses, timeline_completed
 from harness.scenarios.loader import Scenario
+from harness.scenarios.network import Network
+from harness.scenarios.operator import ControlPlan
 from harness.scenarios.runner import ScenarioResult, run_scenario
 from harness.trace import Record
 
@@ -100,7 +102,13 @@ def not_applicable(scenario: Scenario, reason: str, directory: Path) -> dict[str
 
 
 def certify_scenario(
-    scenario: Scenario, directory: Path, seed: int, options: CertifyOptions
+    scenario: Scenario,
+    directory: Path,
+    seed: int,
+    options: CertifyOptions,
+    *,
+    control: ControlPlan | None = None,
+    network: Network | None = None,
 ) -> tuple[dict[str, Any], ScenarioResult | None]:
     """Run the scenario with the testee in it (or record why not): (entry, result or None)."""
     judged = options.judged_ids()
@@ -122,7 +130,10 @@ def certify_scenario(
         outcome["implementation"] = implementation(records, options.role, who)
         return verdicts.testee
 
-    result = run_scenario(scenario, directory, seed, judge)
+    result = run_scenario(scenario, directory, seed, judge, control=control, network=network)
+    if result.not_applicable is not None:
+        # The runner's own reasons (no test-control interface and no operator, ...).
+        return not_applicable(scenario, result.not_applicable, directory), result
     as_dict = result.as_dict()
     statuses = scenario_statuses(as_dict)
     requirements = [

@@ -11,6 +11,7 @@ that testee: `NotApplicable` says why, and the scenario is never run (no false F
 from __future__ import annotations
 
 import dataclasses
+import socket
 from collections.abc import Iterable
 
 from harness.scenarios.loader import PrimarySpec, Scenario, ViewerSpec
@@ -34,6 +35,16 @@ PRIMARY_CONTROL_ACTIONS = frozenset(
 PRIMARY_ONLY_REFERENCE = {"legacy": "switches the Primary to version 1 mid-run"}
 # Actions on a Viewer that need its test-control interface (the harness has no other way).
 VIEWER_CONTROL_ACTIONS = frozenset({"background", "foreground"})
+
+
+LOOPBACK = "127.0.0.1"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((LOOPBACK, 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 class NotApplicable(Exception):
@@ -117,10 +128,10 @@ def primary_reason(scenario: Scenario, command: str, control: str | None) -> str
             return f"{PRIMARY_ONLY_REFERENCE[step.do]} (line {step.line}: {step.do})"
         if step.do in PRIMARY_CONTROL_ACTIONS and not has_control:
             return f"needs the Primary's test-control interface: {step.do} (line {step.line})"
-        if step.wait is not None and "stream_state" in step.wait:
+        if step.wait is not None and "stream_state" in step.wait and not has_control:
             return (
-                f"waits for the Primary's own stream state (line {step.line}), which an "
-                "external Primary does not report"
+                f"waits for the Primary's own stream state (line {step.line}), which only "
+                "its test-control interface reports (GET /status)"
             )
     return _timings_reason(scenario, command)
 
@@ -144,6 +155,9 @@ def for_primary(scenario: Scenario, command: str, control: str | None = None) ->
     reason = primary_reason(scenario, command, control)
     if reason is not None:
         raise NotApplicable(reason)
+    if control is None and named(command) & {"control", "control_port"}:
+        # The testee serves its interface where {control} says: a port chosen now.
+        control = f"http://{LOOPBACK}:{_free_port()}"
     primary: PrimarySpec = dataclasses.replace(
         scenario.primary, kind="external", command=command, control=control
     )

@@ -37,17 +37,18 @@ def render() -> str:
         "evidence, and the windows and tolerances it allows and where they come from",
         "(reference/protocol/timings.py; the default tolerance is 0.3 s, PROTOCOL.md section 10).",
         "",
-        "| ID | binds | observed on | monitor |",
-        "|---|---|---|---|",
+        "| ID | level | binds | observed on | monitor |",
+        "|---|---|---|---|---|",
     ]
     for req in CATALOGUE:
         cls = MONITORS.get(req.id)
         where = f"`{monitor_location(cls)}`" if cls else "**none**"
-        lines.append(f"| [{req.id}](#{req.id.lower()}) | {req.side.value} | "
-                     f"{req.observed.value} | {where} |")
+        lines.append(f"| [{req.id}](#{req.id.lower()}) | {req.level.value} | "
+                     f"{req.side.value} | {req.observed.value} | {where} |")
     for req in CATALOGUE:
         cls = MONITORS.get(req.id)
-        lines += ["", f"## {req.id}", "", f"**Rule** ({req.group}): {req.rule}", ""]
+        rule = f"**Rule** ({req.group}, {req.level.value}): {req.rule}"
+        lines += ["", f"## {req.id}", "", rule, ""]
         if cls is None:
             lines.append("No monitor judges this rule.")
             continue

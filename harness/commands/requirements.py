@@ -54,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
             {
                 "id": r.id,
                 "group": r.group,
+                "level": r.level.value,
                 "side": r.side.value,
                 "observed": r.observed.value,
                 "rule": r.rule,
@@ -66,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     table = Table(title=f"LVS requirement catalogue ({len(CATALOGUE)} rules)", show_lines=False)
     table.add_column("ID", style="bold cyan", no_wrap=True)
+    table.add_column("Level")
     table.add_column("Side")
     table.add_column("Observed on")
     table.add_column("Rule")
@@ -75,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         names = covered.get(r.id, [])
         table.add_row(
             r.id,
+            r.level.value,
             r.side.value,
             r.observed.value,
             r.rule,

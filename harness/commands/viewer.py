@@ -16,7 +16,7 @@ from rich.text import Text
 
 from harness.commands.addresses import host_port
 from harness.commands.console import CONSOLE, setup_logging
-from harness.commands.failures import cannot_listen
+from harness.commands.failures import CommandFailed, cannot_listen, os_reason
 from reference.peers.control import ViewerControlServer
 from reference.peers.viewer import ReferenceViewer, ViewerConfig
 from reference.protocol.deviations import VIEWER_DEVIATIONS, parse_deviations
@@ -34,6 +34,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=None,
         help="write Viewer telemetry (JSON Lines) to FILE.jsonl",
+    )
+    parser.add_argument(
+        "--telemetry-url",
+        type=telemetry_url,
+        default=None,
+        help="also send telemetry as JSON lines to tcp://HOST:PORT (PROTOCOL.md 9.5)",
     )
     parser.add_argument(
         "--no-decode", action="store_true", help="parse and audit frame headers only (load tests)"
@@ -58,6 +64,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="HOST:PORT for the HTTP control API (POST /background, /foreground)",
     )
     parser.add_argument("--quiet", action="store_true", help="no live status line")
+
+
+def telemetry_url(text: str) -> tuple[str, int]:
+    """tcp://HOST:PORT -> (host, port), the line protocol of PROTOCOL.md 9.5."""
+    scheme, sep, address = text.partition("://")
+    if scheme != "tcp" or not sep:
+        raise argparse.ArgumentTypeError(f"expected tcp://HOST:PORT, got {text!r}")
+    return host_port(address)
 
 
 def disconnect_reason(record: dict[str, Any], host: str, port: int) -> str | None:
@@ -91,6 +105,17 @@ def status_line(viewer: ReferenceViewer, why: str | None = None) -> Text:
 async def watch(args: argparse.Namespace) -> int:
     host, port = args.connect
     out: IO[str] | None = args.telemetry.open("w", encoding="utf-8") if args.telemetry else None
+    remote: asyncio.StreamWriter | None = None
+    if args.telemetry_url:
+        to_host, to_port = args.telemetry_url
+        try:
+            _, remote = await asyncio.open_connection(to_host, to_port)
+        except OSError as exc:
+            if out is not None:
+                out.close()
+            raise CommandFailed(
+                f"cannot send telemetry to tcp://{to_host}:{to_port}: {os_reason(exc)}"
+            ) from None
     viewer: ReferenceViewer
     why: str | None = None  # the latest reason for being disconnected
 
@@ -102,9 +127,12 @@ async def watch(args: argparse.Namespace) -> int:
         if reason is not None and reason != why:
             log.warning("disconnected: %s", reason)  # once per new reason, not per retry
         why = reason or why
+        line = json.dumps(record, separators=(",", ":")) + "\n"
         if out is not None:
-            out.write(json.dumps(record, separators=(",", ":")) + "\n")
+            out.write(line)
             out.flush()  # PROTOCOL.md 9.1: the harness reads the file while we run
+        if remote is not None and not remote.is_closing():
+            remote.write(line.encode())  # sent as the loop runs: written as it happens (9.5)
 
     viewer = ReferenceViewer(
         ViewerConfig(
@@ -155,6 +183,10 @@ async def watch(args: argparse.Namespace) -> int:
             await control.close()
         if out is not None:
             out.close()
+        if remote is not None:
+            with contextlib.suppress(ConnectionError):
+                await remote.drain()
+            remote.close()
     after = f" ({why})" if why and viewer.state is ViewerState.DISCONNECTED else ""
     console.print(
         f"viewer finished in state {viewer.state.value}{after}: rendered {viewer.stats.rendered}, "

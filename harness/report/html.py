@@ -621,7 +621,8 @@ def _header(run_dir: Path, report: dict[str, Any]) -> str:
         f"{badge('PASS')} {esc(totals.get('passed', 0))} &nbsp; "
         f"{badge('FAIL')} {esc(failed)} &nbsp; "
         f"{badge('ERROR')} {esc(totals.get('errors', 0))} &nbsp; "
-        f"{badge('BROKEN')} {esc(totals.get('broken', 0))}</p>",
+        f"{badge('BROKEN')} {esc(totals.get('broken', 0))} &nbsp; "
+        f"{badge('NOT_APPLICABLE')} {esc(totals.get('not_applicable', 0))}</p>",
         f'<table class="kv">{table}</table>',
     ]
     if run.get("interrupted"):
@@ -716,6 +717,8 @@ def _scenario(
         ),
         "</table>",
     ]
+    if scenario.get("not_applicable"):
+        parts.append(f"<p>not run: {esc(scenario['not_applicable'])}</p>")
     problems = scenario.get("problems", []) or []
     if problems:
         items = "".join(f"<li><pre>{esc(p)}</pre></li>" for p in problems)

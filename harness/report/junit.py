@@ -95,8 +95,12 @@ def render_junit(report: dict[str, Any]) -> bytes:
         classname = f"lvs.{name}"
         suite = _Suite(root, name, scenario.get("duration"), timestamp)
         verdict = scenario["verdict"]
-        reasons = "\n".join(scenario.get("failures") or scenario.get("problems") or [])
-        kind = {"FAIL": "failure", "ERROR": "error"}.get(verdict)
+        reasons = "\n".join(
+            scenario.get("failures")
+            or scenario.get("problems")
+            or ([scenario["not_applicable"]] if scenario.get("not_applicable") else [])
+        )
+        kind = {"FAIL": "failure", "ERROR": "error", "NOT_APPLICABLE": "skipped"}.get(verdict)
         suite.case(
             classname,
             "scenario",

@@ -22,6 +22,8 @@ from harness.checks.verdict import Status
 
 # Scenario verdicts: a Status is about one requirement, these are about a whole scenario.
 SCENARIO_PASS, SCENARIO_FAIL, SCENARIO_ERROR = "PASS", "FAIL", "ERROR"
+# Not run: the peers given cannot play it (the result's `not_applicable` says why).
+SCENARIO_NOT_APPLICABLE = "NOT_APPLICABLE"
 
 
 def timeline_completed(result: dict[str, Any]) -> bool:
@@ -34,8 +36,10 @@ def timeline_completed(result: dict[str, Any]) -> bool:
 
 def scenario_statuses(result: dict[str, Any]) -> dict[str, Status]:
     """Requirement ID -> this scenario's status for it, INCONCLUSIVE where the run was cut short."""
-    completed = timeline_completed(result)
     covers = set(result.get("covers", []))
+    if result.get("not_applicable"):
+        return dict.fromkeys(sorted(covers), Status.NOT_APPLICABLE)
+    completed = timeline_completed(result)
     statuses: dict[str, Status] = {}
     for verdict in result.get("requirements", []):
         status = Status(verdict["status"])
@@ -54,7 +58,10 @@ def scenario_statuses(result: dict[str, Any]) -> dict[str, Status]:
 
 def scenario_verdict(result: dict[str, Any]) -> str:
     """FAIL if a rule was broken or a covered one went unobserved in a complete run,
-    ERROR if the timeline did not complete (and nothing failed), PASS otherwise."""
+    ERROR if the timeline did not complete (and nothing failed), PASS otherwise;
+    NOT_APPLICABLE if it was not run because the peers given cannot play it."""
+    if result.get("not_applicable"):
+        return SCENARIO_NOT_APPLICABLE
     statuses = scenario_statuses(result)
     if any(s is Status.FAIL for s in statuses.values()):
         return SCENARIO_FAIL

@@ -26,6 +26,7 @@ from typing import Any
 from harness.checks.verdict import Status
 from harness.report.rollup import (
     SCENARIO_ERROR,
+    SCENARIO_NOT_APPLICABLE,
     SCENARIO_PASS,
     roll_up,
     scenario_statuses,
@@ -222,10 +223,13 @@ def scenario_entry(run: RunInfo, item: ItemOutcome, result: dict[str, Any]) -> d
 
 def _undecided(requirement: str, status: Status, result: dict[str, Any]) -> dict[str, Any]:
     reason = "; ".join(result.get("problems", [])) or "the scenario did not decide it"
+    summary = f"not decided: {reason}"
+    if result.get("not_applicable"):
+        summary = f"not applicable: {result['not_applicable']}"
     return {
         "requirement": requirement,
         "status": status.value,
-        "summary": f"not decided: {reason}",
+        "summary": summary,
         "evidence": [],
         "rule": BY_ID[requirement].rule if requirement in BY_ID else "",
     }
@@ -307,13 +311,14 @@ def build_report(
         elif item.outcome != "skipped":
             scenarios.append(error_entry(run, item))
     scenarios.sort(key=lambda s: str(s["name"]))
-    counts = {v: sum(1 for s in scenarios if s["verdict"] == v) for v in ("PASS", "FAIL", "ERROR")}
+    verdicts = ("PASS", "FAIL", "ERROR", SCENARIO_NOT_APPLICABLE)
+    counts = {v: sum(1 for s in scenarios if s["verdict"] == v) for v in verdicts}
     requirements = requirement_matrix(scenarios)
     ok = (
         not run.interrupted
         and not broken
-        and bool(scenarios)
-        and all(s["verdict"] == SCENARIO_PASS for s in scenarios)
+        and counts[SCENARIO_PASS] > 0  # nothing run (all not applicable) is never green
+        and all(s["verdict"] in (SCENARIO_PASS, SCENARIO_NOT_APPLICABLE) for s in scenarios)
     )
     import time
 
@@ -340,6 +345,7 @@ def build_report(
             "failed": counts["FAIL"],
             "errors": counts["ERROR"],
             "broken": len(broken),
+            "not_applicable": counts[SCENARIO_NOT_APPLICABLE],
             "requirements": {
                 status.value: sum(1 for r in requirements.values() if r["verdict"] == status.value)
                 for status in Status

@@ -46,6 +46,7 @@ class ViewerSpec:
     deviations: list[str] = field(default_factory=list)
     join: float | str = 0.0
     command: str | None = None
+    control: str | None = None  # base URL of an external Viewer's test-control interface
 
 
 @dataclass
@@ -292,7 +293,7 @@ def _check_step(step: Step, viewers: list[str], fault_path: list[str], fail: Any
             parse_step(step.args) if step.do == "impair" else directions(step.args)
         except ValueError as exc:
             raise fail(f"bad impairment: {exc}") from None
-    if step.do in ("background", "foreground") and named is None:
+    if step.do in ("background", "foreground", "kill_connection") and named is None:
         raise fail(f"'{step.do}' needs 'with: {{viewer: <id>}}'")
     if step.do == "toxic" and "type" not in step.args:
         raise fail("a toxic needs a 'type' (latency, bandwidth, timeout, ...)")

@@ -24,6 +24,8 @@ COMMON: dict[str, str] = {
 VIEWER_ONLY: dict[str, str] = {
     "telemetry": "the file the Viewer appends its telemetry records to (PROTOCOL.md 9)",
     "viewer_id": "the id the Viewer's telemetry records carry in `viewer`",
+    "telemetry_url": "tcp://HOST:PORT taking the same records as JSON lines (PROTOCOL.md 9.5)",
+    "telemetry_http_url": "http://HOST:PORT/telemetry taking them as POSTed JSON lines",
 }
 PRIMARY_ONLY: dict[str, str] = {
     "width": "the stream's width in pixels",

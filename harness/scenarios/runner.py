@@ -27,15 +27,28 @@ from typing import Any
 from harness.checks.config import check_config
 from harness.checks.registry import run_checks
 from harness.checks.verdict import Status, Verdict
+from harness.report.rollup import SCENARIO_NOT_APPLICABLE as NOT_APPLICABLE
 from harness.scenarios.conditions import describe, matches
+from harness.scenarios.control import (
+    PRIMARY_ROUTES,
+    VIEWER_ROUTES,
+    NotDelivered,
+    PrimaryStatusPoller,
+    deliver,
+)
 from harness.scenarios.external import Testee, TesteeFailed
 from harness.scenarios.loader import Scenario, Step, ViewerSpec
-from harness.scenarios.placeholders import environment, expand, named
+from harness.scenarios.network import Network, socket_error
+from harness.scenarios.network import not_applicable as needs_own_primary
+from harness.scenarios.operator import ControlPlan, Operator, OperatorTimeout, not_applicable
+from harness.scenarios.placeholders import environment, expand
 from harness.scenarios.raw import run_raw_client
+from harness.scenarios.telemetry_inlet import TelemetryInlet
 from harness.trace import PRIMARY_SIDE, Record, TraceWriter, load, viewer_tap_name
 from reference.peers.primary import PrimaryConfig, ReferencePrimary, StreamConfig
 from reference.peers.viewer import ReferenceViewer, ViewerConfig
 from reference.protocol.deviations import parse_deviations
+from reference.protocol.errors import ProtocolError
 from reference.protocol.requirements import BY_ID
 
 log = logging.getLogger("harness.scenarios")
@@ -52,6 +65,10 @@ DEFAULT_STREAM: dict[str, int] = {
 
 class ScenarioAbort(Exception):
     """A step could not be carried out; the reason is reported with the step's line."""
+
+
+# Actions whose handler writes its own `action` record (with what only it knows).
+RECORDS_ITSELF = frozenset({"join"})
 
 
 @dataclass
@@ -72,9 +89,13 @@ class ScenarioResult:
     testees: dict[str, dict[str, str]] = field(default_factory=dict)
     # What the verdicts were computed with, so `harness check` can compute them again.
     check_config: dict[str, Any] = field(default_factory=dict)
+    # Why the scenario could not apply to the peers given (it was not run), or None.
+    not_applicable: str | None = None
 
     @property
     def failures(self) -> list[str]:
+        if self.not_applicable is not None:
+            return []
         out = list(self.problems)
         for v in self.verdicts:
             if v.status is Status.FAIL:
@@ -85,6 +106,8 @@ class ScenarioResult:
 
     @property
     def verdict(self) -> str:
+        if self.not_applicable is not None:
+            return NOT_APPLICABLE
         return "FAIL" if self.failures else "PASS"
 
     def as_dict(self) -> dict[str, Any]:
@@ -104,6 +127,7 @@ class ScenarioResult:
             "timeline": self.timeline,
             "testees": self.testees,
             "checks": self.check_config,
+            "not_applicable": self.not_applicable,
             "requirements": [
                 {**v.as_dict(), "rule": BY_ID[v.requirement].rule if v.requirement in BY_ID else ""}
                 for v in self.verdicts
@@ -157,6 +181,7 @@ class ViewerHandle:
         self.task: asyncio.Task[None] | None = None
         self.testee: Testee | None = None
         self.tail: asyncio.Task[None] | None = None
+        self.inlet: TelemetryInlet | None = None
 
     async def start(self) -> None:
         spec, run = self.spec, self.run
@@ -189,15 +214,40 @@ class ViewerHandle:
     async def _start_external(self, secret: str) -> None:
         telemetry = self.run.directory / f"telemetry-{self.spec.id}.jsonl"
         telemetry.touch()
+        network = self.run.network
+        self.inlet = TelemetryInlet(
+            self.spec.id,
+            self.run.trace,
+            network.listen_host,
+            self.run.fixed_telemetry_port(),
+            advertise=network.advertised,
+        )
+        try:
+            await self.inlet.start()
+        except OSError as exc:
+            raise ScenarioAbort(
+                f"viewer {self.spec.id}: cannot listen for telemetry on "
+                f"{network.listen_host}:{self.inlet.requested_port}: {socket_error(exc)}"
+            ) from None
+        network.say(
+            f"[{self.run.scenario.name}] telemetry to {self.inlet.tcp_url} or {self.inlet.http_url}"
+        )
+        if not self.spec.command:
+            # A device started by hand: it is pointed at the tap, nothing is run here.
+            self.run.trace.emit("action", action="join", viewer=self.spec.id, command=None)
+            return
         values = {
             **self.run.common_placeholders(),
+            "host": network.advertised,
             "port": self.port,
             "secret": secret,
             "version": self.spec.version,
             "telemetry": telemetry,
+            "telemetry_url": self.inlet.tcp_url,
+            "telemetry_http_url": self.inlet.http_url,
             "viewer_id": self.spec.id,
         }
-        command = expand(self.spec.command or "", values)
+        command = expand(self.spec.command, values)
         self.testee = await self.run.start_testee(
             f"viewer {self.spec.id}", command, environment(values)
         )
@@ -230,14 +280,22 @@ class ViewerHandle:
     def decoder_backend(self) -> str | None:
         return self.viewer.decoder_backend if self.viewer else None
 
-    def set_background(self, background: bool) -> None:
-        """PROTOCOL.md 7.12; an external Viewer has its own way, the harness knows none."""
-        if self.viewer is None:
-            raise ScenarioAbort(
-                f"{'background' if background else 'foreground'}: viewer {self.spec.id} is "
-                "not a reference Viewer"
-            )
-        self.viewer.set_background(background)
+    async def act(self, do: str) -> None:
+        """background, foreground (PROTOCOL.md 7.12) or kill_connection; NotDelivered if not.
+
+        A reference Viewer is told directly; an external one through its test-control
+        interface, or by the operator (the runner decides before it gets here).
+        """
+        if self.viewer is not None:
+            if do == "kill_connection":
+                if not self.viewer.kill_connection():
+                    raise NotDelivered(f"viewer {self.spec.id} has no connection to kill")
+            else:
+                self.viewer.set_background(do == "background")
+            return
+        if not self.spec.control:
+            raise NotDelivered(f"viewer {self.spec.id} has no test-control interface")
+        await deliver(self.spec.control, VIEWER_ROUTES[do], {})
 
     async def stop(self, *, abrupt: bool = False) -> None:
         if self.viewer is not None and self.task is not None:
@@ -252,6 +310,8 @@ class ViewerHandle:
         if self.tail is not None:
             await asyncio.sleep(0.1)  # one more poll of the telemetry file
             self.tail.cancel()
+        if self.inlet is not None:
+            await self.inlet.stop()
 
 
 # Computes a run's verdicts from its trace; a certification judges only the testee this way.
@@ -265,10 +325,27 @@ def expected_verdicts(records: list[Record], scenario: Scenario) -> list[Verdict
 
 class ScenarioRun:
     def __init__(
-        self, scenario: Scenario, directory: Path, seed: int, judge: Judge = expected_verdicts
+        self,
+        scenario: Scenario,
+        directory: Path,
+        seed: int,
+        judge: Judge = expected_verdicts,
+        *,
+        control: ControlPlan | None = None,
+        network: Network | None = None,
     ) -> None:
         self.scenario = scenario
         self.judge = judge
+        self.control = control or ControlPlan()
+        self.network = network or Network()
+        self.primary_host = HOST
+        # network.listen_port and .telemetry_port go to the first testee Viewer only.
+        self.fixed_port_taken = False
+        self.fixed_telemetry_port_taken = False
+        self.operator: Operator | None = None
+        self.status_poller: PrimaryStatusPoller | None = None
+        # Epoch changes delivered but still settling (reference Primary): awaited at the end.
+        self.settling: list[asyncio.Task[int]] = []
         self.directory = directory
         self.seed = scenario.seed if scenario.seed is not None else seed
         directory.mkdir(parents=True, exist_ok=True)
@@ -294,33 +371,42 @@ class ScenarioRun:
         self.faults: dict[str, Any] = {}
         self.pcap: Any = None
         self.timeline_log: list[dict[str, Any]] = []
-        self.control_url: str | None = None  # an external Primary's test-control interface
 
     # --- set-up ---------------------------------------------------------------
 
     async def _start_primary(self, port: int = 0) -> None:
         spec = self.scenario.primary
         if spec.kind == "external":
-            if port == 0:
+            host = HOST
+            if self.network.primary_address is not None:
+                host, port = self.network.primary_address  # on a device, maybe running
+            elif port == 0:
                 port = _free_port()
-            values = {
+            command = None
+            values: dict[str, object] = {
                 **self.common_placeholders(),
+                "host": host,
                 "port": port,
                 "version": spec.version,
                 **DEFAULT_STREAM,
                 **spec.stream,
-                **self._control_placeholders(spec.command or ""),
+                **_control_placeholders(spec.control),
             }
-            command = expand(spec.command or "", values)
-            self.primary_testee = await self.start_testee("primary", command, environment(values))
-            self.primary_port = port
-            await _wait_listening(HOST, port, 15)
-            if self.control_url is not None:
-                # Its control interface may start after its listener: the first action needs it.
-                host, _, control_port = str(values["control"]).rpartition(":")
-                what = "the external Primary's test-control interface"
-                await _wait_listening(host, int(control_port), 15, what)
+            if spec.command:
+                command = expand(spec.command, values)
+                self.primary_testee = await self.start_testee(
+                    "primary", command, environment(values)
+                )
+            self.primary_host, self.primary_port = host, port
+            await _wait_listening(host, port, 15)
             self.trace.emit("action", action="primary_started", command=command)
+            if spec.control:
+                self.status_poller = PrimaryStatusPoller(spec.control, self.trace)
+                self.status_poller.start()
+                try:
+                    await self.status_poller.first_answer()
+                except NotDelivered as exc:
+                    raise ScenarioAbort(str(exc)) from None
             return
         stream = StreamConfig(**{**DEFAULT_STREAM, **spec.stream})
         self.primary = ReferencePrimary(
@@ -340,7 +426,17 @@ class ScenarioRun:
         await self.primary.start()
         self.primary_port = self.primary.port
 
+    def fixed_telemetry_port(self) -> int:
+        """network.telemetry_port for the first testee Viewer's inlet, 0 (any) after."""
+        if self.fixed_telemetry_port_taken:
+            return 0
+        self.fixed_telemetry_port_taken = True
+        return self.network.telemetry_port
+
     async def _stop_primary(self) -> None:
+        if self.status_poller is not None:
+            await self.status_poller.stop()
+            self.status_poller = None
         if self.primary is not None:
             await self.primary.close()
             self.primary = None
@@ -357,21 +453,6 @@ class ScenarioRun:
             "run_dir": self.directory,
             "scenario": self.scenario.name,
         }
-
-    def _control_placeholders(self, command: str) -> dict[str, object]:
-        """{control} and {control_port}: the scenario's control URL, or a port chosen once.
-
-        The port is kept across a restart of the Primary, so the same URL reaches it again.
-        """
-        if self.control_url is None:
-            if self.scenario.primary.control:
-                self.control_url = self.scenario.primary.control
-            elif named(command) & {"control", "control_port"}:
-                self.control_url = f"http://{HOST}:{_free_port()}"
-        if self.control_url is None:
-            return {}
-        address = self.control_url.split("://", 1)[-1].split("/", 1)[0]
-        return {"control": address, "control_port": address.rsplit(":", 1)[-1]}
 
     async def start_testee(
         self, role: str, command: str, env: dict[str, str] | None = None
@@ -402,7 +483,9 @@ class ScenarioRun:
         from harness.wire.recorder import WireTap
 
         self.pcap = PcapWriter(str(self.directory / "wire.pcapng"))
-        tap = WireTap(PRIMARY_SIDE, HOST, self.primary_port, trace=self.trace, pcap=self.pcap)
+        tap = WireTap(
+            PRIMARY_SIDE, self.primary_host, self.primary_port, trace=self.trace, pcap=self.pcap
+        )
         await tap.start()
         self.cleanups.append(tap.stop)
         self.primary_tap_port = upstream = tap.port
@@ -457,11 +540,32 @@ class ScenarioRun:
     async def _start_viewer(self, spec: ViewerSpec) -> None:
         from harness.wire.recorder import WireTap
 
+        listen_host, listen_port = HOST, 0
+        if spec.kind == "external":  # the testee: on the address it can reach
+            listen_host = self.network.listen_host
+            if not self.fixed_port_taken:
+                listen_port, self.fixed_port_taken = self.network.listen_port, True
         tap = WireTap(
-            viewer_tap_name(spec.id), HOST, self.entry_port, trace=self.trace, pcap=self.pcap
+            viewer_tap_name(spec.id),
+            HOST,
+            self.entry_port,
+            trace=self.trace,
+            pcap=self.pcap,
+            listen_host=listen_host,
+            listen_port=listen_port,
         )
-        await tap.start()
+        try:
+            await tap.start()
+        except OSError as exc:
+            raise ScenarioAbort(
+                f"viewer {spec.id}: cannot listen on {listen_host}:{listen_port}: "
+                f"{socket_error(exc)}"
+            ) from None
         self.cleanups.append(tap.stop)
+        if spec.kind == "external":
+            self.network.say(
+                f"[{self.scenario.name}] point the Viewer at {self.network.advertised}:{tap.port}"
+            )
         handle = ViewerHandle(spec, self, tap.port)
         self.viewers[spec.id] = handle
         await handle.start()
@@ -497,8 +601,25 @@ class ScenarioRun:
                 )
             return
         self.last_action = began
-        self.trace.emit("action", action=step.do, **step.args)
-        await self._do(step)
+        assert step.do is not None
+        record: dict[str, Any] = {"t": began, "kind": "action", "action": step.do, **step.args}
+        try:
+            if self.operator is not None and self.operator.handles(step):
+                # Carried out by a person; delivered when the wire shows it happened.
+                record["t"] = await self.operator.perform(step)
+                record["operator"] = True
+            else:
+                await self._do(step)
+        except NotDelivered as exc:
+            raise ScenarioAbort(f"line {step.line}: {step.do} was not delivered: {exc}") from None
+        except OperatorTimeout as exc:
+            raise ScenarioAbort(f"line {step.line}: {exc}") from None
+        # Written once delivered, stamped with when it was asked for: the checkers read
+        # what followed the request (harness/checks/order.py merges it in time order).
+        if step.do not in RECORDS_ITSELF:
+            self.trace.write(record)
+        if self.status_poller is not None:
+            self.status_poller.poke()
 
     async def _do(self, step: Step) -> None:
         args, do = dict(step.args), step.do
@@ -525,8 +646,8 @@ class ScenarioRun:
             await self._start_viewer(spec)
         elif do == "kill_viewer":
             await self.viewers[args["viewer"]].stop(abrupt=True)
-        elif do in ("background", "foreground"):
-            self.viewers[args["viewer"]].set_background(do == "background")
+        elif do in VIEWER_ROUTES:
+            await self.viewers[args["viewer"]].act(do)
         elif do == "toxic":
             attrs = {
                 "type": args["type"],
@@ -578,24 +699,31 @@ class ScenarioRun:
             raise ScenarioAbort(f"line {step.line}: unknown action {do!r}")
 
     async def _primary_action(self, do: str, args: dict[str, Any]) -> None:
+        """Deliver a stream action; NotDelivered with the reason if it cannot be."""
         primary = self.primary
         if primary is None:
-            from reference.peers.control import control_request
-
-            url = self.control_url
+            url = self.scenario.primary.control
             if not url:
-                raise ScenarioAbort(f"{do}: the external Primary has no control API")
-            route = {
-                "restart_encoder": "restart-encoder",
-                "stop_stream": "stop",
-                "start_stream": "start",
-            }.get(do, do)
-            await asyncio.to_thread(control_request, url, route, args)
+                raise NotDelivered("the external Primary has no test-control interface")
+            await deliver(url, PRIMARY_ROUTES[do], args)
             return
+        try:
+            await self._reference_primary_action(primary, do, args)
+        except (ProtocolError, ValueError, RuntimeError, TypeError) as exc:
+            raise NotDelivered(f"the reference Primary refused it: {exc}") from None
+
+    async def _reference_primary_action(
+        self, primary: ReferencePrimary, do: str, args: dict[str, Any]
+    ) -> None:
+        # An epoch change is delivered once its epoch has begun, like the control API's
+        # answer; the timeline goes on while it settles.
         if do == "reconfigure":
-            await primary.reconfigure(**args)
+            _, task = await primary.begin_epoch_change(primary.reconfigure(**args))
+            self.settling.append(task)
         elif do == "restart_encoder":
-            await primary.restart_encoder(settle=float(args.get("settle", 0.0)))
+            settle = float(args.get("settle", 0.0))
+            _, task = await primary.begin_epoch_change(primary.restart_encoder(settle=settle))
+            self.settling.append(task)
         elif do == "pause":
             await primary.pause()
         elif do == "resume":
@@ -615,7 +743,11 @@ class ScenarioRun:
             delay = float(spec.join) - self.elapsed()
             if delay > 0:
                 await asyncio.sleep(delay)  # the scenario's join time
-            await self._start_viewer(spec)
+            try:
+                await self._start_viewer(spec)
+            except ScenarioAbort as exc:
+                self._testee_failed(str(exc))  # stops the timeline now, not at its next wait
+                raise
 
     # --- the whole run --------------------------------------------------------
 
@@ -627,6 +759,18 @@ class ScenarioRun:
         self.started_trace = self.last_action = self.trace.now()
         waiter = TraceWaiter(self.trace, asyncio.get_running_loop())
         self.testee_exit = asyncio.get_running_loop().create_future()
+        result.not_applicable = not_applicable(scenario, self.control) or needs_own_primary(
+            scenario, self.network
+        )
+        if result.not_applicable is not None:
+            self.trace.emit("note", text=f"not applicable: {result.not_applicable}")
+            waiter.close()
+            self.trace.close()
+            result.trace_path = str(self.directory / "trace.jsonl")
+            (self.directory / "result.json").write_text(json.dumps(result.as_dict(), indent=2))
+            return result
+        if self.control.operator:
+            self.operator = Operator(self.control, self.trace, scenario)
         try:
             async with asyncio.timeout(scenario.timeout):
                 await self._play_watched(waiter)
@@ -641,6 +785,8 @@ class ScenarioRun:
             waiter.close()
             if self.joins is not None and not self.joins.done():
                 self.joins.cancel()
+            elif self.joins is not None and not self.joins.cancelled():
+                self.joins.exception()  # retrieved: already reported as the scenario's problem
             result.backends = self._backends()
             if self.packet_hop is not None:
                 result.fault_backends["packet"] = self.packet_hop.backend.name
@@ -663,6 +809,8 @@ class ScenarioRun:
         for step in self.scenario.timeline:
             await self._step(step, waiter)
         await self.joins
+        for task in self.settling:
+            await task  # an epoch change that failed after it began is the scenario's problem
 
     async def _play_watched(self, waiter: TraceWaiter) -> None:
         """Play the scenario, but stop at once when a testee ends without being asked."""
@@ -690,6 +838,8 @@ class ScenarioRun:
         return out
 
     async def _teardown(self) -> None:
+        for task in self.settling:
+            task.cancel()
         for handle in self.viewers.values():
             with contextlib.suppress(Exception):
                 await handle.stop()
@@ -733,7 +883,22 @@ async def _wait_listening(
             await asyncio.sleep(0.05)  # polling a process we do not control
 
 
+def _control_placeholders(url: str | None) -> dict[str, object]:
+    """{control} (HOST:PORT) and {control_port} of a test-control interface's base URL."""
+    if not url:
+        return {}
+    address = url.split("://", 1)[-1].split("/", 1)[0]
+    return {"control": address, "control_port": address.rsplit(":", 1)[-1]}
+
+
 def run_scenario(
-    scenario: Scenario, directory: Path, seed: int, judge: Judge = expected_verdicts
+    scenario: Scenario,
+    directory: Path,
+    seed: int,
+    judge: Judge = expected_verdicts,
+    *,
+    control: ControlPlan | None = None,
+    network: Network | None = None,
 ) -> ScenarioResult:
-    return asyncio.run(ScenarioRun(scenario, directory, seed, judge).execute())
+    run = ScenarioRun(scenario, directory, seed, judge, control=control, network=network)
+    return asyncio.run(run.execute())

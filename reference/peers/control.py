@@ -1,16 +1,22 @@
 """Control a running reference peer from outside its process: HTTP with JSON bodies.
 
-The Primary (`ControlServer`):
+The routes are those of PROTOCOL.md's appendix "Test-control interface", which a
+third-party peer may offer so that the harness can drive it. The Primary (`ControlServer`):
 
-    GET  /status                  the Primary's status
-    POST /reconfigure             {"width"?, "height"?, "bitrate"?, "fps"?}
-    POST /restart-encoder | /pause | /resume | /stop | /start
+    GET  /status                  the Primary's status: at least {"state", "epoch"}
+    POST /reconfigure             {"width"?, "height"?, "bitrate"?, "fps"?, "settle"?}
+    POST /restart-encoder         {"settle"?}
+    POST /pause | /resume | /stop | /start
     POST /legacy                  {"enabled": true|false}
+
+/reconfigure and /restart-encoder answer {"epoch": N} once the new epoch has begun;
+the settle time and the new encoder follow after the answer.
 
 The Viewer (`ViewerControlServer`, PROTOCOL.md 7.12):
 
     GET  /status                  the Viewer's state, epoch and background flag
     POST /background | /foreground
+    POST /kill-connection         drop the socket at once (no BYE), then reconnect as usual
 
 Loopback only by default; there is no authentication, like Toxiproxy's API.
 """
@@ -19,13 +25,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import urllib.request
+from collections.abc import Coroutine
 from typing import Any
 
 from reference.peers.primary import ReferencePrimary
 from reference.peers.viewer import ReferenceViewer
 
 MAX_BODY = 64 * 1024
+STREAM_FIELDS = frozenset({"width", "height", "bitrate", "fps"})
+
+log = logging.getLogger("reference.control")
 
 
 class _JsonControlServer:
@@ -96,6 +107,24 @@ class ControlServer(_JsonControlServer):
     def __init__(self, primary: ReferencePrimary, host: str = "127.0.0.1", port: int = 0) -> None:
         super().__init__(host, port)
         self.primary = primary
+        self._changes: set[asyncio.Task[int]] = set()  # epoch changes still settling
+
+    async def _epoch_change(self, change: Coroutine[Any, Any, int]) -> tuple[int, Any]:
+        epoch, task = await self.primary.begin_epoch_change(change)
+        if not task.done():
+            self._changes.add(task)
+            task.add_done_callback(self._settled)
+        return 200, {"epoch": epoch}
+
+    def _settled(self, task: asyncio.Task[int]) -> None:
+        self._changes.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("an epoch change failed after its answer: %s", task.exception())
+
+    async def close(self) -> None:
+        for task in list(self._changes):
+            task.cancel()
+        await super().close()
 
     async def _dispatch(self, method: str, path: str, body: dict[str, Any]) -> tuple[int, Any]:
         p = self.primary
@@ -103,19 +132,21 @@ class ControlServer(_JsonControlServer):
             return 200, p.status()
         if method != "POST":
             return 405, {"error": f"{method} not allowed on {path}"}
-        if path == "/reconfigure":
-            allowed = {"width", "height", "bitrate", "fps"}
+        if path in ("/reconfigure", "/restart-encoder"):
+            allowed = (STREAM_FIELDS if path == "/reconfigure" else frozenset()) | {"settle"}
             unknown = set(body) - allowed
             if unknown:
                 return 400, {
                     "error": f"unknown fields {sorted(unknown)}; allowed {sorted(allowed)}"
                 }
-            if not all(isinstance(v, int) and v > 0 for v in body.values()):
-                return 400, {"error": "every field must be a positive integer"}
-            epoch = await p.reconfigure(**body)
-            return 200, {"epoch": epoch}
-        if path == "/restart-encoder":
-            return 200, {"epoch": await p.restart_encoder()}
+            if not all(isinstance(body[k], int) and body[k] > 0 for k in set(body) - {"settle"}):
+                return 400, {"error": "width, height, bitrate and fps must be positive integers"}
+            settle = body.pop("settle", 0)
+            if isinstance(settle, bool) or not isinstance(settle, int | float) or settle < 0:
+                return 400, {"error": "settle must be a number of seconds, 0 or more"}
+            if path == "/reconfigure":
+                return await self._epoch_change(p.reconfigure(**body, settle=float(settle)))
+            return await self._epoch_change(p.restart_encoder(settle=float(settle)))
         if path == "/pause":
             await p.pause()
         elif path == "/resume":
@@ -129,6 +160,7 @@ class ControlServer(_JsonControlServer):
         else:
             return 404, {"error": f"no route {path}"}
         return 200, p.status()
+
 
 class ViewerControlServer(_JsonControlServer):
     """Send a running reference Viewer to the background and back (PROTOCOL.md 7.12)."""
@@ -146,6 +178,10 @@ class ViewerControlServer(_JsonControlServer):
             return 200, self.status()
         if method != "POST":
             return 405, {"error": f"{method} not allowed on {path}"}
+        if path == "/kill-connection":
+            if not self.viewer.kill_connection():
+                return 409, {"error": "no connection to kill"}
+            return 200, self.status()
         background = {"/background": True, "/foreground": False}.get(path)
         if background is None:
             return 404, {"error": f"no route {path}"}

@@ -15,6 +15,7 @@ import itertools
 import logging
 import os
 import socket
+from collections.abc import Coroutine
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -123,6 +124,9 @@ class ReferencePrimary:
         self._stopping = False
         self._resuming = False
         self._active = asyncio.Event()  # set once the stream has first become ACTIVE
+        # Set at the next change of stream state, then replaced: each waiter holds the one
+        # that was current when it began to wait, so no change is missed between waits.
+        self._state_changed = asyncio.Event()
         self._capture_us = 0
         self._last_keyframe_at = float("-inf")
 
@@ -219,6 +223,27 @@ class ReferencePrimary:
             await self._begin_epoch(reason, StreamEvent.ENCODER_RESTARTED, settle)
             return self.stream.epoch
 
+    async def begin_epoch_change(
+        self, change: Coroutine[Any, Any, int]
+    ) -> tuple[int, asyncio.Task[int]]:
+        """Start `reconfigure(...)` or `restart_encoder(...)`; return once its epoch has begun.
+
+        The new epoch has begun when RECONFIGURING with it has been queued to every
+        Viewer; the change then goes on (its `settle`, the new encoder) in the returned
+        task. A control request or a scenario action is delivered at that point, so that
+        the harness is not held for the settle time. If the change fails before its epoch
+        begins, its exception is raised here.
+        """
+        before = self.stream.epoch
+        task = asyncio.create_task(change)
+        while not task.done() and self.stream.epoch == before:
+            changed = asyncio.ensure_future(self._state_changed.wait())
+            await asyncio.wait({task, changed}, return_when=asyncio.FIRST_COMPLETED)
+            changed.cancel()
+        if task.done():
+            return task.result(), task
+        return self.stream.epoch, task
+
     async def pause(self) -> None:
         async with self._lock:
             self._set_state(StreamState.PAUSED, "pause")
@@ -276,7 +301,7 @@ class ReferencePrimary:
                 **fields,
             )
 
-    def _set_state(self, target: StreamState, why: str) -> None:
+    def _set_state(self, target: StreamState, why: str, *, announce: bool = True) -> None:
         try:
             self.stream.transition(target, monotonic())
         except EpochsExhausted:
@@ -284,6 +309,10 @@ class ReferencePrimary:
             self.stream.transition(target, monotonic())
         log.info("stream %s epoch %d (%s)", target.name, self.stream.epoch, why)
         self._record("state", reason=why)
+        changed, self._state_changed = self._state_changed, asyncio.Event()
+        changed.set()
+        if not announce:
+            return
         now = monotonic()
         for link in self.links.values():
             if link.conn.send_stream_state(now):
@@ -439,7 +468,9 @@ class ReferencePrimary:
 
     def _activate(self) -> None:
         resumed = self.stream.state is StreamState.PAUSED
-        self._set_state(StreamState.ACTIVE, "first keyframe transmitted")
+        # STATE-8 broken: the resume reaches the Viewers only as its STREAM_EVENT.
+        told = not (resumed and Deviation.RESUME_AS_EVENT in self.config.deviations)
+        self._set_state(StreamState.ACTIVE, "first keyframe transmitted", announce=told)
         self._active.set()
         self._broadcast_event(StreamEvent.RESUMED if resumed else StreamEvent.RECONFIG_DONE)
         self._resuming = False
@@ -463,8 +494,8 @@ class ReferencePrimary:
                     timestamp_us=self._capture_us,
                 )
                 link.needs_keyframe = False
-            elif link.needs_keyframe:
-                continue  # P-frames are useless to a Viewer without the keyframe before them
+            elif link.needs_keyframe and not self._deltas_before_keyframe:
+                continue  # KEY-4: P-frames are useless without the keyframe before them
             conn.send_media(
                 FrameType.VIDEO,
                 unit.data,
@@ -476,6 +507,11 @@ class ReferencePrimary:
             self.frames_sent += 1
             self.bytes_sent += len(unit.data)
             link.driver.poke()
+
+    @property
+    def _deltas_before_keyframe(self) -> bool:
+        """KEY-4 broken: a Viewer still waiting for its keyframe gets the P-frames anyway."""
+        return Deviation.DELTA_BEFORE_KEYFRAME in self.config.deviations
 
     def _wants_media(self, link: ViewerLink) -> bool:
         """NEG-1: media only after STREAM_ACCEPTED (unless told to break that rule)."""
@@ -620,4 +656,8 @@ class ReferencePrimary:
             backend=self.backend,
         )
         link.needs_keyframe = True  # KEY-3: the next tick forces a keyframe for it
+        if self._deltas_before_keyframe:
+            # The broken Primary lets the joiner's keyframe wait one rate-limit period (well
+            # inside KEY-3's 1 s) and sends it the P-frames of that wait (KEY-4 broken).
+            self._last_keyframe_at = monotonic()
 

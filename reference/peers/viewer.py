@@ -158,6 +158,19 @@ class ReferenceViewer:
         if self._driver is not None:
             self._driver.poke()  # send the keyframe request, write the state record
 
+    def kill_connection(self) -> bool:
+        """Drop the socket at once, with no BYE, as a vanished network would (RST).
+
+        The core then sees the connection lost and reconnects as usual (RECON-1).
+        False if there was no connection to drop.
+        """
+        driver = self._driver
+        if driver is None or driver.writer.is_closing():
+            return False
+        driver.writer.transport.abort()
+        driver.poke()
+        return True
+
     async def _wait_for_reconnect(self) -> None:
         while not self._reconnect.is_set() and not self._stop.is_set():
             deadline = self.conn.next_deadline()

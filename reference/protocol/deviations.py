@@ -30,6 +30,9 @@ class Deviation(str, Enum):
     SLOW_HEARTBEAT = "slow_heartbeat"
     NO_JOIN_KEYFRAME = "no_join_keyframe"
     STALE_MEDIA_EPOCH = "stale_media_epoch"
+    RESUME_AS_EVENT = "resume_as_event"  # the resume is told only as STREAM_EVENT|RESUMED
+    DELTA_BEFORE_KEYFRAME = "delta_before_keyframe"  # non-keyframes to a keyframe-less joiner
+    NO_STREAM_EVENTS = "no_stream_events"  # state changes with no STREAM_EVENT after them
     # Viewer side
     NO_EPOCH_DROP = "no_epoch_drop"
     NO_KEYFRAME_RETRY = "no_keyframe_retry"
@@ -86,6 +89,9 @@ BREAKS: dict[Deviation, tuple[str, ...]] = {
     Deviation.SLOW_HEARTBEAT: ("HB-1",),
     Deviation.NO_JOIN_KEYFRAME: ("KEY-3",),
     Deviation.STALE_MEDIA_EPOCH: ("EPOCH-2",),
+    Deviation.RESUME_AS_EVENT: ("STATE-8",),
+    Deviation.DELTA_BEFORE_KEYFRAME: ("KEY-4",),
+    Deviation.NO_STREAM_EVENTS: ("EVT-2",),
     Deviation.NO_LIVENESS_TIMEOUT: ("HB-2",),
     Deviation.LATE_STALL_WATCHDOG: ("WD-1",),
     Deviation.RECONNECT_TOO_SOON: ("RECON-1",),
@@ -124,6 +130,9 @@ PRIMARY_DEVIATIONS = frozenset(
         Deviation.SLOW_HEARTBEAT,
         Deviation.NO_JOIN_KEYFRAME,
         Deviation.STALE_MEDIA_EPOCH,
+        Deviation.RESUME_AS_EVENT,
+        Deviation.DELTA_BEFORE_KEYFRAME,
+        Deviation.NO_STREAM_EVENTS,
     }
 )
 VIEWER_DEVIATIONS = frozenset(Deviation) - PRIMARY_DEVIATIONS

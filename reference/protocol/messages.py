@@ -36,6 +36,32 @@ class StreamEvent(str, Enum):
     KEYFRAME_SENT = "KEYFRAME_SENT"
 
 
+# The state each event reports a change to (PROTOCOL.md 4.7): it follows the STREAM_STATE
+# of that state on the wire and never replaces it (STATE-8). KEYFRAME_SENT reports none.
+EVENT_STATE: dict[StreamEvent, StreamState] = {
+    StreamEvent.RECONFIG_STARTED: StreamState.RECONFIGURING,
+    StreamEvent.ENCODER_RESTARTED: StreamState.RECONFIGURING,
+    StreamEvent.BACKEND_FALLBACK: StreamState.RECONFIGURING,
+    StreamEvent.RECONFIG_DONE: StreamState.ACTIVE,
+    StreamEvent.RESUMED: StreamState.ACTIVE,
+    StreamEvent.PAUSED: StreamState.PAUSED,
+    StreamEvent.STOPPED: StreamState.STOPPED,
+}
+
+
+def matching_events(previous: StreamState | None, new: StreamState) -> frozenset[StreamEvent]:
+    """The events that may follow a change from `previous` to `new` (EVT-2, PROTOCOL.md 4.7).
+
+    ACTIVE is RESUMED when it leaves PAUSED and RECONFIG_DONE otherwise (the epoch's first
+    keyframe went out), whatever began the epoch: a reconfiguration, an encoder restart or
+    a backend fallback.
+    """
+    if new is StreamState.ACTIVE:
+        resumed = previous is StreamState.PAUSED
+        return frozenset({StreamEvent.RESUMED if resumed else StreamEvent.RECONFIG_DONE})
+    return frozenset(event for event, state in EVENT_STATE.items() if state is new)
+
+
 def wire(
     key: str, kind: Kind = "str", *, positional: bool = False, required: bool = True
 ) -> dict[str, Any]:

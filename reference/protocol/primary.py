@@ -227,6 +227,8 @@ class PrimaryConnection(Endpoint):
     def send_stream_event(self, event: str, now: float) -> bool:
         if not (self.socket_open and self.authenticated and self.speaks_v2):
             return False  # LEGACY-2: nothing version-2-only to a version-1 Viewer
+        if Deviation.NO_STREAM_EVENTS in self.deviations:
+            return False  # EVT-2 broken: changes are told by STREAM_STATE alone
         self._send(StreamEventMessage(event=event, epoch=self.stream.epoch), now)
         return True
 
@@ -306,6 +308,10 @@ class PrimaryConnection(Endpoint):
                 return f"stale epoch {message.epoch} < {self.stream.epoch} (EPOCH-4)"
             if message.epoch != self.stream.epoch:
                 return f"epoch {message.epoch} not yet started"
+            if self.stream.state is not StreamState.ACTIVE:
+                # RECONFIGURING, PAUSED, STOPPED: the next keyframe comes before the next
+                # ACTIVE anyway (KEY-1); a request now must not restart the encoder later.
+                return f"REQ_KEYFRAME while the stream is {self.stream.state.name}"
             self._emit(KeyframeRequested(message.epoch))
             return None
         return f"{message.NAME} is not sent by a Viewer"

@@ -122,9 +122,15 @@ CATALOGUE: tuple[Requirement, ...] = (
     _r("STATE-7", "State authority", V, T,
        "No decoder and no frame buffers before the handshake completes; released on "
        "DISCONNECTED."),
+    _r("STATE-8", "State authority", P, W,
+       "Every change of the stream state is announced to each authenticated version-2 "
+       "connection as STREAM_STATE; a STREAM_EVENT never stands in for it."),
     _r("EVT-1", "State authority", V, B,
        "A STREAM_EVENT alone never changes the Viewer's state; a Viewer that receives no "
        "events still reaches the right state."),
+    _r("EVT-2", "State authority", P, W,
+       "Each announced change of the stream state is followed by its matching STREAM_EVENT "
+       "(RESUMED after PAUSED, RECONFIG_DONE after RECONFIGURING, ...)."),
     _r("EPOCH-1", "Epochs", P, W,
        "The epoch increments on every reconfiguration (resolution or bitrate tier, encoder "
        "or camera restart, recording start, surface recreated, codec backend fallback)."),
@@ -136,13 +142,17 @@ CATALOGUE: tuple[Requirement, ...] = (
        "Control messages tied to an older epoch are ignored, so reordered control messages "
        "cannot roll the Viewer back."),
     _r("KEY-1", "Keyframes", P, W,
-       "ACTIVE is sent only after the first keyframe of the epoch was transmitted: not when "
-       "the encoder starts, not with STREAM_ACCEPTED."),
+       "ACTIVE is sent only after a keyframe of the epoch was transmitted, at the first "
+       "start, after every reconfiguration and on resume: not when the encoder starts, not "
+       "with STREAM_ACCEPTED."),
     _r("KEY-2", "Keyframes", P, W,
        "REQ_KEYFRAME is answered with a keyframe within 1 s, or the encoder is restarted "
        "(RECONFIGURING, new epoch)."),
     _r("KEY-3", "Keyframes", P, W,
        "A late joiner receives CSD and a keyframe within 1 s of its STREAM_ACCEPTED."),
+    _r("KEY-4", "Keyframes", P, W,
+       "A non-keyframe VIDEO is sent to a Viewer only after that Viewer was sent a keyframe "
+       "of its epoch (since STREAM_ACCEPTED and since the stream last left ACTIVE)."),
     _r("HB-1", "Heartbeat and watchdogs", X, W, "Each side sends a heartbeat every 2 s."),
     _r("HB-2", "Heartbeat and watchdogs", X, B,
        "6 s of silence from the peer means the connection is dead: the Viewer goes "
@@ -158,7 +168,8 @@ CATALOGUE: tuple[Requirement, ...] = (
        "STREAMING."),
     _r("RECON-1", "Heartbeat and watchdogs", V, B,
        "After DISCONNECTED the Viewer reconnects with bounded, jittered backoff, redoes the "
-       "whole handshake and reuses no decoder state."),
+       "whole handshake and reuses no decoder state; after AUTH_FAIL it does not reconnect "
+       "on its own."),
     _r("LEGACY-1", "Legacy", V, B,
        "Against a version-1 Primary (no STREAM_STATE within the fallback timeout) the Viewer "
        "infers: CSD and keyframe lead to STREAMING. Against version 2 it never does."),
@@ -174,7 +185,9 @@ CATALOGUE: tuple[Requirement, ...] = (
 )
 
 # The rules PROTOCOL.md words with SHOULD or MAY (section 8 gives each entry's level).
-LEVELS: dict[str, Level] = {}
+LEVELS: dict[str, Level] = {
+    "EVT-2": Level.SHOULD,  # "... SHOULD follow it with the matching STREAM_EVENT"
+}
 
 CATALOGUE = tuple(
     Requirement(r.id, r.group, r.rule, r.observed, r.side, LEVELS.get(r.id, Level.MUST))

@@ -79,8 +79,8 @@ def test_for_primary_keeps_the_stream_for_the_placeholders() -> None:
         (
             "late-join-mid-reconfiguration",
             "primary",
-            PRIMARY_CMD + " --control {control}",
-            "stream state",
+            PRIMARY_CMD,
+            "test-control interface: restart_encoder",
         ),
         ("client-background", "viewer", VIEWER_CMD, "Viewer's test-control interface: background"),
     ],
@@ -95,8 +95,15 @@ def test_a_setting_the_command_cannot_receive_makes_the_scenario_not_applicable(
 
 def test_a_control_placeholder_or_url_makes_control_scenarios_applicable() -> None:
     loaded = load_scenario(ROOT / "scenarios" / "pause-resume.yaml")
-    assert for_primary(loaded, PRIMARY_CMD + " --control {control}").primary.kind == "external"
+    chosen = for_primary(loaded, PRIMARY_CMD + " --control {control}").primary
+    assert chosen.kind == "external" and str(chosen.control).startswith("http://127.0.0.1:")
     assert for_primary(loaded, PRIMARY_CMD, "http://10.0.0.2:8080").primary.control
+
+
+def test_a_stream_state_wait_needs_the_status_route_of_the_control_interface() -> None:
+    """late-join-mid-reconfiguration waits for the Primary's state: GET /status reports it."""
+    loaded = load_scenario(ROOT / "scenarios" / "late-join-mid-reconfiguration.yaml")
+    assert for_primary(loaded, PRIMARY_CMD + " --control {control}").primary.control
 
 
 def test_a_version_1_viewer_needs_the_version_placeholder(tmp_path: Path) -> None:

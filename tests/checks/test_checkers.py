@@ -63,6 +63,7 @@ def test_conforming_peers_fail_nothing(sim: Any) -> None:
     Deviation.STALE_CONTROL_APPLIED, Deviation.NO_KEYFRAME_RETRY,
     Deviation.SELF_DECLARED_STREAMING, Deviation.SLOW_HEARTBEAT, Deviation.STALE_MEDIA_EPOCH,
     Deviation.NO_LIVENESS_TIMEOUT, Deviation.LATE_STALL_WATCHDOG, Deviation.RECONNECT_TOO_SOON,
+    Deviation.NO_STREAM_EVENTS,
 ])
 def test_each_deviation_fails_its_requirement(sim: Any, deviation: Deviation) -> None:
     is_primary = deviation in PRIMARY_DEVIATIONS
@@ -107,6 +108,9 @@ def test_each_deviation_fails_its_requirement(sim: Any, deviation: Deviation) ->
         lb.run_until(16.0)
         lb.primary_silent = False
         lb.run_until(20.0, picture_interval=FPS)
+    elif deviation is Deviation.NO_STREAM_EVENTS:
+        lb.primary.reconfigure(lb.now)  # RECONFIGURING then ACTIVE: two changes, no events
+        lb.run_until(4.0, picture_interval=FPS)
     elif deviation is Deviation.LATE_STALL_WATCHDOG:
         lb.viewer_bound_filter = lambda f: [] if f.type is FrameType.VIDEO else [f]
         lb.run_until(7.0, picture_interval=FPS)

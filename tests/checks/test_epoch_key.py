@@ -35,3 +35,31 @@ def test_epoch_1_after_a_primary_restart_compares_with_the_new_primarys_epochs()
     new.video(t + 4.0, 1, key=True)
     (verdict,) = check_records(broken.records, {"EPOCH-1": {}})
     assert verdict.status is Status.FAIL
+
+
+def test_key_1_judges_every_entry_into_active_not_only_the_first_start() -> None:
+    """KEY-1 after a reconfiguration (the resume is its minimal case): ACTIVE of epoch 2 before
+    epoch 2's keyframe FAILs though epoch 1 started correctly."""
+    from tests.checks.cases.epoch_key import key_1_reconfigure
+
+    (verdict,) = check_records(key_1_reconfigure(False).records, {"KEY-1": {}})
+    assert verdict.status is Status.PASS, [e.what for e in verdict.evidence]
+    (verdict,) = check_records(key_1_reconfigure(True).records, {"KEY-1": {}})
+    assert verdict.status is Status.FAIL
+    assert "epoch 2" in verdict.evidence[0].what
+
+
+def test_key_4_is_not_blamed_for_a_stale_tag_and_reopens_its_gate_per_pause() -> None:
+    """A P-frame tagged with an old epoch is EPOCH-2's; after a pause a P-frame before the
+    resumed keyframe FAILs KEY-4 even though the epoch was keyframed before the pause."""
+    trace = Trace()
+    wire = trace.wire()
+    t = accepted_stream(wire, 0.0)
+    wire.video(t + 0.1, 0)  # stale tag: not judged
+    wire.p2v(t + 1.0, StreamStateMessage(state=StreamState.PAUSED, epoch=1))
+    wire.video(t + 2.0, 1)  # before the resumed keyframe
+    wire.csd(t + 2.0, 1).video(t + 2.0, 1, key=True)
+    wire.p2v(t + 2.0, StreamStateMessage(state=StreamState.ACTIVE, epoch=1))
+    (verdict,) = check_records(trace.records, {"KEY-4": {}})
+    assert verdict.status is Status.FAIL
+    assert len(verdict.evidence) == 1 and "epoch 1" in verdict.evidence[0].what

@@ -126,3 +126,103 @@ def test_state_7_decoder_created_before_the_accept_fails() -> None:
     viewer.to(0.02, V.NEGOTIATING, Cause.AUTH_OK)
     viewer.decoder(0.021, "create", 1)
     assert status("STATE-7", trace) is Status.FAIL
+
+
+def _told_version_1(streaming_at: float | None) -> Trace:
+    """A version-2 Viewer told `PROTO|version=1`: version 1 confirmed at once (7.9)."""
+    from reference.protocol.auth import compute_response
+    from reference.protocol.messages import (
+        Auth,
+        AuthChallenge,
+        AuthOk,
+        Hello,
+        Proto,
+        Session,
+        SetStream,
+        StreamAccepted,
+    )
+    from tests.checks.cases.common import NONCE, SECRET
+
+    trace = Trace()
+    wire = trace.wire("viewer_side:v1")
+    viewer = trace.viewer()
+    wire.open(0.0)
+    wire.v2p(0.001, Hello(client="viewer", version=2))
+    wire.p2v(0.002, Proto(version=1))
+    wire.p2v(0.003, AuthChallenge(nonce=NONCE))
+    wire.v2p(0.004, Auth(response=compute_response(SECRET, NONCE)))
+    wire.p2v(0.005, AuthOk()).p2v(0.006, Session(id="s1"))
+    wire.v2p(0.008, SetStream(width=640, height=360, fps=30, bitrate=1000000))
+    wire.p2v(0.009, StreamAccepted(epoch=1, width=640, height=360, fps=30))
+    wire.csd(0.010, 1).video(0.011, 1, key=True)
+    viewer.to(0.0, ViewerState.SOCKET_CONNECTED, Cause.TCP_CONNECTED)
+    viewer.to(0.004, ViewerState.AUTHENTICATING, Cause.AUTH_CHALLENGE)
+    viewer.to(0.006, ViewerState.NEGOTIATING, Cause.AUTH_OK)
+    viewer.to(0.0095, ViewerState.RECONFIGURING, Cause.STREAM_ACCEPTED, epoch=1)
+    viewer.decoder(0.0096, "create", 1)
+    viewer.decode(0.0105, FrameType.CSD, 1)
+    viewer.decode(0.0115, FrameType.VIDEO, 1, key=True)
+    if streaming_at is not None:
+        viewer.to(streaming_at, ViewerState.STREAMING, Cause.CONDITIONS_MET, epoch=1)
+    wire.p2v(5.0, Heartbeat())
+    return trace
+
+
+def test_legacy_1_proto_version_1_confirms_legacy_at_once() -> None:
+    """PROTO|version=1 starts no fallback timer: inferring at once PASSes, never inferring
+    FAILs (the fallback applies only when no PROTO came before AUTH_CHALLENGE)."""
+    (verdict,) = Engine({"LEGACY-1": {}}).feed_all(_told_version_1(0.02).records).finish()
+    assert verdict.status is Status.PASS, [e.what for e in verdict.evidence]
+    (verdict,) = Engine({"LEGACY-1": {}}).feed_all(_told_version_1(None).records).finish()
+    assert verdict.status is Status.FAIL
+
+
+def _refused(then: str) -> Trace:
+    """A Viewer refused with AUTH_FAIL; `then`: "nothing", "reconnect", or "restarted" (its user
+    started a new instance, which writes a new `hello` record first)."""
+    from reference.protocol.telemetry import RecordKind
+
+    trace = Trace()
+    viewer = trace.viewer()
+    viewer.to(0.0, ViewerState.SOCKET_CONNECTED, Cause.TCP_CONNECTED)
+    viewer.to(0.01, ViewerState.AUTHENTICATING, Cause.AUTH_CHALLENGE)
+    viewer.to(0.02, ViewerState.DISCONNECTED, Cause.AUTH_FAILED)
+    if then == "restarted":
+        viewer.record(5.0, RecordKind.HELLO, implementation="x", version=2)
+    if then != "nothing":
+        viewer.to(5.01, ViewerState.SOCKET_CONNECTED, Cause.TCP_CONNECTED)
+        viewer.to(5.02, ViewerState.AUTHENTICATING, Cause.AUTH_CHALLENGE)
+    return trace
+
+
+def test_recon_1_no_automatic_reconnect_after_auth_fail() -> None:
+    """PROTOCOL.md 5.1: after AUTH_FAIL the Viewer stays DISCONNECTED until its user acts."""
+    expected = {"nothing": Status.PASS, "restarted": Status.PASS, "reconnect": Status.FAIL}
+    for then, status in expected.items():
+        (verdict,) = Engine({"RECON-1": {}}).feed_all(_refused(then).records).finish()
+        assert verdict.status is status, (then, [e.what for e in verdict.evidence])
+
+
+def test_state_8_an_event_ahead_of_its_state_is_announced_but_breaks_evt_2_order() -> None:
+    """PAUSED told as STREAM_EVENT first and STREAM_STATE right after: the change was announced
+    (STATE-8 PASS), but not in the order 7.11 asks (EVT-2, the SHOULD, FAILs). Told only as an
+    event, with the next STREAM_STATE saying something else, it FAILs STATE-8."""
+    from reference.protocol.messages import StreamEvent, StreamEventMessage
+    from tests.checks.cases.common import accepted_stream
+
+    def trace(then_state: StreamState) -> Trace:
+        trace = Trace()
+        wire = trace.wire()
+        t = accepted_stream(wire, 0.0)
+        wire.p2v(t + 1.0, StreamEventMessage(event=StreamEvent.PAUSED.value, epoch=1))
+        wire.p2v(t + 1.0, StreamStateMessage(state=then_state, epoch=1))
+        wire.p2v(t + 2.0, StreamStateMessage(state=StreamState.STOPPED, epoch=1))
+        wire.p2v(t + 2.0, StreamEventMessage(event=StreamEvent.STOPPED.value, epoch=1))
+        return trace
+
+    ahead = trace(StreamState.PAUSED).records
+    state_8, evt_2 = Engine({"STATE-8": {}, "EVT-2": {}}).feed_all(ahead).finish()
+    assert state_8.status is Status.PASS, [e.what for e in state_8.evidence]
+    assert evt_2.status is Status.FAIL
+    (state_8,) = Engine({"STATE-8": {}}).feed_all(trace(StreamState.ACTIVE).records).finish()
+    assert state_8.status is Status.FAIL

@@ -46,3 +46,35 @@ def test_control_api_reconfigures_pauses_and_reports_errors() -> None:
             await primary.close()
 
     run(body())
+
+
+def test_an_epoch_change_is_answered_once_its_epoch_began_not_after_its_settle() -> None:
+    """/restart-encoder {"settle": 30} answers while the stream is still RECONFIGURING.
+
+    The settle is 30 s so that an answer after it would hit the test's 10 s deadline.
+    """
+
+    async def body() -> None:
+        primary = ReferencePrimary(
+            PrimaryConfig(
+                secret="s", stream=StreamConfig(width=320, height=180, fps=30, bitrate=300_000)
+            )
+        )
+        await primary.start()
+        control = ControlServer(primary)
+        await control.start()
+        url = f"http://127.0.0.1:{control.port}"
+        try:
+            reply = await asyncio.wait_for(
+                asyncio.to_thread(control_request, url, "restart-encoder", {"settle": 30}), 10
+            )
+            assert reply == {"epoch": 2}
+            status = await asyncio.to_thread(control_request, url, "status")
+            assert (status["state"], status["epoch"]) == ("RECONFIGURING", 2)
+            with pytest.raises(RuntimeError, match=r"400.*settle must be a number"):
+                await asyncio.to_thread(control_request, url, "reconfigure", {"settle": "soon"})
+        finally:
+            await control.close()
+            await primary.close()
+
+    run(body())

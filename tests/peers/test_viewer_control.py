@@ -57,3 +57,35 @@ def test_viewer_control_sends_it_to_the_background_and_back() -> None:
             await primary.close()
 
     run(body())
+
+
+def test_viewer_control_kills_its_connection_and_it_reconnects() -> None:
+    """POST /kill-connection drops the socket (no BYE); the Viewer reconnects (RECON-1)."""
+
+    async def body() -> None:
+        primary = ReferencePrimary(PrimaryConfig(
+            secret=SECRET, stream=StreamConfig(width=320, height=180, fps=30, bitrate=300_000)
+        ))
+        await primary.start()
+        telemetry = Telemetry()
+        viewer = ReferenceViewer(
+            ViewerConfig(host="127.0.0.1", port=primary.port, secret=SECRET), sink=telemetry
+        )
+        control = ViewerControlServer(viewer)
+        await control.start()
+        url = f"http://127.0.0.1:{control.port}"
+        task = asyncio.create_task(viewer.run())
+        try:
+            await telemetry.state("STREAMING", 10)
+            mark = len(telemetry.records)
+            await asyncio.to_thread(control_request, url, "kill-connection")
+            await telemetry.state("DISCONNECTED", 5, after=mark)
+            await telemetry.state("STREAMING", 15, after=mark)
+            assert viewer.stats.connects == 2
+        finally:
+            viewer.stop()
+            await asyncio.wait_for(task, 10)
+            await control.close()
+            await primary.close()
+
+    run(body())

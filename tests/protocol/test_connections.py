@@ -455,3 +455,19 @@ def test_hello_must_name_its_version() -> None:
 
     with pytest.raises(RemoteProtocolError, match="version"):
         decode_message(b"HELLO|client=viewer")
+
+
+def test_keyframe_request_is_acted_on_only_while_the_stream_is_active() -> None:
+    """PROTOCOL.md 4.2: a REQ_KEYFRAME of the current epoch while RECONFIGURING, PAUSED or
+    STOPPED is ignored (the next ACTIVE comes after a keyframe anyway, KEY-1)."""
+    from reference.protocol.events import KeyframeRequested
+    from reference.protocol.messages import ReqKeyframe
+
+    lb = streaming_loopback()
+    conn = lb.primary.connections[0]
+    conn.next_events()
+    for state in (StreamState.PAUSED, StreamState.ACTIVE):
+        lb.primary.stream.transition(state, lb.now)
+        conn.receive_data(control(ReqKeyframe(epoch=lb.primary.stream.epoch)), lb.now)
+        asked = [e for e in conn.next_events() if isinstance(e, KeyframeRequested)]
+        assert len(asked) == (state is StreamState.ACTIVE), state

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-from reference.protocol.requirements import BY_ID, CATALOGUE
+from reference.protocol.requirements import BY_ID, CATALOGUE, Level, Observed, Side
 from reference.protocol.states import (
     VIEWER_TRANSITIONS,
     Driver,
@@ -27,6 +28,8 @@ BRIEF_IDS = {
 }
 # Rules added later where the spec already implied them (issue 8: missed Viewer classes).
 ADDED_IDS = {"NEG-4"}
+# Rules for Primary bugs that escaped (issue 11: catch rate, spec gaps).
+ADDED_IDS |= {"STATE-8", "EVT-2", "KEY-4"}
 
 
 def test_exactly_seven_viewer_states() -> None:
@@ -77,3 +80,45 @@ def test_protocol_md_names_every_requirement() -> None:
     text = (ROOT / "reference" / "PROTOCOL.md").read_text()
     missing = [i for i in BRIEF_IDS | ADDED_IDS if f"**{i}**" not in text]
     assert not missing, f"PROTOCOL.md lacks a catalogue entry for {sorted(missing)}"
+
+
+# A section-8 entry's first line: "**VER-1** — MUST · binds the Viewer · observed on the wire."
+ENTRY = re.compile(
+    r"^\*\*(?P<id>[A-Z]+-\d+)\*\* — (?P<level>[A-Z]+) · binds (?P<side>.+?) · "
+    r"observed (?P<observed>.+?)\.$",
+    re.MULTILINE,
+)
+SIDE_WORDS = {Side.PRIMARY: "the Primary", Side.VIEWER: "the Viewer", Side.BOTH: "both"}
+OBSERVED_WORDS = {
+    Observed.WIRE: "on the wire",
+    Observed.TELEMETRY: "with telemetry",
+    Observed.BOTH: "on wire+telemetry",
+}
+
+
+def catalogue_section() -> str:
+    text = (ROOT / "reference" / "PROTOCOL.md").read_text()
+    start = text.index("## 8. Requirement catalogue")
+    return text[start : text.index("\n## 9.", start)]
+
+
+def test_protocol_md_section_8_equals_the_catalogue() -> None:
+    """Same IDs in the same order, each with the catalogue's level, side and evidence."""
+    entries = [m.groupdict() for m in ENTRY.finditer(catalogue_section())]
+    assert [e["id"] for e in entries] == [r.id for r in CATALOGUE]
+    for entry in entries:
+        req = BY_ID[entry["id"]]
+        assert Level(entry["level"]) is req.level, entry["id"]
+        assert entry["side"] == SIDE_WORDS[req.side], entry["id"]
+        assert entry["observed"] == OBSERVED_WORDS[req.observed], entry["id"]
+
+
+def test_a_should_rule_says_should_in_its_entry() -> None:
+    """A level below MUST is the spec's own wording, not a quiet downgrade."""
+    section = catalogue_section()
+    for req in CATALOGUE:
+        start = section.index(f"**{req.id}** — ")
+        end = section.find("\n\n**", start + 1)
+        body = section[start : end if end >= 0 else None]
+        if req.level is not Level.MUST:
+            assert f" {req.level.value} " in body.split("\n", 1)[1], req.id

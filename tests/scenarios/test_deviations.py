@@ -66,7 +66,17 @@ CASES: dict[Deviation, tuple[str, set[str]]] = {
     Deviation.RECONNECT_ON_PAUSE: ("pause-resume", {"STATE-5"}),
     Deviation.INFER_ON_V2: ("snapshot-without-events", {"VER-4"}),
     Deviation.NO_LEGACY_INFERENCE: ("legacy-primary", {"LEGACY-1"}),
+    Deviation.RESUME_AS_EVENT: ("pause-resume", {"STATE-8"}),
+    Deviation.DELTA_BEFORE_KEYFRAME: ("late-join-mid-stream", {"KEY-4"}),
+    Deviation.NO_STREAM_EVENTS: ("reconfigure-mid-stream", {"EVT-2"}),
 }
+# Further situations a switch must be caught in: KEY-1 judges every entry into ACTIVE, so
+# ACTIVE before the keyframe is caught on a resume too (the stream started before any
+# Viewer was accepted, so the resume is the only entry into ACTIVE judged there).
+MORE_CASES: list[tuple[Deviation, str, set[str]]] = [
+    (Deviation.ACTIVE_BEFORE_KEYFRAME, "pause-resume", {"KEY-1"}),
+]
+ALL_CASES = [(d, *CASES[d]) for d in CASES] + MORE_CASES
 
 
 def test_every_deviation_has_a_case() -> None:
@@ -75,9 +85,15 @@ def test_every_deviation_has_a_case() -> None:
         assert set(BREAKS[deviation]) & expected, deviation
 
 
-@pytest.mark.parametrize("deviation", list(CASES), ids=[d.value for d in CASES])
-def test_switch_fails_exactly_its_requirements(deviation: Deviation, tmp_path: Path) -> None:
-    name, expected = CASES[deviation]
+@pytest.mark.parametrize(
+    ("deviation", "name", "expected"),
+    ALL_CASES,
+    ids=[d.value if n < len(CASES) else f"{d.value}-{name}"
+         for n, (d, name, _) in enumerate(ALL_CASES)],
+)
+def test_switch_fails_exactly_its_requirements(
+    deviation: Deviation, name: str, expected: set[str], tmp_path: Path
+) -> None:
     scenario = load_scenario(ROOT / f"{name}.yaml")
     if deviation in PRIMARY_DEVIATIONS:
         scenario.primary = replace(scenario.primary, deviations=[deviation.value])

@@ -99,6 +99,7 @@ def test_a_broken_file_makes_the_reports_say_so(broken_suite: Path, tmp_path: Pa
         "failed": 0,
         "errors": 0,
         "broken": 1,
+        "not_applicable": 0,
         "requirements": None,
     }
     page = (out / "report.html").read_text()

@@ -13,8 +13,14 @@ from harness.checks.monitors.viewer_link import (
     episode_of,
     viewer_key,
 )
-from harness.checks.wire import WireFrame
+from harness.checks.wire import Conn, WireFrame
 from reference.protocol.causes import Cause
+from reference.protocol.messages import (
+    StreamEvent,
+    StreamEventMessage,
+    StreamStateMessage,
+    matching_events,
+)
 from reference.protocol.states import StreamState, ViewerState
 from reference.protocol.telemetry import RecordKind
 
@@ -166,3 +172,73 @@ class Evt1(Monitor):
             return f"{state} with server state {said.name}, but the wire had delivered {wire}"
 
         self.deferred.judge(t, rec.viewer, rule)
+
+
+@dataclass(eq=False, slots=True)
+class _Change:
+    """A STREAM_STATE that changed the connection's state and awaits its event."""
+
+    t: float
+    state: StreamState
+    epoch: int
+    events: frozenset[StreamEvent]
+
+
+@monitor
+class Evt2(Monitor):
+    """EVT-2 (SHOULD): each announced change of the stream state is followed by its event.
+
+    Read on every Primary-side version-2 connection, in wire order (no timing): a
+    STREAM_STATE after the snapshot that changes the state or epoch the connection
+    was last told opens an expectation of the matching STREAM_EVENT (the protocol
+    core's `matching_events`, PROTOCOL.md 4.7 and section 8: RESUMED for ACTIVE
+    after PAUSED, RECONFIG_DONE for any other ACTIVE, RECONFIG_STARTED,
+    ENCODER_RESTARTED or BACKEND_FALLBACK for RECONFIGURING, PAUSED and STOPPED for
+    those states) with the same epoch. It is met by that event before the next
+    STREAM_STATE on the connection, and missed when another STREAM_STATE comes
+    first. A change still open when its connection closes or the trace ends is not
+    judged (the close may have cut the event off). A repeat of the state last told is
+    not a change. The rule is a SHOULD (events only inform, EVT-1): a FAIL here is a
+    warning on a certificate. Evidence: the change and what followed it.
+    """
+
+    requirement = "EVT-2"
+    checks = "announced state change(s)"
+
+    def __init__(self, ctx: MonitorContext) -> None:
+        super().__init__(ctx)
+        self.open: dict[Conn, _Change] = {}
+
+    def on_control(self, frame: WireFrame) -> None:
+        conn = frame.conn
+        if not (frame.from_primary and conn.judges_primary and conn.speaks_v2):
+            return
+        message = frame.message
+        if isinstance(message, StreamEventMessage):
+            change = self.open.get(conn)
+            if change is None or message.epoch != change.epoch:
+                return
+            if any(message.event == event.value for event in change.events):
+                del self.open[conn]
+                self.check()
+            return
+        if not isinstance(message, StreamStateMessage):
+            return
+        missed = self.open.pop(conn, None)
+        if missed is not None:
+            self.check()
+            wanted = " or ".join(sorted(event.value for event in missed.events))
+            self.fail(
+                missed.t,
+                f"STREAM_STATE {int(missed.state)} epoch {missed.epoch} with no {wanted} "
+                "before the next STREAM_STATE",
+                frame.where(),
+            )
+        previous = conn.stream
+        if previous is None or previous == (message.state, message.epoch):
+            return  # the snapshot, or a repeat: not a change
+        events = matching_events(previous[0], message.state)
+        self.open[conn] = _Change(frame.t, message.state, message.epoch, events)
+
+    def on_end(self, conn: Conn) -> None:
+        self.open.pop(conn, None)  # the close may have cut the event off: not judged

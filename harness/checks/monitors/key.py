@@ -14,13 +14,14 @@ from reference.protocol.states import StreamState
 
 @monitor
 class Key1(Monitor):
-    """KEY-1: ACTIVE is sent only after the first keyframe of the epoch was transmitted.
+    """KEY-1: every entry into ACTIVE follows a keyframe of the epoch (start, reconfigure, resume).
 
     Read on every Primary-side connection after its STREAM_ACCEPTED, in wire order:
-    each STREAM_STATE ACTIVE that starts (or resumes) an epoch, that is every one
-    not repeating an ACTIVE of the same epoch, must be preceded on the connection
-    by a VIDEO keyframe of that epoch sent since the last STREAM_STATE that was not
-    ACTIVE (PROTOCOL.md 7.11: "the same holds on resume from PAUSED"). Order, not
+    each STREAM_STATE ACTIVE that enters ACTIVE, that is every one not repeating an
+    ACTIVE of the same epoch (the first start, the end of every RECONFIGURING, a
+    resume from PAUSED), must be preceded on the connection by a VIDEO keyframe of
+    that epoch sent since the last STREAM_STATE that was not ACTIVE (PROTOCOL.md
+    7.11: not only the first start of an epoch). Order, not
     timestamps, decides: a keyframe and the ACTIVE read in one segment keep their
     wire order. The snapshot before STREAM_ACCEPTED is not judged (no media flows
     before the accept). Evidence: the ACTIVE with no keyframe before it.
@@ -210,3 +211,83 @@ class Key3(Monitor):
 
     def on_end(self, conn: Conn) -> None:
         self.joins.pop(conn, None)
+
+
+@monitor
+class Key4(Monitor):
+    """KEY-4: a non-keyframe goes to a Viewer only after that Viewer was sent a keyframe.
+
+    Read on every Primary-side connection after its STREAM_ACCEPTED, in wire order
+    (no timing): each VIDEO without the KEYFRAME flag must be preceded on the
+    connection by a VIDEO keyframe of its epoch sent since the STREAM_ACCEPTED and
+    since the last STREAM_STATE that was not ACTIVE (PROTOCOL.md 7.11: a late
+    joiner and a resumed stream start from a keyframe). Media before the accept is
+    NEG-1's; a frame tagged with an epoch older than the newest the connection has
+    carried (in a STREAM_STATE, the STREAM_ACCEPTED or a media header) is a tagging
+    fault, EPOCH-2's, and is not judged here. Evidence: the first unkeyed non-keyframe
+    of each epoch each time the gate closed.
+    """
+
+    requirement = "KEY-4"
+    checks = "non-keyframe VIDEO frame(s)"
+
+    def __init__(self, ctx: MonitorContext) -> None:
+        super().__init__(ctx)
+        self.keyed: dict[Conn, set[int]] = {}  # epochs keyframed since the gate last closed
+        self.newest: dict[Conn, int] = {}  # the newest epoch the connection has carried
+        self.reported: dict[Conn, set[int]] = {}  # epochs already failed once
+
+    def _carried(self, conn: Conn, epoch: int) -> None:
+        if epoch > self.newest.get(conn, -1):
+            self.newest[conn] = epoch
+
+    def on_control(self, frame: WireFrame) -> None:
+        conn = frame.conn
+        if not (frame.from_primary and conn.judges_primary):
+            return
+        message = frame.message
+        if isinstance(message, StreamAccepted):
+            self._close_gate(conn)
+            if message.epoch is not None:
+                self._carried(conn, message.epoch)
+        elif isinstance(message, StreamStateMessage):
+            self._carried(conn, message.epoch)
+            if message.state is not StreamState.ACTIVE and conn in self.keyed:
+                self._close_gate(conn)
+
+    def _close_gate(self, conn: Conn) -> None:
+        """From here on the Viewer needs a keyframe again before any non-keyframe."""
+        self.keyed[conn] = set()
+        self.reported.pop(conn, None)
+
+    def on_media(self, frame: WireFrame) -> None:
+        conn = frame.conn
+        if not (frame.from_primary and conn.judges_primary):
+            return
+        stale = frame.epoch < self.newest.get(conn, -1)
+        self._carried(conn, frame.epoch)
+        keyed = self.keyed.get(conn)
+        if keyed is None or frame.type is not FrameType.VIDEO:
+            return  # before STREAM_ACCEPTED (NEG-1), or CSD / AUDIO
+        if frame.is_keyframe:
+            keyed.add(frame.epoch)
+            return
+        if stale:
+            return  # mis-tagged: EPOCH-2
+        self.check()
+        if frame.epoch in keyed:
+            return
+        reported = self.reported.setdefault(conn, set())
+        if frame.epoch not in reported:  # one violation per breach, not per frame of it
+            reported.add(frame.epoch)
+            self.fail(
+                frame.t,
+                f"non-keyframe VIDEO of epoch {frame.epoch} before any keyframe of it "
+                "was sent to this Viewer",
+                frame.where(),
+            )
+
+    def on_end(self, conn: Conn) -> None:
+        self.keyed.pop(conn, None)
+        self.newest.pop(conn, None)
+        self.reported.pop(conn, None)

@@ -85,11 +85,14 @@ class Legacy1(Monitor):
     """LEGACY-1: against a version-1 Primary the Viewer infers STREAMING from CSD and keyframe.
 
     Read from the Viewer's telemetry against its own tap, on connections where the
-    Primary sent AUTH_CHALLENGE with no PROTO before it (version 1):
+    Primary sent AUTH_CHALLENGE with no PROTO before it, or `PROTO|version=1`
+    (version 1):
     - a version-2 Viewer (its HELLO on the tap says version 2 or more) does not
       infer before the fallback timeout: its first STREAMING entry of the episode
       comes no earlier than `legacy_fallback` (Timings, 3 s) minus the tolerance
-      after it entered NEGOTIATING (AUTH_OK); a version-1 Viewer infers at once;
+      after it entered NEGOTIATING (AUTH_OK); a version-1 Viewer infers at once, and
+      so does any Viewer the Primary told `PROTO|version=1` (PROTOCOL.md 7.9: that
+      PROTO confirms version 1 at once and starts no fallback timer);
     - it does infer: once the tap delivered, after STREAM_ACCEPTED, a CSD and then
       a keyframe of its epoch, the Viewer is STREAMING within the stall window's
       lower bound (Timings.stall_window, 1.5 s) plus the tolerance, counted from
@@ -117,6 +120,9 @@ class Legacy1(Monitor):
         return link is not None and link.speaks_v2 is False
 
     def _waits(self, link: Link) -> bool:
+        """Whether the Viewer must wait out the fallback timer before it infers (7.9)."""
+        if link.proto_version is not None:
+            return False  # PROTO|version=1: version 1 confirmed at once, no timer
         version = link.conn.viewer_version
         return version is None or version >= 2
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from harness.checks.episodes import Episode, TelemetryRecord
 from harness.checks.monitor import Monitor, MonitorContext, monitor
-from reference.protocol.causes import FINAL_CAUSES
+from reference.protocol.causes import FINAL_CAUSES, Cause
 from reference.protocol.states import ViewerState
 from reference.protocol.telemetry import ConnectionAction, DecoderAction, RecordKind
 
@@ -45,13 +45,18 @@ class Recon1(Monitor):
     consecutive reconnects after exactly the same delay (to the millisecond) show no
     jitter. The reconnected episode must go SOCKET_CONNECTED, AUTHENTICATING,
     NEGOTIATING in that order, and must not pass a frame to a decoder before
-    creating a new one. Evidence: the delay or the step that broke the rule.
+    creating a new one. After a DISCONNECTED with cause `auth_failed` the Viewer must
+    not connect again on its own (PROTOCOL.md 5.1): a SOCKET_CONNECTED in the same
+    telemetry with no new `hello` record before it (a new Viewer instance, started by
+    its user, writes one) is a violation. Evidence: the delay or the step that broke
+    the rule.
     """
 
     requirement = "RECON-1"
     checks = "reconnect(s)"
     telemetry_kinds = frozenset(
-        {RecordKind.STATE, RecordKind.CONNECTION, RecordKind.DECODER, RecordKind.FRAME}
+        {RecordKind.STATE, RecordKind.CONNECTION, RecordKind.DECODER, RecordKind.FRAME,
+         RecordKind.HELLO}
     )
 
     def __init__(self, ctx: MonitorContext) -> None:
@@ -60,6 +65,7 @@ class Recon1(Monitor):
         self.floor = self.timings.reconnect_initial * 0.5 - 0.01
         self.waiting: dict[str, _Reconnecting] = {}
         self.fresh: dict[Episode, _Fresh] = {}
+        self.refused: dict[str, float] = {}  # viewer -> its DISCONNECTED for AUTH_FAIL
 
     def _delay(self, rec: TelemetryRecord, waiting: _Reconnecting, what: str) -> None:
         self.check()
@@ -87,7 +93,13 @@ class Recon1(Monitor):
                 self._delay(rec, waiting, "connect attempt")
                 waiting.since = rec.t
             return
+        if rec.kind is RecordKind.HELLO:
+            self.refused.pop(rec.viewer, None)  # a new Viewer instance: its user started it
+            return
         if rec.is_state(ViewerState.DISCONNECTED):
+            if rec.cause is Cause.AUTH_FAILED:
+                self.check()
+                self.refused[rec.viewer] = rec.t
             if rec.cause in FINAL_CAUSES:
                 self.waiting.pop(rec.viewer, None)
             else:
@@ -97,6 +109,10 @@ class Recon1(Monitor):
                     self.waiting[rec.viewer].delays = kept
             return
         episode = rec.episode
+        if rec.is_state(ViewerState.SOCKET_CONNECTED) and rec.viewer in self.refused:
+            refused = self.refused.pop(rec.viewer)
+            self.fail(rec.t, f"connected again on its own {rec.t - refused:.2f} s after "
+                      "AUTH_FAIL (5.1: no automatic reconnect)", rec.viewer)
         if rec.is_state(ViewerState.SOCKET_CONNECTED):
             if waiting is not None and episode is not None:
                 self._delay(rec, waiting, "reconnected")

@@ -120,8 +120,11 @@ class Snap2(Monitor):
     `t + tolerance` (the Primary's records and its broadcasts to other connections
     are written a little before or after the snapshot it sends). The truth is the
     Primary's own report (`primary` records, what=state) when the trace has one;
-    otherwise what the Primary announced on its other connections. A snapshot with
-    no truth to compare against is not judged. Evidence: the snapshot against the
+    otherwise what the Primary announced on its other connections. A report the
+    harness sampled (`sampled`: an external Primary's GET /status, asked at
+    intervals) can miss a state held for less than an interval, so there what was
+    announced on the other connections counts as truth too. A snapshot with no
+    truth to compare against is not judged. Evidence: the snapshot against the
     truth.
     """
 
@@ -134,6 +137,7 @@ class Snap2(Monitor):
         self.reported = _History(keep)  # the Primary's own records
         self.announced = _History(keep)  # STREAM_STATE on any Primary-side connection
         self.awaiting: set[Conn] = set()  # authenticated, snapshot not yet sent
+        self.sampled = False  # the Primary's reports are samples, not every change
 
     def on_primary(self, record: Record) -> None:
         if record.get("what") != "state":
@@ -142,6 +146,7 @@ class Snap2(Monitor):
             state = StreamState[str(record.get("stream_state"))]
         except KeyError:
             return
+        self.sampled = self.sampled or bool(record.get("sampled"))
         self.reported.add(float(record["t"]), (state, int(record.get("epoch", 0))))
 
     def on_control(self, frame: WireFrame) -> None:
@@ -162,6 +167,8 @@ class Snap2(Monitor):
     def _compare(self, t: float, said: Truth, where: str, now: float) -> None:
         truth = self.reported if self.reported.items else self.announced
         held = truth.held(t - self.tolerance, t + self.tolerance, besides=where)
+        if self.sampled:
+            held |= self.announced.held(t - self.tolerance, t + self.tolerance, besides=where)
         if not held:
             return
         self.check()

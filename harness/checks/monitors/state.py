@@ -26,7 +26,14 @@ from reference.protocol.causes import Cause
 from reference.protocol.errors import RemoteProtocolError
 from reference.protocol.frames import FrameType
 from reference.protocol.grammar import parse_control_text
-from reference.protocol.messages import Heartbeat, ReqKeyframe, StreamStateMessage
+from reference.protocol.messages import (
+    EVENT_STATE,
+    Heartbeat,
+    ReqKeyframe,
+    StreamEvent,
+    StreamEventMessage,
+    StreamStateMessage,
+)
 from reference.protocol.states import DECODER_STATES, StreamState, ViewerState
 from reference.protocol.telemetry import DecoderAction, RecordKind
 
@@ -691,3 +698,88 @@ class State7(_ViewerMonitor):
         if held is not None and held.disconnected is not None:
             self.fail(held.disconnected, "DISCONNECTED without releasing the decoder",
                       episode.where)
+
+
+@dataclass(slots=True)
+class _Unannounced:
+    """A STREAM_EVENT reporting a state the connection had not been told (yet)."""
+
+    t: float
+    event: str
+    state: StreamState
+    epoch: int
+    told: str  # what the connection had been told when the event came, for evidence
+    where: str
+
+
+@monitor
+class State8(Monitor):
+    """STATE-8: every stream-state change is announced as STREAM_STATE, never only as an event.
+
+    Read on every Primary-side version-2 connection, in wire order (no timing): a
+    STREAM_EVENT from the Primary whose name reports a change of state (PROTOCOL.md
+    4.7; the protocol core's `EVENT_STATE`: every name but KEYFRAME_SENT, and names it
+    does not know, which are ignored as VER-3 says) is a change the connection must be
+    told as STREAM_STATE. It conforms when the last STREAM_STATE on the connection
+    already names that state and the event's epoch (the order 7.11 asks for), or when
+    the very next STREAM_STATE on the connection does (an event sent ahead of its
+    state: the change was announced, and the order is EVT-2's reading). It is a
+    violation when the next STREAM_STATE names something else, or none comes before
+    the connection or the trace ends: a Viewer, which must not act on events (EVT-1),
+    never learned the change. Every STREAM_STATE that changes the connection's state
+    counts as a checked announcement too. Evidence: the event and the state the
+    connection had been told.
+    """
+
+    requirement = "STATE-8"
+    checks = "state announcement(s) and event(s)"
+
+    def __init__(self, ctx: MonitorContext) -> None:
+        super().__init__(ctx)
+        self.pending: dict[Conn, _Unannounced] = {}
+
+    def on_control(self, frame: WireFrame) -> None:
+        conn = frame.conn
+        if not (frame.from_primary and conn.judges_primary):
+            return
+        message = frame.message
+        if isinstance(message, StreamStateMessage):
+            waiting = self.pending.pop(conn, None)
+            if waiting is not None and (waiting.state, waiting.epoch) != (
+                message.state, message.epoch
+            ):
+                self._unannounced(waiting)
+            if conn.stream is not None and conn.stream != (message.state, message.epoch):
+                self.check()
+            return
+        if not isinstance(message, StreamEventMessage) or not conn.speaks_v2:
+            return  # an event to a version-1 Viewer is LEGACY-2's
+        try:
+            state = EVENT_STATE[StreamEvent(message.event)]
+        except (ValueError, KeyError):
+            return  # KEYFRAME_SENT, or a name this harness does not know: no change
+        self.check()
+        if conn.stream == (state, message.epoch):
+            return
+        told = "no STREAM_STATE" if conn.stream is None else (
+            f"STREAM_STATE {int(conn.stream[0])} epoch {conn.stream[1]}"
+        )
+        earlier = self.pending.pop(conn, None)
+        if earlier is not None:
+            self._unannounced(earlier)  # a second event before any STREAM_STATE
+        self.pending[conn] = _Unannounced(
+            frame.t, message.event, state, message.epoch, told, frame.where()
+        )
+
+    def _unannounced(self, event: _Unannounced) -> None:
+        self.fail(
+            event.t,
+            f"STREAM_EVENT {event.event} epoch {event.epoch} reports state {int(event.state)}, "
+            f"never announced as STREAM_STATE (the connection had been told {event.told})",
+            event.where,
+        )
+
+    def on_end(self, conn: Conn) -> None:
+        waiting = self.pending.pop(conn, None)
+        if waiting is not None:
+            self._unannounced(waiting)

@@ -124,6 +124,44 @@ def key_3(broken: bool) -> Trace:
     return trace
 
 
+def key_1_reconfigure(broken: bool) -> Trace:
+    """A reconfiguration; the broken Primary sends ACTIVE of the new epoch before its keyframe."""
+    trace = Trace()
+    wire = trace.wire()
+    t = accepted_stream(wire, 0.0)
+    wire.p2v(t + 1.0, StreamStateMessage(state=RECONF, epoch=2))
+    if not broken:
+        wire.csd(t + 1.2, 2).video(t + 1.2, 2, key=True)
+    wire.p2v(t + 1.2, StreamStateMessage(state=ACTIVE, epoch=2))
+    if broken:
+        wire.csd(t + 1.21, 2).video(t + 1.21, 2, key=True)
+    return trace
+
+
+def key_4(broken: bool) -> Trace:
+    """A late join, then a pause and a resume; the broken Primary sends a P-frame to the joiner
+    before its keyframe (in the same segment as the keyframe: wire order decides)."""
+    trace = Trace()
+    wire = trace.wire()
+    from reference.protocol.messages import SetStream, StreamAccepted
+    from tests.checks.cases.common import handshake
+
+    t = handshake(wire, 0.0)
+    wire.p2v(t, StreamStateMessage(state=ACTIVE, epoch=1))
+    wire.v2p(t + 0.001, SetStream(width=640, height=360, fps=30, bitrate=1000000))
+    wire.p2v(t + 0.002, StreamAccepted(epoch=1))
+    if broken:
+        wire.video(t + 0.2, 1)
+    wire.csd(t + 0.2, 1).video(t + 0.2, 1, key=True)
+    wire.video(t + 0.23, 1).video(t + 0.26, 1)
+    wire.video(t + 0.3, 0)  # mis-tagged with an older epoch: EPOCH-2's, not judged here
+    wire.p2v(t + 1.0, StreamStateMessage(state=PAUSED, epoch=1))
+    wire.csd(t + 2.0, 1).video(t + 2.0, 1, key=True)
+    wire.p2v(t + 2.0, StreamStateMessage(state=ACTIVE, epoch=1))
+    wire.video(t + 2.03, 1)
+    return trace
+
+
 CASES = {
     "EPOCH-1": epoch_1,
     "EPOCH-2": epoch_2,
@@ -132,4 +170,5 @@ CASES = {
     "KEY-1": key_1,
     "KEY-2": key_2,
     "KEY-3": key_3,
+    "KEY-4": key_4,
 }

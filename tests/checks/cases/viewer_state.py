@@ -15,6 +15,8 @@ from reference.protocol.messages import (
     Session,
     SetStream,
     StreamAccepted,
+    StreamEvent,
+    StreamEventMessage,
     StreamStateMessage,
 )
 from reference.protocol.states import StreamState, ViewerState
@@ -217,6 +219,43 @@ def legacy_1(broken: bool) -> Trace:
     return trace
 
 
+def state_8(broken: bool) -> Trace:
+    """A pause and a resume, each followed by its event; the broken Primary tells the resume only
+    as STREAM_EVENT|RESUMED."""
+    trace = Trace()
+    wire = trace.wire()
+    t = accepted_stream(wire, 0.0)
+    wire.p2v(t + 1.0, StreamStateMessage(state=PAUSED, epoch=1))
+    wire.p2v(t + 1.0, StreamEventMessage(event=StreamEvent.PAUSED.value, epoch=1))
+    wire.p2v(t + 1.5, StreamEventMessage(event=StreamEvent.KEYFRAME_SENT.value, epoch=1))
+    wire.p2v(t + 1.6, StreamEventMessage(event="NEW_SHINY_EVENT", epoch=1))  # VER-3: ignored
+    wire.csd(t + 2.0, 1).video(t + 2.0, 1, key=True)
+    if not broken:
+        wire.p2v(t + 2.0, StreamStateMessage(state=ACTIVE, epoch=1))
+    wire.p2v(t + 2.0, StreamEventMessage(event=StreamEvent.RESUMED.value, epoch=1))
+    return trace
+
+
+def evt_2(broken: bool) -> Trace:
+    """An encoder restart and its end, then a pause; the broken Primary sends no event for the
+    ACTIVE that ends the restart (RECONFIG_DONE, PROTOCOL.md 4.7)."""
+    trace = Trace()
+    wire = trace.wire()
+    t = accepted_stream(wire, 0.0)
+    wire.p2v(t + 1.0, StreamStateMessage(state=RECONF, epoch=2))
+    wire.p2v(t + 1.0, StreamEventMessage(event=StreamEvent.ENCODER_RESTARTED.value, epoch=2))
+    wire.csd(t + 1.2, 2).video(t + 1.2, 2, key=True)
+    wire.p2v(t + 1.2, StreamStateMessage(state=ACTIVE, epoch=2))
+    wire.video(t + 1.23, 2)
+    if not broken:
+        wire.p2v(t + 1.23, StreamEventMessage(event=StreamEvent.RECONFIG_DONE.value, epoch=2))
+    wire.p2v(t + 2.0, StreamStateMessage(state=PAUSED, epoch=2))
+    wire.p2v(t + 2.0, StreamEventMessage(event=StreamEvent.PAUSED.value, epoch=2))
+    wire.p2v(t + 3.0, StreamStateMessage(state=StreamState.STOPPED, epoch=2))  # cut off: not judged
+    wire.close(t + 3.0)
+    return trace
+
+
 CASES = {
     "STATE-1": state_1,
     "STATE-2": state_2,
@@ -225,6 +264,8 @@ CASES = {
     "STATE-5": state_5,
     "STATE-6": state_6,
     "STATE-7": state_7,
+    "STATE-8": state_8,
+    "EVT-2": evt_2,
     "EVT-1": evt_1,
     "SNAP-3": snap_3,
     "VER-4": ver_4,
