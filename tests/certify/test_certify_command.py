@@ -90,7 +90,7 @@ def test_the_reference_peer_is_conformant(tmp_path: Path, role: str) -> None:
     [
         (Deviation.HELLO_WITHOUT_ROLE, "first-connect"),
         (Deviation.FLAGGED_CAPS, "first-connect"),
-        (Deviation.NO_SNAPSHOT, "first-connect"),
+        (Deviation.NO_PROTO, "first-connect"),
         (Deviation.MEDIA_BEFORE_ACCEPT, "first-connect"),
     ],
 )
