@@ -94,6 +94,10 @@ class _History:
         while len(self.items) > 1 and self.items[1][0] <= t - self.keep:
             self.items.popleft()
 
+    def known_at(self, t: float) -> bool:
+        """Whether a value was recorded at or before `t` (and is still remembered)."""
+        return any(when <= t for when, _, _ in self.items)
+
     def held(self, start: float, end: float, besides: str = "") -> set[Truth]:
         """The value at `start` and every value taken in (start, end], not from `besides`."""
         held: set[Truth] = set()
@@ -108,6 +112,10 @@ class _History:
         if before is not None:
             held.add(before)
         return held
+
+
+# Timeline actions that end a Primary's life (scenario actions, harness/scenarios/runner.py).
+PRIMARY_LIFE_ACTIONS = frozenset({"restart_primary", "kill_primary", "primary_started"})
 
 
 @monitor
@@ -164,9 +172,26 @@ class Snap2(Monitor):
             self.ctx.at(frame.t + self.tolerance, partial(self._compare, frame.t, said, conn.where))
         self.announced.add(frame.t, said, conn.where)
 
+    def on_action(self, record: Record) -> None:
+        # A Primary stopped or started anew: what it reported and announced before
+        # describes a stream that is gone; the new one's truth comes with its first report.
+        if record.get("action") in PRIMARY_LIFE_ACTIONS:
+            self.reported = _History(self.reported.keep)
+            self.announced = _History(self.announced.keep)
+
     def _compare(self, t: float, said: Truth, where: str, now: float) -> None:
         truth = self.reported if self.reported.items else self.announced
         held = truth.held(t - self.tolerance, t + self.tolerance, besides=where)
+        if (
+            self.sampled
+            and truth is self.reported
+            and said not in held
+            and not self.reported.known_at(t)
+        ):
+            # No sample of this Primary's life before the snapshot: a state it held until
+            # the first sample (starting up, say) was never seen. Such samples can bear the
+            # snapshot out, never refute it.
+            held = set()
         if self.sampled:
             held |= self.announced.held(t - self.tolerance, t + self.tolerance, besides=where)
         if not held:
