@@ -33,6 +33,7 @@ SUBCOMMANDS: dict[str, str] = {
     "doctor": "List the fault backends this machine offers, and why not.",
     "completion": "Print a shell completion script (bash, zsh, tcsh).",
     "soak": "Hours of seeded chaos, judged window by window.",
+    "certify": "Certify a third-party Viewer or Primary, or compare them.",
 }
 
 

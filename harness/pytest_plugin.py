@@ -81,6 +81,29 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "soon as it is ready (harness run does), or xdist's own load scheduling (default)",
     )
     group.addoption(
+        "--lvs-certify",
+        choices=("viewer", "primary"),
+        default=None,
+        help="certification: put the testee (--lvs-certify-command) in this role of every "
+        "scenario that offers it, and judge only the testee (harness certify)",
+    )
+    group.addoption("--lvs-certify-command", default=None, help="the testee's command line")
+    group.addoption(
+        "--lvs-certify-control", default=None, help="base URL of a testee Primary's control API"
+    )
+    group.addoption(
+        "--lvs-certify-only",
+        action="append",
+        default=[],
+        help="requirement-ID glob: judge only these (repeatable)",
+    )
+    group.addoption(
+        "--lvs-certify-exclude",
+        action="append",
+        default=[],
+        help="requirement-ID glob: do not judge these (repeatable)",
+    )
+    group.addoption(
         "--lvs-timeout-grace",
         type=float,
         default=DEFAULT_TIMEOUT_GRACE,
@@ -168,6 +191,10 @@ class ScenarioItem(pytest.Item):
             if reason := packet_unavailable():
                 pytest.skip(f"packet-level scenario: {reason}")
         directory = Path(os.environ[RUN_DIR_ENV]) / "scenarios" / scenario.name
+        certify = _certify_options(self.config)
+        if certify is not None:
+            self._certify(scenario, directory, certify)
+            return
         result = run_scenario(
             scenario,
             directory,
@@ -184,6 +211,32 @@ class ScenarioItem(pytest.Item):
         if result.not_applicable is not None:
             pytest.skip(f"not applicable: {result.not_applicable}")
 
+    def _certify(self, scenario: Any, directory: Path, options: Any) -> None:
+        """A certification item: the testee in its role, judged alone (harness/certify/run.py)."""
+        from harness.certify.run import certify_scenario
+        from harness.scenarios.network import Network
+        from harness.scenarios.operator import ControlPlan
+
+        entry, result = certify_scenario(
+            scenario,
+            directory,
+            int(os.environ[SEED_ENV]),
+            options,
+            control=ControlPlan.from_environment(),
+            network=Network.from_environment(),
+        )
+        if result is None or result.not_applicable is not None:
+            pytest.skip(f"not applicable: {entry['reason']}")
+        self.user_properties.append((RESULT_PROPERTY, str(directory / "result.json")))
+        self.user_properties.append(("verdict", entry["verdict"]))
+        self.user_properties.append(("seed", result.seed))
+        self.user_properties.append(("trace", result.trace_path))
+        if entry["verdict"] != "PASS":
+            text = explain(result.as_dict())
+            for fault in entry["harness_faults"]:
+                text += f"\n  harness fault: {fault}"
+            raise ScenarioFailure(text)
+
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, ScenarioFailure):
             return excinfo.value.text
@@ -194,6 +247,22 @@ class ScenarioItem(pytest.Item):
 
     def reportinfo(self) -> tuple[Path, int, str]:
         return self.path, 0, f"scenario {self.name}"
+
+
+def _certify_options(config: pytest.Config) -> Any:
+    """The certification settings of this session, or None for a plain suite run."""
+    role = config.getoption("--lvs-certify")
+    if role is None:
+        return None
+    from harness.certify.run import CertifyOptions
+
+    return CertifyOptions(
+        role=role,
+        command=config.getoption("--lvs-certify-command") or "",
+        control=config.getoption("--lvs-certify-control"),
+        only=tuple(config.getoption("--lvs-certify-only")),
+        exclude=tuple(config.getoption("--lvs-certify-exclude")),
+    )
 
 
 def _is_scenario_node(nodeid: str) -> bool:

@@ -36,6 +36,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--height", type=int, default=360)
     parser.add_argument("--fps", type=int, default=30)
     parser.add_argument("--bitrate", type=int, default=800_000)
+    parser.add_argument(
+        "--gop", type=positive_int, default=None, help="frames between keyframes (default 2 s)"
+    )
     parser.add_argument("--legacy", action="store_true", help="behave as a version-1 Primary")
     parser.add_argument("--no-audio", action="store_true", help="stream video only (no Opus)")
     parser.add_argument(
@@ -102,7 +105,7 @@ async def serve(args: argparse.Namespace) -> int:
             height=args.height,
             fps=args.fps,
             bitrate=args.bitrate,
-            gop=args.fps * 2,
+            gop=args.gop if args.gop is not None else args.fps * 2,
         ),
         audio=not args.no_audio,
         deviations=parse_deviations(args.deviation),

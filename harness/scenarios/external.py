@@ -49,9 +49,12 @@ def stderr_tail(path: Path, lines: int = STDERR_TAIL_LINES) -> str:
 class Testee:
     """One external peer process: started, watched, and ended with its whole group."""
 
-    def __init__(self, role: str, command: str, directory: Path) -> None:
+    def __init__(
+        self, role: str, command: str, directory: Path, env: dict[str, str] | None = None
+    ) -> None:
         self.role = role  # "viewer v1", "primary": how the reports name it
         self.command = command
+        self.env = env or {}  # added to the harness's own environment
         slug = role.replace(" ", "-")
         self.logs = TesteeLogs(
             command, directory / f"{slug}.stdout.log", directory / f"{slug}.stderr.log"
@@ -78,6 +81,7 @@ class Testee:
                     stdout=out,
                     stderr=err,
                     start_new_session=True,
+                    env={**os.environ, **self.env},
                 )
             except OSError as exc:
                 raise TesteeFailed(

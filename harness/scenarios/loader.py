@@ -79,6 +79,19 @@ class Step:
         return f"hold {self.hold:g} s"
 
 
+@dataclass(frozen=True)
+class Roles:
+    """Which roles a testee may play in a scenario (`roles:`; docs/certify.md).
+
+    `viewer` is the id of the reference Viewer a testee Viewer replaces, `primary`
+    whether a testee Primary may replace the Primary. A scenario whose point is a
+    deliberately legacy or raw peer keeps that peer as harness and offers only the other role.
+    """
+
+    viewer: str | None = None
+    primary: bool = False
+
+
 @dataclass
 class Scenario:
     name: str
@@ -90,10 +103,12 @@ class Scenario:
     seed: int | None = None
     secret: str = "lvs-secret"
     timings: Timings = DEFAULT_TIMINGS
+    timing_scale: float = 1.0  # `timings.scale`: what a testee learns as {timing_scale}
     primary: PrimarySpec = field(default_factory=PrimarySpec)
     viewers: list[ViewerSpec] = field(default_factory=list)
     fault_path: list[str] = field(default_factory=list)
     timeline: list[Step] = field(default_factory=list)
+    roles: Roles = field(default_factory=Roles)
     line: int = 1
 
 
@@ -221,6 +236,13 @@ def _build(path: Path, root: yaml.Node | None, data: dict[str, Any]) -> Scenario
         _check_step(step, ids, fault_path, lambda problem, i=i: fail(["timeline", i], problem))
         steps.append(step)
     timings = _timings(data.get("timings", {}))
+    raw_roles = data.get("roles", {})
+    roles = Roles(viewer=raw_roles.get("viewer"), primary=bool(raw_roles.get("primary", False)))
+    if roles.viewer is not None and roles.viewer not in ids:
+        raise fail(
+            ["roles", "viewer"],
+            f"roles: no viewer {roles.viewer!r} to replace (viewers: {', '.join(ids) or 'none'})",
+        )
     return Scenario(
         name=data.get("name", path.stem),
         path=path,
@@ -231,10 +253,12 @@ def _build(path: Path, root: yaml.Node | None, data: dict[str, Any]) -> Scenario
         seed=data.get("seed"),
         secret=data.get("secret", "lvs-secret"),
         timings=timings,
+        timing_scale=float(data.get("timings", {}).get("scale", 1.0)),
         primary=primary,
         viewers=viewers,
         fault_path=fault_path,
         timeline=steps,
+        roles=roles,
         line=_line_of(root, []) or 1,
     )
 

@@ -19,6 +19,7 @@ import json
 import logging
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ from harness.scenarios.loader import Scenario, Step, ViewerSpec
 from harness.scenarios.network import Network, socket_error
 from harness.scenarios.network import not_applicable as needs_own_primary
 from harness.scenarios.operator import ControlPlan, Operator, OperatorTimeout, not_applicable
+from harness.scenarios.placeholders import environment, expand
 from harness.scenarios.raw import run_raw_client
 from harness.scenarios.telemetry_inlet import TelemetryInlet
 from harness.trace import STOP_PEERS, Record, TraceWriter, load
@@ -52,6 +54,14 @@ from reference.protocol.requirements import BY_ID
 
 log = logging.getLogger("harness.scenarios")
 HOST = "127.0.0.1"
+# The stream the reference Primary sends unless the scenario's `primary.stream` says otherwise.
+DEFAULT_STREAM: dict[str, int] = {
+    "width": 320,
+    "height": 180,
+    "fps": 30,
+    "bitrate": 300_000,
+    "gop": 60,
+}
 
 
 class ScenarioAbort(Exception):
@@ -229,22 +239,27 @@ class ViewerHandle:
                 f"{network.listen_host}:{self.inlet.requested_port}: {socket_error(exc)}"
             ) from None
         network.say(
-            f"[{self.run.scenario.name}] telemetry to {self.inlet.tcp_url} "
-            f"or {self.inlet.http_url}"
+            f"[{self.run.scenario.name}] telemetry to {self.inlet.tcp_url} or {self.inlet.http_url}"
         )
         if not self.spec.command:
             # A device started by hand: it is pointed at the tap, nothing is run here.
             self.run.trace.emit("action", action="join", viewer=self.spec.id, command=None)
             return
-        command = (self.spec.command or "").format(
-            host=network.advertised,
-            port=self.port,
-            secret=secret,
-            telemetry=telemetry,
-            telemetry_url=self.inlet.tcp_url,
-            telemetry_http_url=self.inlet.http_url,
+        values = {
+            **self.run.common_placeholders(),
+            "host": network.advertised,
+            "port": self.port,
+            "secret": secret,
+            "version": self.spec.version,
+            "telemetry": telemetry,
+            "telemetry_url": self.inlet.tcp_url,
+            "telemetry_http_url": self.inlet.http_url,
+            "viewer_id": self.spec.id,
+        }
+        command = expand(self.spec.command, values)
+        self.testee = await self.run.start_testee(
+            f"viewer {self.spec.id}", command, environment(values)
         )
-        self.testee = await self.run.start_testee(f"viewer {self.spec.id}", command)
         self.run.trace.emit("action", action="join", viewer=self.spec.id, command=command)
         self.tail = asyncio.create_task(self._tail(telemetry))
 
@@ -308,17 +323,28 @@ class ViewerHandle:
             await self.inlet.stop()
 
 
+# Computes a run's verdicts from its trace; a certification judges only the testee this way.
+Judge = Callable[[list[Record], Scenario], list[Verdict]]
+
+
+def expected_verdicts(records: list[Record], scenario: Scenario) -> list[Verdict]:
+    """A suite run's verdicts: the rules the scenario lists under `expect`, on the whole trace."""
+    return run_checks(records, scenario.expect, scenario.timings)
+
+
 class ScenarioRun:
     def __init__(
         self,
         scenario: Scenario,
         directory: Path,
         seed: int,
+        judge: Judge = expected_verdicts,
         *,
         control: ControlPlan | None = None,
         network: Network | None = None,
     ) -> None:
         self.scenario = scenario
+        self.judge = judge
         self.control = control or ControlPlan()
         self.network = network or Network()
         self.primary_host = HOST
@@ -367,9 +393,20 @@ class ScenarioRun:
             elif port == 0:
                 port = _free_port()
             command = None
+            values: dict[str, object] = {
+                **self.common_placeholders(),
+                "host": host,
+                "port": port,
+                "version": spec.version,
+                **DEFAULT_STREAM,
+                **spec.stream,
+                **_control_placeholders(spec.control),
+            }
             if spec.command:
-                command = spec.command.format(host=host, port=port, secret=self.scenario.secret)
-                self.primary_testee = await self.start_testee("primary", command)
+                command = expand(spec.command, values)
+                self.primary_testee = await self.start_testee(
+                    "primary", command, environment(values)
+                )
             self.primary_host, self.primary_port = host, port
             await _wait_listening(host, port, 15)
             self.trace.emit("action", action="primary_started", command=command)
@@ -381,9 +418,7 @@ class ScenarioRun:
                 except NotDelivered as exc:
                     raise ScenarioAbort(str(exc)) from None
             return
-        stream = StreamConfig(
-            **{"width": 320, "height": 180, "fps": 30, "bitrate": 300_000, "gop": 60, **spec.stream}
-        )
+        stream = StreamConfig(**{**DEFAULT_STREAM, **spec.stream})
         self.primary = ReferencePrimary(
             PrimaryConfig(
                 secret=self.scenario.secret,
@@ -420,9 +455,21 @@ class ScenarioRun:
             await self.primary_testee.stop()
             self.primary_testee = None
 
-    async def start_testee(self, role: str, command: str) -> Testee:
+    def common_placeholders(self) -> dict[str, object]:
+        """The placeholder values every external peer gets (harness/scenarios/placeholders.py)."""
+        return {
+            "host": HOST,
+            "secret": self.scenario.secret,
+            "timing_scale": self.scenario.timing_scale,
+            "run_dir": self.directory,
+            "scenario": self.scenario.name,
+        }
+
+    async def start_testee(
+        self, role: str, command: str, env: dict[str, str] | None = None
+    ) -> Testee:
         """Start an external peer, and watch it: if it ends unasked, the scenario stops."""
-        testee = Testee(role, command, self.directory)
+        testee = Testee(role, command, self.directory, env)
         self.testees[role] = testee
         try:
             await testee.start()
@@ -724,7 +771,7 @@ class ScenarioRun:
         result.pcap_path = str(self.directory / "wire.pcapng")
         result.timeline = self.timeline_log
         # The records in the order they were written, as `harness check` reads the file.
-        result.verdicts = run_checks(self.trace.snapshot(), scenario.expect, scenario.timings)
+        result.verdicts = self.judge(self.trace.snapshot(), scenario)
         result.check_config = check_config(scenario.expect, scenario.timings)
         (self.directory / "result.json").write_text(json.dumps(result.as_dict(), indent=2))
         return result
@@ -802,7 +849,9 @@ def _free_port() -> int:
         return port
 
 
-async def _wait_listening(host: str, port: int, within: float) -> None:
+async def _wait_listening(
+    host: str, port: int, within: float, what: str = "external Primary"
+) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
     while True:
@@ -812,17 +861,26 @@ async def _wait_listening(host: str, port: int, within: float) -> None:
             return
         except OSError:
             if loop.time() > deadline:
-                raise ScenarioAbort(f"external Primary never listened on {host}:{port}") from None
+                raise ScenarioAbort(f"{what} never listened on {host}:{port}") from None
             await asyncio.sleep(0.05)  # polling a process we do not control
+
+
+def _control_placeholders(url: str | None) -> dict[str, object]:
+    """{control} (HOST:PORT) and {control_port} of a test-control interface's base URL."""
+    if not url:
+        return {}
+    address = url.split("://", 1)[-1].split("/", 1)[0]
+    return {"control": address, "control_port": address.rsplit(":", 1)[-1]}
 
 
 def run_scenario(
     scenario: Scenario,
     directory: Path,
     seed: int,
+    judge: Judge = expected_verdicts,
     *,
     control: ControlPlan | None = None,
     network: Network | None = None,
 ) -> ScenarioResult:
-    run = ScenarioRun(scenario, directory, seed, control=control, network=network)
+    run = ScenarioRun(scenario, directory, seed, judge, control=control, network=network)
     return asyncio.run(run.execute())

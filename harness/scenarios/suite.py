@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +67,19 @@ def _run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
 
 
-def run_suite(args: argparse.Namespace, files: list[Path]) -> int:
+# Given the console, the suite's report and its directory, prints a summary and returns the
+# exit status (`harness certify` grades the testee this way instead of the suite summary).
+Finish = Callable[[Console, dict[str, Any], Path], int]
+
+
+def run_suite(
+    args: argparse.Namespace,
+    files: list[Path],
+    *,
+    extra_args: Sequence[str] = (),
+    title: str = "harness run",
+    finish: Finish | None = None,
+) -> int:
     as_json = bool(getattr(args, "json", False))
     # With --json, stdout carries only the summary; the people-facing output goes to stderr.
     console = Console(stderr=as_json, soft_wrap=not sys.stdout.isatty())
@@ -92,6 +105,7 @@ def run_suite(args: argparse.Namespace, files: list[Path]) -> int:
         str(junit),
         "-o",
         "testpaths=",
+        *extra_args,
     ]
     workers = choose_workers(args.workers, len(files))
     if workers:
@@ -100,8 +114,7 @@ def run_suite(args: argparse.Namespace, files: list[Path]) -> int:
     if args.keyword:
         pytest_args += ["-k", args.keyword]
     console.print(
-        f"[bold]harness run[/] {run_id}: seed {seed}, {workers or 'no'} workers, "
-        f"reports in {run_dir}",
+        f"[bold]{title}[/] {run_id}: seed {seed}, {workers or 'no'} workers, reports in {run_dir}",
         soft_wrap=True,
     )
     started = time.time()
@@ -123,6 +136,8 @@ def run_suite(args: argparse.Namespace, files: list[Path]) -> int:
         return int(status)
     report_path = run_dir / "report.json"
     report: dict[str, Any] = json.loads(report_path.read_text(encoding="utf-8"))
+    if finish is not None:
+        return finish(console, report, run_dir)
     if not report["scenarios"] and not report["broken_files"] and not report["run"]["interrupted"]:
         what = f"-k {args.keyword!r} matched none of them" if args.keyword else "none collected"
         console.print(

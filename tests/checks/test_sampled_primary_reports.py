@@ -47,3 +47,30 @@ def test_a_state_the_samples_missed_is_taken_from_the_other_connections() -> Non
 def test_a_complete_report_stays_the_only_truth() -> None:
     """The reference Primary reports every change: its reports alone are the truth."""
     assert _snap_2(_trace(sampled=False, snapshot=RECONF)) is Status.FAIL
+
+
+def _restarted(snapshot: StreamState) -> Trace:
+    """A Primary restarted: its old life said ACTIVE; the new one starts in RECONFIGURING
+    and its first sample (after the Viewer's snapshot) says ACTIVE."""
+    trace = Trace()
+    old = trace.wire(conn="c1")
+    t = handshake(old, 0.0)
+    old.p2v(t, StreamStateMessage(state=ACTIVE, epoch=1))
+    trace.primary(t + 0.05, ACTIVE, 1)
+    trace.records[-1]["sampled"] = True
+    old.close(t + 1.0)
+    trace.action(t + 1.0, "restart_primary")
+    new = trace.wire(conn="c2")
+    t2 = handshake(new, t + 2.0)
+    new.p2v(t2, StreamStateMessage(state=snapshot, epoch=1))
+    trace.primary(t2 + 0.1, ACTIVE, 1)
+    trace.records[-1]["sampled"] = True
+    new.video(t2 + 2.0, 1)
+    return trace
+
+
+def test_after_a_restart_the_old_life_and_a_late_first_sample_refute_nothing() -> None:
+    """The new Primary's first sample came after the snapshot: RECONFIGURING then is true
+    for all the harness knows (certifying the reference Primary: primary-restart)."""
+    assert _snap_2(_restarted(RECONF)) is not Status.FAIL
+    assert _snap_2(_restarted(ACTIVE)) is Status.PASS

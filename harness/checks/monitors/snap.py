@@ -103,6 +103,10 @@ class _History:
         while len(self.items) > 1 and self.items[1][0] <= t - self.keep:
             self.items.popleft()
 
+    def known_at(self, t: float) -> bool:
+        """Whether a value was recorded at or before `t` (and is still remembered)."""
+        return any(when <= t for when, _, _ in self.items)
+
     def held(
         self, start: float, end: float, besides: str = "", *, since_start: bool = False
     ) -> set[Truth]:
@@ -126,6 +130,10 @@ class _History:
         return held
 
 
+# Timeline actions that end a Primary's life (scenario actions, harness/scenarios/runner.py).
+PRIMARY_LIFE_ACTIONS = frozenset({"restart_primary", "kill_primary", "primary_started"})
+
+
 @monitor
 class Snap2(Monitor):
     """SNAP-2: the snapshot is the truth at that instant.
@@ -145,9 +153,12 @@ class Snap2(Monitor):
     otherwise what the Primary announced on its other connections. A report the
     harness sampled (`sampled`: an external Primary's GET /status, asked at
     intervals) can miss a state held for less than an interval, so there what was
-    announced on the other connections counts as truth too. A snapshot with no
-    truth to compare against is not judged. Evidence: the snapshot against the
-    truth.
+    announced on the other connections counts as truth too; samples that begin only
+    after a snapshot can bear it out, never refute it (the state before the first
+    sample was never seen). A Primary stopped or restarted by the scenario starts a
+    new history: what it reported before describes a stream that is gone. A
+    snapshot with no truth to compare against is not judged. Evidence: the snapshot
+    against the truth.
     """
 
     requirement = "SNAP-2"
@@ -187,10 +198,22 @@ class Snap2(Monitor):
             self.ctx.at(frame.t + self.tolerance, partial(self._compare, frame.t, said, conn.where))
         self.announced.add(frame.t, said, conn.where)
 
+    def on_action(self, record: Record) -> None:
+        # A Primary stopped or started anew: what it reported and announced before
+        # describes a stream that is gone; the new one's truth comes with its first report.
+        if record.get("action") in PRIMARY_LIFE_ACTIONS:
+            self.reported = _History(self.reported.keep)
+            self.announced = _History(self.announced.keep)
+
     def _compare(self, t: float, said: Truth, where: str, now: float) -> None:
         start, end = t - self.tolerance, t + self.tolerance
         if self.reported.items:
             held = self.reported.held(start, end)
+            if self.sampled and said not in held and not self.reported.known_at(t):
+                # No sample of this Primary's life before the snapshot: a state it held until
+                # the first sample (starting up, say) was never seen. Such samples can bear the
+                # snapshot out, never refute it.
+                held = set()
             if self.sampled:
                 held |= self.announced.held(start, end, where, since_start=True)
         else:
