@@ -131,8 +131,11 @@ def certify_scenario(
         return verdicts.testee
 
     result = run_scenario(scenario, directory, seed, judge, control=control, network=network)
-    if result.not_applicable is not None:
-        # The runner's own reasons (no test-control interface and no operator, ...).
+    if result.not_applicable is not None and not any(
+        v.status is Status.FAIL for v in result.verdicts
+    ):
+        # The runner's own reasons (no test-control interface and no operator, ...), or a
+        # situation that never arose; a FAIL judged before that stands (below).
         return not_applicable(scenario, result.not_applicable, directory), result
     as_dict = result.as_dict()
     statuses = scenario_statuses(as_dict)

@@ -214,3 +214,40 @@ def test_the_environment_carries_the_same_values_as_the_placeholders(tmp_path: P
     env = (tmp_path / "scenarios" / "first-connect" / "testee-env.txt").read_text()
     assert "LVS_VIEWER_ID=v1\n" in env and "LVS_VERSION=2\n" in env
     assert "LVS_SCENARIO=first-connect\n" in env and "LVS_TIMING_SCALE=1.0\n" in env
+
+
+SITUATION_SCENARIO = """\
+lvs: 2
+description: A connect, then a stall that nothing causes (a situation wait that times out).
+covers: [VER-1, WD-1]
+timeout: 30
+roles: {viewer: v1}
+viewers:
+  - id: v1
+timeline:
+  - wait: {viewer: v1, state: STREAMING}
+  - wait: {viewer: v1, state: RECOVERING, situation: "a stall nothing here causes"}
+    within: 1
+expect:
+  VER-1: {}
+  WD-1: {}
+"""
+
+
+@pytest.mark.parametrize(("deviation", "grade"), [(None, 5), (Deviation.HELLO_WITHOUT_ROLE, 1)])
+def test_a_situation_that_never_arose_keeps_a_fail_judged_before_it(
+    tmp_path: Path, deviation: Deviation | None, grade: int
+) -> None:
+    """The testee broke VER-1 at connect; the stall the scenario wanted never came. The
+    scenario is not applicable to the testee, but the VER-1 FAIL stands (and without the
+    deviation nothing ran that applies: exit 5, never green)."""
+    scenarios = tmp_path / "scenarios"
+    scenarios.mkdir()
+    (scenarios / "never-stalls.yaml").write_text(SITUATION_SCENARIO)
+    command = VIEWER_CMD + (f" --deviation {deviation.value}" if deviation else "")
+    done = certify("viewer", command, tmp_path / "report", str(scenarios))
+    assert done.returncode == grade, done.stdout + done.stderr
+    if deviation is not None:
+        cert = certificate(tmp_path / "report")
+        assert failed(cert) == {"VER-1"}
+        assert cert["grade"] == "NOT CONFORMANT"
