@@ -113,7 +113,13 @@ def certify_scenario(
     """Run the scenario with the testee in it (or record why not): (entry, result or None)."""
     judged = options.judged_ids()
     try:
-        substituted = substitute(scenario, options.role, options.command, options.control)
+        substituted = substitute(
+            scenario,
+            options.role,
+            options.command,
+            options.control,
+            operator=control is not None and control.operator,
+        )
         reason = _skip_reason(scenario, options, judged)
     except NotApplicable as exc:
         reason = str(exc)

@@ -86,7 +86,21 @@ def _timings_reason(scenario: Scenario, command: str) -> str | None:
     return None
 
 
-def viewer_reason(scenario: Scenario, command: str) -> str | None:
+def _serves_control(command: str, control: str | None) -> bool:
+    """The testee has a test-control interface: at a fixed URL, or where {control} says."""
+    return control is not None or bool(named(command) & {"control", "control_port"})
+
+
+def _control_url(command: str, control: str | None) -> str | None:
+    if control is None and named(command) & {"control", "control_port"}:
+        # The testee serves its interface where {control} says: a port chosen now.
+        return f"http://{LOOPBACK}:{_free_port()}"
+    return control
+
+
+def viewer_reason(
+    scenario: Scenario, command: str, control: str | None = None, *, operator: bool = False
+) -> str | None:
     """Why a testee Viewer cannot play in this scenario, or None when it can."""
     vid = scenario.roles.viewer
     if vid is None:
@@ -101,12 +115,18 @@ def viewer_reason(scenario: Scenario, command: str) -> str | None:
     if secret != DEFAULT_SECRET and "secret" not in given:
         return f"its Viewer {vid} uses its own secret and the command has no {{secret}}"
     for step in scenario.timeline:
-        if step.do in VIEWER_CONTROL_ACTIONS and step.args.get("viewer") == vid:
+        if (
+            step.do in VIEWER_CONTROL_ACTIONS
+            and step.args.get("viewer") == vid
+            and not (operator or _serves_control(command, control))
+        ):
             return f"needs the Viewer's test-control interface: {step.do} (line {step.line})"
     return _timings_reason(scenario, command)
 
 
-def primary_reason(scenario: Scenario, command: str, control: str | None) -> str | None:
+def primary_reason(
+    scenario: Scenario, command: str, control: str | None, *, operator: bool = False
+) -> str | None:
     """Why a testee Primary cannot play in this scenario, or None when it can."""
     if not scenario.roles.primary:
         return "declares no primary role"
@@ -122,11 +142,11 @@ def primary_reason(scenario: Scenario, command: str, control: str | None) -> str
     if missing:
         keys = ", ".join(f"{{{m.split('=')[0]}}}" for m in missing)
         return f"its stream sets {', '.join(missing)} and the command has no {keys}"
-    has_control = control is not None or bool(given & {"control", "control_port"})
+    has_control = _serves_control(command, control)
     for step in scenario.timeline:
         if step.do in PRIMARY_ONLY_REFERENCE:
             return f"{PRIMARY_ONLY_REFERENCE[step.do]} (line {step.line}: {step.do})"
-        if step.do in PRIMARY_CONTROL_ACTIONS and not has_control:
+        if step.do in PRIMARY_CONTROL_ACTIONS and not (has_control or operator):
             return f"needs the Primary's test-control interface: {step.do} (line {step.line})"
         if step.wait is not None and "stream_state" in step.wait and not has_control:
             return (
@@ -136,13 +156,20 @@ def primary_reason(scenario: Scenario, command: str, control: str | None) -> str
     return _timings_reason(scenario, command)
 
 
-def for_viewer(scenario: Scenario, command: str) -> Scenario:
-    """The scenario with its role viewer replaced by the testee; NotApplicable says why not."""
-    reason = viewer_reason(scenario, command)
+def for_viewer(
+    scenario: Scenario, command: str, control: str | None = None, *, operator: bool = False
+) -> Scenario:
+    """The scenario with its role viewer replaced by the testee; NotApplicable says why not.
+
+    With `operator`, actions the testee has no interface for are a person's to carry out
+    (harness/scenarios/operator.py decides which have an operator form).
+    """
+    reason = viewer_reason(scenario, command, control, operator=operator)
     if reason is not None:
         raise NotApplicable(reason)
+    control = _control_url(command, control)
     viewers: list[ViewerSpec] = [
-        dataclasses.replace(v, kind="external", command=command)
+        dataclasses.replace(v, kind="external", command=command, control=control)
         if v.id == scenario.roles.viewer
         else v
         for v in scenario.viewers
@@ -150,21 +177,28 @@ def for_viewer(scenario: Scenario, command: str) -> Scenario:
     return dataclasses.replace(scenario, viewers=viewers)
 
 
-def for_primary(scenario: Scenario, command: str, control: str | None = None) -> Scenario:
+def for_primary(
+    scenario: Scenario, command: str, control: str | None = None, *, operator: bool = False
+) -> Scenario:
     """The scenario with its Primary replaced by the testee; NotApplicable says why not."""
-    reason = primary_reason(scenario, command, control)
+    reason = primary_reason(scenario, command, control, operator=operator)
     if reason is not None:
         raise NotApplicable(reason)
-    if control is None and named(command) & {"control", "control_port"}:
-        # The testee serves its interface where {control} says: a port chosen now.
-        control = f"http://{LOOPBACK}:{_free_port()}"
+    control = _control_url(command, control)
     primary: PrimarySpec = dataclasses.replace(
         scenario.primary, kind="external", command=command, control=control
     )
     return dataclasses.replace(scenario, primary=primary)
 
 
-def substitute(scenario: Scenario, role: str, command: str, control: str | None = None) -> Scenario:
-    return (
-        for_viewer(scenario, command) if role == VIEWER else for_primary(scenario, command, control)
-    )
+def substitute(
+    scenario: Scenario,
+    role: str,
+    command: str,
+    control: str | None = None,
+    *,
+    operator: bool = False,
+) -> Scenario:
+    if role == VIEWER:
+        return for_viewer(scenario, command, control, operator=operator)
+    return for_primary(scenario, command, control, operator=operator)

@@ -69,14 +69,53 @@ def _options(parser: argparse.ArgumentParser, role: str) -> None:
         + (" {telemetry} {viewer_id}" if role == "viewer" else " {control}")
         + " (docs/certify.md lists them all)",
     )
-    if role == "primary":
+    parser.add_argument(
+        "--control",
+        default=None,
+        metavar="URL",
+        help="base URL of the testee's test-control interface (PROTOCOL.md 15), when it "
+        "serves one at a fixed address (otherwise use {control} in --command)",
+    )
+    parser.add_argument(
+        "--listen",
+        default=None,
+        metavar="HOST[:PORT]",
+        help="where the testee-facing listeners bind (a device on the network); a fixed "
+        "port runs one scenario at a time",
+    )
+    parser.add_argument(
+        "--advertise",
+        default=None,
+        metavar="HOST",
+        help="the address put in {host} and printed for the device (default: the listen host)",
+    )
+    if role == "viewer":
         parser.add_argument(
-            "--control",
+            "--telemetry-port",
             default=None,
-            metavar="URL",
-            help="base URL of the testee's test-control interface, when it serves one at a "
-            "fixed address (otherwise use {control} in --command)",
+            metavar="PORT",
+            help="a fixed port for {telemetry_url} (a device keeps one setting)",
         )
+    else:
+        parser.add_argument(
+            "--primary-address",
+            default=None,
+            metavar="HOST:PORT",
+            help="a Primary already listening there (a device): the harness connects to it",
+        )
+    parser.add_argument(
+        "--operator",
+        action="store_true",
+        help="without a test-control interface, ask a person at the console to carry out "
+        "each action, and continue when the wire shows it",
+    )
+    parser.add_argument(
+        "--operator-deadline",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long the operator has for each action (default 60)",
+    )
     parser.add_argument(
         "paths",
         nargs="*",
@@ -141,6 +180,39 @@ def _command_problem(command: str, role: str) -> str | None:
     return None
 
 
+class _PlacementError(ValueError):
+    """A network or operator option cannot be used (one line)."""
+
+
+def _placement(args: argparse.Namespace) -> list[str]:
+    """Put the network and operator options where every scenario reads them (the
+    environment, which xdist workers inherit); return why scenarios must take turns
+    (one device, one operator, one fixed port), empty when they need not."""
+    from harness.scenarios.network import Network, NetworkError
+    from harness.scenarios.operator import ControlPlan
+
+    try:
+        network = Network.from_options(
+            args.listen,
+            args.advertise,
+            getattr(args, "primary_address", None),
+            getattr(args, "telemetry_port", None),
+        )
+    except NetworkError as exc:
+        raise _PlacementError(str(exc)) from None
+    if args.operator_deadline <= 0:
+        raise _PlacementError("--operator-deadline must be a positive number of seconds")
+    plan = ControlPlan(operator=args.operator, deadline=args.operator_deadline)
+    os.environ.update(network.to_environment() | plan.to_environment())
+    turns = (
+        ("--operator", args.operator),
+        ("a fixed --listen port", network.listen_port != 0),
+        ("a fixed --telemetry-port", network.telemetry_port != 0),
+        ("--primary-address", network.primary_address is not None),
+    )
+    return [why for why, applies in turns if applies]
+
+
 def run(args: argparse.Namespace) -> int:
     from harness.certify.run import CertifyOptions
     from harness.commands.run import scenario_paths
@@ -171,6 +243,10 @@ def run(args: argparse.Namespace) -> int:
             issues = load_known_issues(args.known_issues)
         except KnownIssuesError as exc:
             return _usage(str(exc))
+    try:
+        turns = _placement(args)
+    except _PlacementError as exc:
+        return _usage(str(exc))
     files, problem = scenario_paths(list(args.paths))
     if problem is not None:
         print(f"harness certify: {problem}", file=sys.stderr)
@@ -179,6 +255,9 @@ def run(args: argparse.Namespace) -> int:
         # One scenario per core: each runs a testee process beside encoding and decoding
         # reference peers, and a starved reference peer is a harness fault (INCONCLUSIVE).
         args.workers = str(max(1, min(len(files), os.cpu_count() or 1)))
+    if turns and args.workers != "0":
+        print(f"harness certify: {', '.join(turns)}: scenarios run one at a time", file=sys.stderr)
+        args.workers = "0"
     extra = ["--lvs-certify", role, "--lvs-certify-command", args.testee_command]
     if options.control:
         extra += ["--lvs-certify-control", options.control]

@@ -26,6 +26,8 @@ VIEWER_ONLY: dict[str, str] = {
     "viewer_id": "the id the Viewer's telemetry records carry in `viewer`",
     "telemetry_url": "tcp://HOST:PORT taking the same records as JSON lines (PROTOCOL.md 9.5)",
     "telemetry_http_url": "http://HOST:PORT/telemetry taking them as POSTed JSON lines",
+    "control": "HOST:PORT the Viewer's test-control interface listens on (PROTOCOL.md 15)",
+    "control_port": "the port of the Viewer's test-control interface",
 }
 PRIMARY_ONLY: dict[str, str] = {
     "width": "the stream's width in pixels",

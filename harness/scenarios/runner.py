@@ -255,6 +255,7 @@ class ViewerHandle:
             "telemetry_url": self.inlet.tcp_url,
             "telemetry_http_url": self.inlet.http_url,
             "viewer_id": self.spec.id,
+            **_control_placeholders(self.spec.control),
         }
         command = expand(self.spec.command, values)
         self.testee = await self.run.start_testee(

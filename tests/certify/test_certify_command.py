@@ -251,3 +251,43 @@ def test_a_situation_that_never_arose_keeps_a_fail_judged_before_it(
         cert = certificate(tmp_path / "report")
         assert failed(cert) == {"VER-1"}
         assert cert["grade"] == "NOT CONFORMANT"
+
+
+def test_a_viewer_serving_its_control_interface_is_certified_in_the_background(
+    tmp_path: Path,
+) -> None:
+    """client-background runs with the testee Viewer told through {control} (PROTOCOL.md 15)."""
+    command = VIEWER_CMD + " --control {control}"
+    done = certify("viewer", command, tmp_path, "-k", "client-background")
+    assert done.returncode == CONFORMANT_EXIT, done.stdout + done.stderr
+    cert = certificate(tmp_path)
+    (scenario,) = cert["scenarios"]
+    assert scenario["applicable"] and scenario["verdict"] == "PASS", scenario
+
+
+def test_the_testee_viewer_connects_to_the_listen_address_it_is_told(tmp_path: Path) -> None:
+    """--listen/--advertise: the testee's tap and telemetry inlet on another address (a
+    device on the network stands here on 127.0.0.2), and the harness says where to point it."""
+    done = certify(
+        "viewer", VIEWER_CMD, tmp_path, "-k", "first-connect",
+        "--listen", "127.0.0.2", "--advertise", "127.0.0.2",
+    )
+    assert done.returncode == CONFORMANT_EXIT, done.stdout + done.stderr
+    trace = tmp_path / certificate(tmp_path)["scenarios"][0]["trace"]
+    joins = [
+        json.loads(line) for line in trace.read_text().splitlines() if '"join"' in line
+    ]
+    (command,) = [j["command"] for j in joins if j.get("viewer") == "v1"]
+    assert " --connect 127.0.0.2:" in command, command
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("--listen", "nohost:notaport"), ("--advertise", "1.2.3.4:99")]
+)
+def test_a_bad_network_option_is_a_one_line_usage_error(
+    tmp_path: Path, option: str, value: str
+) -> None:
+    done = certify("viewer", VIEWER_CMD, tmp_path, option, value)
+    assert done.returncode == USAGE_EXIT, done.stdout + done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("harness certify: ") and option in line

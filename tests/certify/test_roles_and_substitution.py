@@ -140,3 +140,28 @@ def test_every_placeholder_of_a_role_is_accepted_and_expanded_with_its_environme
         values = {n: f"<{n}>" for n in known}
         assert expand(command, values) == " ".join(values.values()) + " {literal}"
         assert environment(values)["LVS_HOST"] == "<host>"
+
+
+def test_a_viewer_with_a_control_interface_can_be_put_in_the_background() -> None:
+    """client-background drives the Viewer's background/foreground (PROTOCOL.md 15): a
+    testee Viewer serving the interface where {control} says plays it; one without does
+    not, unless a person (--operator) does it on the device."""
+    loaded = load_scenario(ROOT / "scenarios" / "client-background.yaml")
+    with pytest.raises(NotApplicable, match="Viewer's test-control interface: background"):
+        for_viewer(loaded, VIEWER_CMD)
+    served = for_viewer(loaded, VIEWER_CMD + " --control {control}")
+    (testee,) = [v for v in served.viewers if v.id == "v1"]
+    assert testee.control and testee.control.startswith("http://127.0.0.1:")
+    assert for_viewer(loaded, VIEWER_CMD, "http://10.0.0.3:8081").viewers[0].control
+    assert for_viewer(loaded, VIEWER_CMD, operator=True).viewers[0].control is None
+
+
+def test_an_operator_stands_in_for_the_primarys_control_interface_not_its_status() -> None:
+    """Actions have an operator form; the Primary's own stream state (GET /status) has not."""
+    actions = load_scenario(ROOT / "scenarios" / "pause-resume.yaml")
+    with pytest.raises(NotApplicable, match="test-control interface: pause"):
+        for_primary(actions, PRIMARY_CMD)
+    assert for_primary(actions, PRIMARY_CMD, operator=True).primary.kind == "external"
+    status = load_scenario(ROOT / "scenarios" / "late-join-mid-reconfiguration.yaml")
+    with pytest.raises(NotApplicable, match="GET /status"):
+        for_primary(status, PRIMARY_CMD, operator=True)
