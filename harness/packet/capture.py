@@ -39,7 +39,7 @@ class PacketCapture:
 
 
 def retransmitted_segments(path: str) -> int:
-    """TCP segments whose payload lies wholly within what the same flow already sent.
+    """TCP segments (payload, SYN or FIN) that begin within what the flow already sent.
 
     The same test tshark's `tcp.analysis.retransmission` starts from, done here
     so a run can report retransmissions on machines without tshark.
@@ -62,11 +62,16 @@ def retransmitted_segments(path: str) -> int:
         flow = packet[12:20] + packet[header : header + 4]
         seq = struct.unpack_from("!I", packet, header + 4)[0]
         start = (seq - first.setdefault(flow, seq)) % (1 << 32)
-        if payload <= 0:
+        flags = packet[header + 13]
+        # SYN and FIN take one sequence number each: a resent FIN is a retransmission too.
+        length = payload + (flags & 0x01) + ((flags >> 1) & 0x01)
+        if length <= 0:
             continue
-        end = start + payload
-        if end <= highest.get(flow, 0):
+        end = start + length
+        sent = highest.get(flow, 0)
+        if start < sent:
+            # Wireshark's test too: it begins before the next byte expected, so some of it
+            # was sent already (a resend may carry new bytes after the old ones).
             count += 1
-        else:
-            highest[flow] = end
+        highest[flow] = max(sent, end)
     return count
