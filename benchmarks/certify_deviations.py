@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from harness.certify.reference_testees import reference_commands  # noqa: E402
 from harness.scenarios.loader import declared_coverage  # noqa: E402
 from reference.protocol.deviations import (  # noqa: E402
     BREAKS,
@@ -45,14 +45,7 @@ from reference.protocol.deviations import (  # noqa: E402
     Deviation,
 )
 
-PYTHON = shlex.quote(sys.executable)
-COMMANDS = {
-    "viewer": f"{PYTHON} -m harness.cli viewer --connect {{host}}:{{port}} --secret {{secret}} "
-    "--telemetry {telemetry} --viewer-id {viewer_id} --quiet",
-    "primary": f"{PYTHON} -m harness.cli primary --listen {{host}}:{{port}} --secret {{secret}} "
-    "--width {width} --height {height} --fps {fps} --bitrate {bitrate} --gop {gop} "
-    "--control {control} --quiet",
-}
+COMMANDS = reference_commands()
 
 
 def role_of(deviation: Deviation) -> str:

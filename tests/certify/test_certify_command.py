@@ -17,20 +17,13 @@ from typing import Any
 
 import pytest
 
+from harness.certify.reference_testees import reference_commands
 from reference.protocol.deviations import BREAKS, Deviation
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = shlex.quote(sys.executable)
-VIEWER_CMD = (
-    f"{PYTHON} -m harness.cli viewer --connect {{host}}:{{port}} --secret {{secret}} "
-    "--telemetry {telemetry} --viewer-id {viewer_id} --quiet"
-)
-PRIMARY_CMD = (
-    f"{PYTHON} -m harness.cli primary --listen {{host}}:{{port}} --secret {{secret}} "
-    "--width {width} --height {height} --fps {fps} --bitrate {bitrate} --gop {gop} "
-    "--control {control} --quiet"
-)
-COMMANDS = {"viewer": VIEWER_CMD, "primary": PRIMARY_CMD}
+COMMANDS = reference_commands()
+VIEWER_CMD, PRIMARY_CMD = COMMANDS["viewer"], COMMANDS["primary"]
 # Exit statuses (docs/certify.md).
 CONFORMANT_EXIT, NOT_CONFORMANT_EXIT, USAGE_EXIT, NOTHING_RUN_EXIT = 0, 1, 4, 5
 

@@ -6,13 +6,12 @@ Real runs: reference peers over loopback TCP, the testee a real `harness viewer`
 
 from __future__ import annotations
 
-import shlex
-import sys
 from pathlib import Path
 
 import pytest
 
 from harness.certify.judge import partition, rule_params, side_rules
+from harness.certify.reference_testees import reference_commands
 from harness.certify.run import CertifyOptions, certify_scenario
 from harness.checks.engine import check_records
 from harness.scenarios.loader import load_scenario
@@ -20,16 +19,8 @@ from harness.scenarios.runner import run_scenario
 from harness.trace import read_trace
 
 ROOT = Path(__file__).resolve().parents[2]
-PYTHON = shlex.quote(sys.executable)
-VIEWER_CMD = (
-    f"{PYTHON} -m harness.cli viewer --connect {{host}}:{{port}} --secret {{secret}} "
-    "--telemetry {telemetry} --viewer-id {viewer_id} --quiet"
-)
-PRIMARY_CMD = (
-    f"{PYTHON} -m harness.cli primary --listen {{host}}:{{port}} --secret {{secret}} "
-    "--width {width} --height {height} --fps {fps} --bitrate {bitrate} --gop {gop} "
-    "--control {control} --quiet"
-)
+COMMANDS = reference_commands()
+VIEWER_CMD, PRIMARY_CMD = COMMANDS["viewer"], COMMANDS["primary"]
 
 
 @pytest.fixture(scope="module", params=["first-connect", "reconfigure-mid-stream"])
