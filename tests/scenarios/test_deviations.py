@@ -20,6 +20,7 @@ from harness.scenarios.runner import run_scenario
 from harness.trace import read_trace
 from reference.protocol.deviations import (
     BREAKS,
+    CONSEQUENCES,
     DRIFT_DEVIATIONS,
     PRIMARY_DEVIATIONS,
     RARE_RATE,
@@ -42,7 +43,8 @@ CASES: dict[Deviation, tuple[str, set[str]]] = {
     Deviation.STALE_CONTROL_APPLIED: ("stale-epoch-injection", {"EPOCH-4"}),
     Deviation.NO_PROTO: ("first-connect", {"VER-2"}),
     Deviation.REUSE_NONCE: ("viewer-malformed-frames", {"AUTH-1"}),
-    # A replayed answer is a wrong answer for the new nonce: accepted, it is both.
+    # A replayed answer is a wrong answer for the new nonce: accepted, it is both (AUTH-5 is
+    # a consequence, CONSEQUENCES).
     Deviation.ACCEPT_WRONG_ANSWER: ("replayed-answer", {"AUTH-2", "AUTH-5"}),
     Deviation.NO_AUTH_TIMEOUT: ("half-open-sockets", {"AUTH-3"}),
     Deviation.STALE_SNAPSHOT: ("first-connect", {"SNAP-2"}),
@@ -93,6 +95,9 @@ def test_every_deviation_has_a_case() -> None:
     assert set(CASES) == set(Deviation) - DRIFT_DEVIATIONS  # those: tests/soak/
     for deviation, (_, expected) in CASES.items():
         assert set(BREAKS[deviation]) & expected, deviation
+    # A case may expect a consequence of the fault where its scenario leads there, no other ID.
+    for deviation, _, expected in ALL_CASES:
+        assert expected <= set(BREAKS[deviation]) | set(CONSEQUENCES.get(deviation, ())), deviation
 
 
 @pytest.mark.parametrize(
