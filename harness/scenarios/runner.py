@@ -27,6 +27,7 @@ from typing import Any
 from harness.checks.config import check_config
 from harness.checks.registry import run_checks
 from harness.checks.verdict import Status, Verdict
+from harness.cpu_wait import CpuWaitSampler
 from harness.report.rollup import SCENARIO_NOT_APPLICABLE as NOT_APPLICABLE
 from harness.scenarios.conditions import SITUATION, describe, matches
 from harness.scenarios.control import (
@@ -360,6 +361,8 @@ class ScenarioRun:
         self.seed = scenario.seed if scenario.seed is not None else seed
         directory.mkdir(parents=True, exist_ok=True)
         self.trace = TraceWriter(directory / "trace.jsonl")
+        # The host's CPU queueing, which timing rules do not count against the peers.
+        self.cpu_wait = CpuWaitSampler(self.trace.write)
         self.started = 0.0
         self.primary: ReferencePrimary | None = None
         self.primary_testee: Testee | None = None
@@ -478,6 +481,8 @@ class ScenarioRun:
             # Raised here too, but a Viewer joins from a task the timeline does not await.
             self._testee_failed(str(exc))
             raise
+        if testee.process is not None:
+            self.cpu_wait.watch(testee.process.pid)
         self.testee_watches.append(asyncio.create_task(self._watch(testee)))
         return testee
 
@@ -743,6 +748,7 @@ class ScenarioRun:
             return result
         if self.control.operator:
             self.operator = Operator(self.control, self.trace, scenario)
+        self.cpu_wait.start()
         try:
             async with asyncio.timeout(scenario.timeout):
                 await self._play_watched(waiter)
@@ -838,6 +844,7 @@ class ScenarioRun:
         if self.pcap is not None:
             with contextlib.suppress(Exception):
                 self.pcap.close()
+        self.cpu_wait.stop()
         self.trace.close()
 
 

@@ -145,7 +145,7 @@ class Legacy1(Monitor):
             start = max(start, authed + self.fallback)
         due = _Due(start, link, link.generation)
         self.due[key] = due
-        self.ctx.at(start + self.within, partial(self._settle, key, due))
+        self.ctx.deadline(start, self.within, partial(self._settle, key, due))
 
     def _settle(self, key: str, due: _Due, now: float) -> None:
         if self.due.get(key) is not due:
@@ -162,7 +162,8 @@ class Legacy1(Monitor):
         if episode.state is ViewerState.STREAMING or entered is not None:
             return
         self.fail(due.t, f"CSD and keyframe delivered by a version-1 Primary, still "
-                  f"{episode.state.value} {self.within:.1f} s later", episode.where)
+                  f"{episode.state.value} {now - due.t:.2f} s later{self.waited(due.t, now)}",
+                  episode.where)
 
     def on_episode_end(self, episode: Episode) -> None:
         self.authed.pop(episode.viewer, None)
