@@ -23,6 +23,7 @@ it) nothing is written and every deadline stays as it is.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -104,6 +105,7 @@ class CpuWaitSampler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.records = 0
+        self.total = 0.0  # seconds of wait written so far
 
     def watch(self, pid: int) -> None:
         """Count `pid` and everything it starts (a testee's process group leader)."""
@@ -145,11 +147,13 @@ class CpuWaitSampler:
         waits = self._read(now)
         longest = max(_deltas(waits, self._last), default=0)
         self._last = waits
-        wait = min(longest / 1e9, now - since)
+        # Whole microseconds, rounded down: never more than the period itself.
+        wait = math.floor(min(longest / 1e9, now - since) * 1e6) / 1e6
         if wait >= MIN_WAIT:
             self.records += 1
+            self.total += wait
             self.write({
-                "t": now, "kind": KIND, "since": since, "wait": round(wait, 6),
+                "t": now, "kind": KIND, "since": since, "wait": wait,
                 "threads": len(waits),
             })
 

@@ -99,6 +99,9 @@ class ScenarioResult:
     check_config: dict[str, Any] = field(default_factory=dict)
     # Why the scenario could not apply to the peers given (it was not run), or None.
     not_applicable: str | None = None
+    # Seconds the host kept the run's processes from a CPU (harness/cpu_wait.py): what
+    # the timing rules left out; a high figure says the machine was starved.
+    cpu_wait: float = 0.0
 
     @property
     def failures(self) -> list[str]:
@@ -128,6 +131,7 @@ class ScenarioResult:
             "seed": self.seed,
             "verdict": self.verdict,
             "duration": round(self.duration, 3),
+            "cpu_wait": round(self.cpu_wait, 3),
             "problems": self.problems,
             "failures": self.failures,
             "trace": self.trace_path,
@@ -774,6 +778,7 @@ class ScenarioRun:
             await self._teardown()
             result.testees = {role: t.logs.as_dict() for role, t in self.testees.items()}
         result.duration = time.monotonic() - self.started
+        result.cpu_wait = self.cpu_wait.total
         result.trace_path = str(self.directory / "trace.jsonl")
         result.pcap_path = str(self.directory / "wire.pcapng")
         result.timeline = self.timeline_log
