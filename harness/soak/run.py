@@ -209,6 +209,7 @@ class SoakRun(ScenarioRun):
         await path.build(self.primary_port, self.scenario.fault_path)
         self.primary_tap_port, self.entry_port = path.primary_tap_port, path.entry_port
         self.toxiproxy, self.frame_proxy = path.toxiproxy, path.frame_proxy
+        self.packet_hop = path.packet_hop
 
     async def _tap_for(self, name: str) -> int:
         assert self.fault_path is not None
