@@ -12,6 +12,8 @@ harness host's CLOCK_MONOTONIC) and `kind`:
     primary    a Primary state change: stream_state, epoch, backend, what
     action     a scenario action: action, and its params
     note       free text from the scenario engine
+    cpu_wait   the host kept the run's processes from a CPU: since, wait (s), threads
+               (harness/cpu_wait.py; timing rules do not count that wait)
 
 Writers append from several asyncio tasks and threads; a lock keeps lines whole.
 """

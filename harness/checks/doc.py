@@ -36,6 +36,8 @@ def render() -> str:
         "(harness/checks/engine.py); its docstring says how it reads its rule, what counts as",
         "evidence, and the windows and tolerances it allows and where they come from",
         "(reference/protocol/timings.py; the default tolerance is 0.3 s, PROTOCOL.md section 10).",
+        "Upper time limits count only the time the peers could run: the CPU wait a trace's",
+        "`cpu_wait` records measure inside a window lengthens it (PROTOCOL.md 10.1).",
         "",
         "| ID | level | binds | observed on | monitor |",
         "|---|---|---|---|---|",

@@ -20,15 +20,18 @@ import heapq
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from enum import Enum
+from functools import partial
 from itertools import count
 from typing import Any
 
+from harness.checks.cpu_ledger import MAX_MOVES, CpuLedger
 from harness.checks.episodes import EpisodeTracker
 from harness.checks.monitor import MONITORS, Monitor, MonitorContext, overridden_hooks
 from harness.checks.monitors.viewer_link import Links
 from harness.checks.order import DEFAULT_LAG, Sequencer
 from harness.checks.verdict import Verdict, not_observed
 from harness.checks.wire import Conn, ConnectionTracker, WireFrame
+from harness.cpu_wait import KIND as CPU_WAIT
 from harness.trace import Record
 from reference.protocol.telemetry import RecordKind
 from reference.protocol.timings import DEFAULT_TIMINGS, Timings
@@ -125,6 +128,7 @@ class Engine:
         self.sequencer = Sequencer(lag)
         self.conns = ConnectionTracker()
         self.episodes = EpisodeTracker()
+        self.cpu = CpuLedger()
         self.now = float("-inf")
         self.records = 0
         self._timers: list[tuple[float, int, Callable[[float], None]]] = []
@@ -162,8 +166,26 @@ class Engine:
         """Call `callback(now)` once trace time has passed `when`."""
         heapq.heappush(self._timers, (when, next(self._timer_order), callback))
 
+    def deadline(self, since: float, within: float, callback: Callable[[float], None]) -> None:
+        """Call `callback(now)` once `within` seconds of `since` have passed in which the
+        peers could run: the CPU wait measured inside the window moves it later
+        (harness/checks/cpu_ledger.py)."""
+        self.at(since + within, partial(self._deadline_due, since, within, callback, 0))
+
+    def _deadline_due(
+        self, since: float, within: float, callback: Callable[[float], None], moves: int,
+        now: float,
+    ) -> None:
+        later = since + within + self.cpu.wait(since, now)
+        if later > now + 1e-6 and moves < MAX_MOVES:
+            self.at(later, partial(self._deadline_due, since, within, callback, moves + 1))
+        else:
+            callback(now)
+
     def _process(self, record: Record) -> None:
         t = float(record["t"])
+        if record["kind"] == CPU_WAIT:
+            self.cpu.add(record)  # before the timers: a deadline inside its period reads it
         if self._timers and self._timers[0][0] < t:
             self._run_timers(t)
         if t > self.now:

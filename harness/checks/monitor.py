@@ -35,8 +35,12 @@ Hooks a monitor may define (the engine calls only those a monitor overrides):
     on_primary(record)       the Primary's own report of its stream state
     on_finish(end)           the trace ended at time `end`: settle what is pending
 
-`self.ctx.at(when, callback)` runs `callback(now)` once trace time passes `when`:
-how a monitor waits for something that must happen within a window.
+`self.ctx.at(when, callback)` runs `callback(now)` once trace time passes `when`.
+`self.ctx.deadline(since, within, callback)` is how a monitor waits for a peer
+to do something within a window: the window is lengthened by the CPU wait the
+trace measured inside it (`cpu_wait` records, harness/checks/cpu_ledger.py), so a
+peer is judged on the time it could run. `self.ctx.lag(t)` is the same for "how
+far may a Viewer lag behind its socket at `t`": the tolerance plus that wait.
 """
 
 from __future__ import annotations
@@ -99,6 +103,23 @@ class MonitorContext:
     def at(self, when: float, callback: Callable[[float], None]) -> None:
         if self.engine is not None:
             self.engine.at(when, callback)
+
+    def deadline(self, since: float, within: float, callback: Callable[[float], None]) -> None:
+        """`at(since + within)`, moved later by the CPU wait measured inside the window:
+        how a rule waits for a peer to do something in time (PROTOCOL.md 10.1)."""
+        if self.engine is not None:
+            self.engine.deadline(since, within, callback)
+
+    def cpu_wait(self, t0: float, t1: float) -> float:
+        """Seconds of [t0, t1] in which the host kept the run's processes from a CPU."""
+        return self.engine.cpu.wait(t0, t1) if self.engine is not None else 0.0
+
+    def lag(self, t: float) -> float:
+        """How far a peer may lag behind its socket at `t`: the tolerance, plus the CPU
+        wait measured inside it."""
+        if self.engine is None:
+            return self.tolerance
+        return self.engine.cpu.lag(t, self.tolerance)
 
     @property
     def now(self) -> float:
@@ -171,6 +192,15 @@ class Monitor:
         """
         if frame.plain_media and self.ctx.engine is not None:
             self.ctx.engine.skip_plain_media(self, frame.conn)
+
+    def in_time(self, since: float, within: float, t: float) -> bool:
+        """Whether `t` is within `within` of `since`, the CPU wait between not counted."""
+        return t - since <= within + self.ctx.cpu_wait(since, t)
+
+    def waited(self, since: float, now: float) -> str:
+        """For evidence: the CPU wait a deadline from `since` to `now` excused, if any."""
+        wait = self.ctx.cpu_wait(since, now)
+        return f" (of which {wait:.2f} s waiting for a CPU, not counted)" if wait > 0 else ""
 
     def note(self, t: float | None, what: str, where: str = "") -> None:
         """Evidence of conformance, shown beside a PASS."""

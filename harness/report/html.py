@@ -705,6 +705,8 @@ def _scenario(
         '<table class="kv">',
         f"<tr><td>file</td><td><code>{esc(scenario.get('path'))}</code></td></tr>",
         f"<tr><td>seed</td><td>{esc(scenario.get('seed'))}</td></tr>",
+        f"<tr><td>host CPU wait</td><td>{esc(scenario.get('cpu_wait', 0))} s "
+        '<span class="muted">(left out of time limits, PROTOCOL.md 10.1)</span></td></tr>',
         f"<tr><td>covers</td><td>{esc(covers) or '&mdash;'}</td></tr>",
         f"<tr><td>backends</td><td>{esc(json.dumps(scenario.get('backends', {})))}</td></tr>",
         f"<tr><td>files</td><td>{_link(run_dir, scenario.get('trace'), 'trace.jsonl')}<br>"

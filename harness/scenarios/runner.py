@@ -27,6 +27,7 @@ from typing import Any
 from harness.checks.config import check_config
 from harness.checks.registry import run_checks
 from harness.checks.verdict import Status, Verdict
+from harness.cpu_wait import CpuWaitSampler
 from harness.report.rollup import SCENARIO_NOT_APPLICABLE as NOT_APPLICABLE
 from harness.scenarios.conditions import SITUATION, describe, matches
 from harness.scenarios.control import (
@@ -98,6 +99,9 @@ class ScenarioResult:
     check_config: dict[str, Any] = field(default_factory=dict)
     # Why the scenario could not apply to the peers given (it was not run), or None.
     not_applicable: str | None = None
+    # Seconds the host kept the run's processes from a CPU (harness/cpu_wait.py): what
+    # the timing rules left out; a high figure says the machine was starved.
+    cpu_wait: float = 0.0
 
     @property
     def failures(self) -> list[str]:
@@ -127,6 +131,7 @@ class ScenarioResult:
             "seed": self.seed,
             "verdict": self.verdict,
             "duration": round(self.duration, 3),
+            "cpu_wait": round(self.cpu_wait, 3),
             "problems": self.problems,
             "failures": self.failures,
             "trace": self.trace_path,
@@ -360,6 +365,8 @@ class ScenarioRun:
         self.seed = scenario.seed if scenario.seed is not None else seed
         directory.mkdir(parents=True, exist_ok=True)
         self.trace = TraceWriter(directory / "trace.jsonl")
+        # The host's CPU queueing, which timing rules do not count against the peers.
+        self.cpu_wait = CpuWaitSampler(self.trace.write)
         self.started = 0.0
         self.primary: ReferencePrimary | None = None
         self.primary_testee: Testee | None = None
@@ -478,6 +485,8 @@ class ScenarioRun:
             # Raised here too, but a Viewer joins from a task the timeline does not await.
             self._testee_failed(str(exc))
             raise
+        if testee.process is not None:
+            self.cpu_wait.watch(testee.process.pid)
         self.testee_watches.append(asyncio.create_task(self._watch(testee)))
         return testee
 
@@ -743,6 +752,7 @@ class ScenarioRun:
             return result
         if self.control.operator:
             self.operator = Operator(self.control, self.trace, scenario)
+        self.cpu_wait.start()
         try:
             async with asyncio.timeout(scenario.timeout):
                 await self._play_watched(waiter)
@@ -768,6 +778,7 @@ class ScenarioRun:
             await self._teardown()
             result.testees = {role: t.logs.as_dict() for role, t in self.testees.items()}
         result.duration = time.monotonic() - self.started
+        result.cpu_wait = self.cpu_wait.total
         result.trace_path = str(self.directory / "trace.jsonl")
         result.pcap_path = str(self.directory / "wire.pcapng")
         result.timeline = self.timeline_log
@@ -838,6 +849,7 @@ class ScenarioRun:
         if self.pcap is not None:
             with contextlib.suppress(Exception):
                 self.pcap.close()
+        self.cpu_wait.stop()
         self.trace.close()
 
 

@@ -85,6 +85,20 @@ def _restart_primary(d: Draw) -> tuple[list[Act], list[Act]]:
     return [act("restart_primary", down_for=round(d.duration, 3))], []
 
 
+def _impair(d: Draw) -> tuple[list[Act], list[Act]]:
+    # A lossy, delayed cellular-like link on the packet hop, cleared at the step's end.
+    direction = d.rng.choice(["both", "downstream", "upstream"])
+    args: dict[str, Any] = {
+        "direction": direction,
+        "loss": round(d.rng.uniform(0.005, 0.08), 3),
+        "delay_ms": d.rng.randint(10, 150),
+        "jitter_ms": d.rng.randint(0, 20),
+    }
+    if d.rng.random() < 0.3:
+        args["duplicate"] = round(d.rng.uniform(0.005, 0.03), 3)
+    return [act("impair", **args)], [act("clear_impairment", direction=direction)]
+
+
 def _kill(d: Draw) -> tuple[list[Act], list[Act]]:
     return (
         [act("kill_viewer", viewer=v) for v in d.viewers],
@@ -126,10 +140,14 @@ KINDS: dict[str, tuple[str, int, Builder]] = {
     "kill_viewer": ("", 1, _kill),
     "reconnect_storm": ("", -1, _kill),  # -1: a quarter of the population, at least two
     "late_join": ("", 0, lambda d: ([act("join", viewer=v) for v in d.viewers], [])),
+    "impair": ("packet", 0, _impair),
 }
 
 # Which injector a step needs on the path.
-NEEDS = {"toxic": "toxiproxy", "disable_proxy": "toxiproxy", "fault": "frame_proxy"}
+NEEDS = {
+    "toxic": "toxiproxy", "disable_proxy": "toxiproxy", "fault": "frame_proxy",
+    "impair": "packet",
+}
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from typing import Any
 
 from harness.checks.engine import Engine
 from harness.checks.verdict import Status, Verdict
+from harness.cpu_wait import CpuWaitSampler
 from harness.scenarios.fault_path import FaultPath
 from harness.scenarios.loader import PrimarySpec, Scenario
 from harness.scenarios.loader import Step as ScenarioStep
@@ -133,6 +134,7 @@ class SoakRun(ScenarioRun):
         self.trace.close()
         (directory / "trace.jsonl").unlink(missing_ok=True)
         self.trace = TraceWriter(None, keep=False)
+        self.cpu_wait = CpuWaitSampler(self.trace.write)
         self.profile = profile
         self.window_s = profile.scaled_window()
         self.fleet_workers = fleet_workers
@@ -207,6 +209,7 @@ class SoakRun(ScenarioRun):
         await path.build(self.primary_port, self.scenario.fault_path)
         self.primary_tap_port, self.entry_port = path.primary_tap_port, path.entry_port
         self.toxiproxy, self.frame_proxy = path.toxiproxy, path.frame_proxy
+        self.packet_hop = path.packet_hop
 
     async def _tap_for(self, name: str) -> int:
         assert self.fault_path is not None
@@ -370,6 +373,8 @@ class SoakRun(ScenarioRun):
                 await asyncio.to_thread(self.population.start)
                 if self.population.pid is not None:
                     self.sampler.watch("viewers", self.population.pid)
+                    self.cpu_wait.watch(self.population.pid)
+            self.cpu_wait.start()
             for vid in self.schedule.initial:
                 await self.act("join", {"viewer": vid})
             tasks = [

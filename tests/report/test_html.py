@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from pathlib import Path
 from typing import Any
 
@@ -251,18 +250,15 @@ def _big_trace(path: Path, records: int, index: int) -> None:
     path.write_text("".join(lines))
 
 
-def test_thirty_large_scenarios_render_quickly(tmp_path: Path) -> None:
+def test_thirty_large_scenarios_render_into_a_bounded_page(tmp_path: Path) -> None:
+    # Its speed is benchmarks/report_render.py's: timed unit tests fail on a loaded host.
     scenarios = []
     for i in range(30):
         trace = tmp_path / "scenarios" / f"s{i}" / "trace.jsonl"
         _big_trace(trace, 20_000, i)
         scenarios.append(_scenario(tmp_path, f"s{i}", "FAIL" if i % 4 == 0 else "PASS", trace))
 
-    started = time.perf_counter()
     path = write_html(tmp_path, _report(scenarios))
-    elapsed = time.perf_counter() - started
-
-    assert elapsed < 5.0, f"report took {elapsed:.2f} s"
     page = path.read_text(encoding="utf-8")
     assert page.count("<svg") == 30
     assert len(page) < 5_000_000

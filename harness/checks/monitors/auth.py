@@ -159,7 +159,7 @@ class Auth2(_Answers):
             self.check()
             failure = _Failure(conn, frame.t)
             self.failures[conn] = failure
-            self.ctx.at(frame.t + self.within, partial(self._due, failure))
+            self.ctx.deadline(frame.t, self.within, partial(self._due, failure))
         elif isinstance(message, AuthOk) and conn.authenticated_at is None:
             self.check()
             if conn.auth_failed_at is not None:
@@ -170,7 +170,8 @@ class Auth2(_Answers):
     def _due(self, failure: _Failure, now: float) -> None:
         if self.failures.get(failure.conn) is failure:
             del self.failures[failure.conn]
-            self.fail(failure.t, f"connection still open {self.within:.1f} s after AUTH_FAIL",
+            self.fail(failure.t, f"connection still open {now - failure.t:.2f} s after AUTH_FAIL"
+                      f"{self.waited(failure.t, now)}",
                       failure.conn.where)
 
     def on_end(self, conn: Conn) -> None:
@@ -213,7 +214,7 @@ class Auth3(Monitor):
             return
         watch = _Unauthenticated(conn, conn.opened)
         self.live[conn] = watch
-        self.ctx.at(conn.opened + self.limit + self.tolerance, partial(self._due, watch))
+        self.ctx.deadline(conn.opened, self.limit + self.tolerance, partial(self._due, watch))
 
     def on_control(self, frame: WireFrame) -> None:
         watch = self.live.get(frame.conn)
@@ -248,7 +249,8 @@ class Auth3(Monitor):
         del self.live[watch.conn]
         self.check()
         self.fail(watch.opened, f"unauthenticated connection still open "
-                  f"{self.limit + self.tolerance:.1f} s after it opened", watch.conn.where)
+                  f"{now - watch.opened:.2f} s after it opened{self.waited(watch.opened, now)}",
+                  watch.conn.where)
 
     def on_end(self, conn: Conn) -> None:
         watch = self.live.pop(conn, None)

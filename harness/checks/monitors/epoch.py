@@ -94,12 +94,13 @@ class Epoch1(Monitor):
         self.check()
         action = _PendingAction(float(record["t"]), name, max(self.announced.values()))
         self.pending.append(action)
-        self.ctx.at(action.t + self.within, partial(self._settle, action))
+        self.ctx.deadline(action.t, self.within, partial(self._settle, action))
 
     def _settle(self, action: _PendingAction, now: float) -> None:
         self.pending.remove(action)
         if not action.seen and self.primary_seen:
-            self.fail(action.t, f"{action.action} produced no new epoch within {self.within:g} s")
+            self.fail(action.t, f"{action.action} produced no new epoch within "
+                      f"{now - action.t:.2f} s{self.waited(action.t, now)}")
 
 
 @monitor

@@ -101,7 +101,7 @@ class Evt1(Monitor):
         self.judged[key] = (link, link.generation)
         ready = _Ready(max(link.ready_at, last.t), last.epoch, link, link.generation)
         self.ready[key] = ready
-        self.ctx.at(ready.t + self.within, partial(self._due, key, ready))
+        self.ctx.deadline(ready.t, self.within, partial(self._due, key, ready))
 
     def _due(self, key: str, ready: _Ready, now: float) -> None:
         if self.ready.get(key) is not ready:
@@ -131,7 +131,7 @@ class Evt1(Monitor):
         self.fail(
             ready.t,
             f"ACTIVE, CSD and keyframe of epoch {ready.epoch} delivered, still "
-            f"{episode.state.value} {self.within:.1f} s later",
+            f"{episode.state.value} {now - ready.t:.2f} s later{self.waited(ready.t, now)}",
             episode.where,
         )
 
@@ -162,7 +162,7 @@ class Evt1(Monitor):
         link = self.links.of(rec.viewer, episode.start)
         if link is None or link.speaks_v2 is not True:
             return
-        t, tol = rec.t, self.tolerance
+        t, tol = rec.t, self.ctx.lag(rec.t)
         state = rec.state.value if rec.state is not None else rec.record.get("state")
 
         def rule() -> str | None:

@@ -39,7 +39,7 @@ class _Answering(Monitor):
     def expect_answer(self, conn: Conn, t: float, direction: str, code: str) -> None:
         item = _BadInput(conn, t, direction, code)
         self.pending.setdefault(conn, []).append(item)
-        self.ctx.at(t + self.within, partial(self._due, item))
+        self.ctx.deadline(t, self.within, partial(self._due, item))
 
     def answers(self, frame: WireFrame) -> None:
         """An ERROR from the receiver of pending bad input: the first one is its answer."""
@@ -49,7 +49,7 @@ class _Answering(Monitor):
             if (
                 frame.dir == reply_direction(item.direction)
                 and item.answered is None
-                and frame.t <= item.t + self.within
+                and self.in_time(item.t, self.within, frame.t)
             ):
                 item.answered = frame.message.code
 
@@ -61,7 +61,7 @@ class _Answering(Monitor):
         for item in self.pending.pop(conn, []):
             if not item.settled:
                 closed = conn.closed
-                in_time = closed is not None and closed <= item.t + self.within
+                in_time = closed is not None and self.in_time(item.t, self.within, closed)
                 self.settle(item, closed=closed if in_time else None)
 
     def settle(self, item: _BadInput, closed: float | None) -> None:

@@ -71,7 +71,7 @@ class Hb1(Monitor):
             self.check()
             gap = frame.t - previous
             first = beats.last is None
-            late = gap > self.interval + self.tolerance
+            late = not self.in_time(previous, self.interval + self.tolerance, frame.t)
             if late or (not first and gap < self.interval - self.tolerance):
                 what = "first heartbeat after AUTH_OK" if first else "heartbeat gap"
                 self.fail(
@@ -98,7 +98,7 @@ class Hb1(Monitor):
                 continue
             last = beats.last if beats is not None and beats.last is not None else ok
             tail = end - last
-            if tail <= self.interval + self.tolerance:
+            if self.in_time(last, self.interval + self.tolerance, end):
                 continue
             self.check()
             if beats is None:
@@ -167,7 +167,9 @@ class Hb2(Monitor):
     def _arm(self, silence: _Silence) -> None:
         self.watch[(silence.conn, silence.direction)] = silence
         silence.armed_for = silence.last
-        self.ctx.at(silence.armed_for + self.timeout + self.tolerance, partial(self._due, silence))
+        self.ctx.deadline(
+            silence.armed_for, self.timeout + self.tolerance, partial(self._due, silence)
+        )
 
     def _due(self, silence: _Silence, now: float) -> None:
         if self.watch.get((silence.conn, silence.direction)) is not silence:
@@ -192,7 +194,8 @@ class Hb2(Monitor):
         self.fail(
             silence.last,
             f"peer silent since {silence.last:.2f}; the {judged} still had the connection open "
-            f"{self.timeout + self.tolerance:.1f} s later (timeout {self.timeout:g} s)",
+            f"{now - silence.last:.2f} s later (timeout {self.timeout:g} s)"
+            f"{self.waited(silence.last, now)}",
             silence.conn.where,
         )
 

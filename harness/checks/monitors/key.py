@@ -113,7 +113,7 @@ class Key2(Monitor):
                 return
             request = _Request(frame.t, message.epoch, conn)
             self.pending.setdefault(conn, []).append(request)
-            self.ctx.at(request.t + self.limit, partial(self._due, request))
+            self.ctx.deadline(request.t, self.limit, partial(self._due, request))
             return
         if not frame.from_primary or conn not in self.pending:
             return
@@ -137,7 +137,8 @@ class Key2(Monitor):
         self.check()
         self.fail(
             request.t,
-            f"REQ_KEYFRAME epoch {request.epoch} unanswered for {self.limit:.1f} s",
+            f"REQ_KEYFRAME epoch {request.epoch} unanswered for {now - request.t:.2f} s"
+            f"{self.waited(request.t, now)}",
             request.conn.where,
         )
 
@@ -189,7 +190,7 @@ class Key3(Monitor):
                 return
             join = _Join(frame.t, stream[1] if stream else None, conn)
             self.joins[conn] = join
-            self.ctx.at(join.t + self.limit, partial(self._due, join))
+            self.ctx.deadline(join.t, self.limit, partial(self._due, join))
 
     def on_media(self, frame: WireFrame) -> None:
         conn = frame.conn

@@ -195,7 +195,7 @@ class Neg3(Monitor):
             ):
                 request = _Request(conn, frame.t)
                 self.requests.setdefault(conn, []).append(request)
-                self.ctx.at(frame.t + self.answer_within, partial(self._unanswered, request))
+                self.ctx.deadline(frame.t, self.answer_within, partial(self._unanswered, request))
             elif isinstance(message, (Bye, Error)) and conn in self.rejections:
                 self.rejections[conn].left = True
             return
@@ -223,7 +223,8 @@ class Neg3(Monitor):
         if request.conn.authenticated_at is None:
             return  # never authenticated: the request was rightly not acted on
         self.check()
-        self.fail(request.t, f"SET_STREAM unanswered for {self.answer_within:.1f} s",
+        self.fail(request.t, f"SET_STREAM unanswered for {now - request.t:.2f} s"
+                  f"{self.waited(request.t, now)}",
                   request.conn.where)
 
     def _stayed(self, rejection: _Rejection, now: float) -> None:

@@ -100,7 +100,7 @@ class Recon1(Monitor):
     def _delay(self, rec: TelemetryRecord, waiting: _Reconnecting, what: str) -> None:
         self.check()
         delay = rec.t - waiting.since
-        if not self.floor <= delay <= self.ceiling:
+        if delay < self.floor or not self.in_time(waiting.since, self.ceiling, rec.t):
             self.fail(
                 rec.t,
                 f"{what} {delay:.2f} s after the previous attempt "

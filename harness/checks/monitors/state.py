@@ -163,7 +163,7 @@ class _ViewerMonitor(Monitor):
         self.check()
         stint = self.entered.get(episode.viewer) if episode.state is state else None
         item = _Watch(frame_t, delivered, viewer, episode, link, stint)
-        self.ctx.at(frame_t + self.tolerance, partial(self._due, item, state, why))
+        self.ctx.deadline(frame_t, self.tolerance, partial(self._due, item, state, why))
 
     def _due(self, item: _Watch, state: ViewerState, why: str, now: float) -> None:
         episode = episode_of(self, item.viewer)
@@ -175,8 +175,8 @@ class _ViewerMonitor(Monitor):
         d = item.message
         self.fail(
             item.t,
-            f"still {state.value} {self.tolerance:g} s after STREAM_STATE "
-            f"{d.state.name}/{d.epoch} was delivered ({why})",
+            f"still {state.value} {now - item.t:.2f} s after STREAM_STATE "
+            f"{d.state.name}/{d.epoch} was delivered ({why}){self.waited(item.t, now)}",
             episode.where,
         )
 
@@ -233,7 +233,7 @@ class State2(_ViewerMonitor):
         if link is None or link.speaks_v2 is False:
             self.check()
             return
-        t, tol = rec.t, self.tolerance
+        t, tol = rec.t, self.ctx.lag(rec.t)
 
         def rule() -> str | None:
             held = link.candidates(t, tol)
@@ -489,8 +489,9 @@ class State5(Monitor):
             return
         # Paused for sure: the last state delivered a tolerance before. A disconnect the
         # Viewer blames on the server state needs only a PAUSED it may have read by then.
-        held = link.candidates(rec.t, self.tolerance)
-        sure = held[:1] if held and held[0].t <= rec.t - self.tolerance else []
+        lag = self.ctx.lag(rec.t)
+        held = link.candidates(rec.t, lag)
+        sure = held[:1] if held and held[0].t <= rec.t - lag else []
         blamed = held if rec.cause is Cause.SERVER_STATE else sure
         paused = [d for d in blamed if d.state in HELD]
         if paused:
@@ -596,7 +597,7 @@ class State6(_ViewerMonitor):
             if said is not None:
                 self.check()
             return
-        t, tol = rec.t, self.tolerance
+        t, tol = rec.t, self.ctx.lag(rec.t)
 
         def rule() -> str | None:
             held = link.candidates(t, tol)
@@ -626,7 +627,7 @@ class State6(_ViewerMonitor):
         wired = link is not None and link.speaks_v2 is True
         if cause is Cause.SERVER_STATE:
             if wired and link is not None:
-                start = min(left.since, left.t - self.tolerance)
+                start = min(left.since, left.t - self.ctx.lag(left.t))
                 said = link.delivered_between(start, left.t)
                 if any(d.state is not ACTIVE for d in said):
                     return None

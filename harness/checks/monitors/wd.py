@@ -131,7 +131,7 @@ class Wd1(Monitor):
         if not dog.started or dog.reported:
             return
         quiet = dog.quiet(now)
-        if quiet > self.high + self.tolerance:
+        if not self.in_time(now - quiet, self.high + self.tolerance, now):
             dog.reported = True
             self.check()
             self.fail(
@@ -212,7 +212,8 @@ class Wd1(Monitor):
         self.check()
         if dog.started:
             stall = dog.quiet(rec.t)
-            if not self.low - self.tolerance <= stall <= self.high + self.tolerance:
+            early = stall < self.low - self.tolerance
+            if early or not self.in_time(rec.t - stall, self.high + self.tolerance, rec.t):
                 self.fail(
                     rec.t,
                     f"stall declared after {stall:.2f} s of armed time without a decodable "
@@ -223,7 +224,9 @@ class Wd1(Monitor):
                 self.note(rec.t, f"stall detected after {stall:.2f} s", rec.viewer)
         dog.started, dog.used, dog.armed_since = False, 0.0, None
         dog.awaiting_request = rec.t
-        self.ctx.at(rec.t + self.tolerance, partial(self._request_due, dog, rec.t, rec.viewer))
+        self.ctx.deadline(
+            rec.t, self.tolerance, partial(self._request_due, dog, rec.t, rec.viewer)
+        )
 
     def _request_due(self, dog: _Watchdog, entered: float, viewer: str, now: float) -> None:
         if dog.awaiting_request == entered:
@@ -316,6 +319,14 @@ class Wd2(Monitor):
         self.runs: dict[Conn, _WireRun] = {}  # the wire's reading, for Viewers without telemetry
         self.with_telemetry: set[str] = set()
 
+    def retry_in_time(self, previous: float, t: float) -> bool:
+        """A retry one interval after the previous request, within the tolerance (late
+        only by more than the CPU wait between them)."""
+        gap = t - previous
+        return gap >= self.interval - self.tolerance and self.in_time(
+            previous, self.interval + self.tolerance, t
+        )
+
     def _recovery_for(self, conn: Conn) -> _Recovery | None:
         viewer = viewer_of(conn)
         found = self.open.get(viewer)
@@ -364,7 +375,7 @@ class Wd2(Monitor):
         self.check()
         where, requests = run.conn.where, run.requests
         for a, b in itertools.pairwise(requests):
-            if abs((b - a) - self.interval) > self.tolerance:
+            if not self.retry_in_time(a, b):
                 self.fail(b, f"keyframe retry after {b - a:.2f} s (expected "
                           f"{self.interval:g} ± {self.tolerance:g})", where)
         if len(requests) > self.retries + 1:
@@ -376,7 +387,7 @@ class Wd2(Monitor):
             if abs(quiet - self.interval) > self.tolerance:
                 self.fail(end, f"closed {quiet:.2f} s after the last retry (expected "
                           f"{self.interval:g})", where)
-        elif quiet > self.interval + self.tolerance:
+        elif not self.in_time(requests[-1], self.interval + self.tolerance, end):
             what = (
                 f"still connected {quiet:.2f} s after the last retry" if all_sent
                 else f"no keyframe retry for {quiet:.2f} s with "
@@ -412,7 +423,7 @@ class Wd2(Monitor):
             return
         if recovery.requests:
             gap = t - recovery.requests[-1]
-            if abs(gap - self.interval) > self.tolerance:
+            if not self.retry_in_time(recovery.requests[-1], t):
                 self.fail(
                     t,
                     f"keyframe retry after {gap:.2f} s (expected {self.interval:g} ± "
@@ -445,8 +456,8 @@ class Wd2(Monitor):
                 )
             return
         end = leave.t if leave is not None else now
-        if requests and len(requests) <= self.retries and end - requests[-1] > (
-            self.interval + self.tolerance
+        if requests and len(requests) <= self.retries and not self.in_time(
+            requests[-1], self.interval + self.tolerance, end
         ):
             self.fail(
                 requests[-1] + self.interval,
@@ -499,7 +510,7 @@ class Wd3(Monitor):
         if rec.kind is STATE_KIND and keyed is not None:
             del self.pending[rec.viewer]
             self.check()
-            if rec.state is not STREAMING or rec.t > keyed.t + self.tolerance:
+            if rec.state is not STREAMING or not self.in_time(keyed.t, self.tolerance, rec.t):
                 got = rec.state.value if rec.state is not None else "?"
                 self.fail(keyed.t, f"keyframe decoded in RECOVERING, then {got}", rec.viewer)
             return
@@ -510,7 +521,7 @@ class Wd3(Monitor):
             return
         if keyed is None:
             self.pending[rec.viewer] = _Keyed(rec.t, episode.epoch)
-            self.ctx.at(rec.t + self.tolerance, partial(self._due, rec.viewer, rec.t))
+            self.ctx.deadline(rec.t, self.tolerance, partial(self._due, rec.viewer, rec.t))
 
     def _due(self, viewer: str, t: float, now: float) -> None:
         keyed = self.pending.get(viewer)

@@ -1,0 +1,188 @@
+"""Deadlines measured in the time the peers could run (harness/cpu_wait.py, cpu_ledger.py).
+
+A correct Viewer that reacts late only because the host kept it from a CPU
+passes; one that reacts later than the measured wait explains, or never, still
+fails. The sampler is tested on real threads and a real process made to share
+one core.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from harness.checks.cpu_ledger import CpuLedger
+from harness.checks.engine import Engine
+from harness.checks.verdict import Status
+from harness.cpu_wait import KIND, CpuWaitSampler, supported
+from harness.trace import Record
+from reference.protocol.causes import Cause
+from reference.protocol.messages import Heartbeat, StreamStateMessage
+from reference.protocol.states import StreamState, ViewerState
+from tests.checks.builder import Trace
+from tests.checks.cases.viewer_state import watched
+from tests.checks.test_viewer_state import resumed
+
+PAUSED = StreamState.PAUSED
+V = ViewerState
+
+
+def waited(trace: Trace, since: float, until: float, wait: float, period: float = 0.1) -> Trace:
+    """`cpu_wait` records spreading `wait` seconds evenly over [since, until]."""
+    steps = max(1, round((until - since) / period))
+    span = (until - since) / steps
+    for i in range(steps):
+        start = since + i * span
+        trace.add({"t": start + span, "kind": KIND, "since": start, "wait": wait / steps,
+                   "threads": 4})
+    trace.records.sort(key=lambda r: r["t"])
+    return trace
+
+
+def status(requirement: str, trace: Trace) -> Status:
+    (verdict,) = Engine({requirement: {}}).feed_all(trace.records).finish()
+    return verdict.status
+
+
+def evidence(requirement: str, trace: Trace) -> str:
+    (verdict,) = Engine({requirement: {}}).feed_all(trace.records).finish()
+    return " ".join(e.what for e in verdict.evidence)
+
+
+# --- the ledger ------------------------------------------------------------------------
+
+def test_ledger_spreads_each_period_and_never_excuses_more_than_the_window() -> None:
+    ledger = CpuLedger()
+    ledger.add({"t": 1.1, "kind": KIND, "since": 1.0, "wait": 0.05})
+    ledger.add({"t": 1.2, "kind": KIND, "since": 1.1, "wait": 0.1})
+    assert ledger.wait(1.0, 1.2) == pytest.approx(0.15)
+    assert ledger.wait(1.05, 1.15) == pytest.approx(0.025 + 0.05)
+    assert ledger.wait(0.0, 1.0) == 0.0
+    assert ledger.wait(1.15, 1.16) == pytest.approx(0.01)  # fully waiting: the whole window
+    assert ledger.wait(1.2, 5.0) == 0.0
+
+
+def test_ledger_lag_grows_by_the_wait_inside_it_and_ages_out() -> None:
+    ledger = CpuLedger()
+    assert ledger.lag(10.0, 0.3) == 0.3
+    for i in range(100):  # half of every period waiting, from 0 to 10 s
+        ledger.add({"t": (i + 1) * 0.1, "kind": KIND, "since": i * 0.1, "wait": 0.05})
+    # allowed = 0.3 + allowed / 2 -> 0.6 at the fixed point
+    assert ledger.lag(10.0, 0.3) == pytest.approx(0.6, abs=0.01)
+    ledger.add({"t": 500.0, "kind": KIND, "since": 499.9, "wait": 0.01})
+    assert ledger.wait(0.0, 10.0) == 0.0  # older than KEEP: forgotten
+
+
+def test_ledger_takes_the_period_not_yet_written_to_wait_as_the_last_did() -> None:
+    ledger = CpuLedger()
+    ledger.add({"t": 1.1, "kind": KIND, "since": 1.0, "wait": 0.05})
+    assert ledger.wait(1.0, 1.15) == pytest.approx(0.075)  # half of the next period
+    assert ledger.wait(1.0, 1.3) == pytest.approx(0.15)  # two periods at most
+    assert ledger.wait(1.0, 1.4) == pytest.approx(0.05)  # then: the sampler saw no wait
+
+
+def test_ledger_ignores_periods_out_of_order_and_empty_ones() -> None:
+    ledger = CpuLedger()
+    ledger.add({"t": 2.0, "kind": KIND, "since": 1.9, "wait": 0.05})
+    ledger.add({"t": 1.0, "kind": KIND, "since": 0.9, "wait": 0.05})
+    ledger.add({"t": 3.0, "kind": KIND, "since": 3.0, "wait": 0.05})
+    assert ledger.wait(0.0, 5.0) == pytest.approx(0.05)
+
+
+# --- monitors judged on CPU time ---------------------------------------------------------
+
+def test_evt_1_late_by_less_than_the_measured_wait_passes() -> None:
+    low = 1.5  # stall_window[0]; with the 0.3 s tolerance the deadline is 1.8 s after
+    late = resumed(low + 0.4)
+    assert status("EVT-1", late) is Status.FAIL
+    assert status("EVT-1", waited(resumed(low + 0.4), 1.0, 2.9, 0.2)) is Status.PASS
+
+
+def test_evt_1_late_by_more_than_the_measured_wait_still_fails() -> None:
+    trace = waited(resumed(1.5 + 0.4), 1.0, 2.9, 0.05)
+    assert status("EVT-1", trace) is Status.FAIL
+    assert "waiting for a CPU, not counted" in evidence("EVT-1", trace)
+
+
+def test_a_viewer_that_never_reacts_fails_however_starved_the_host() -> None:
+    trace = Trace()
+    wire, viewer = watched(trace)
+    wire.p2v(0.5, StreamStateMessage(state=PAUSED, epoch=1))
+    for i in range(1, 20):
+        wire.p2v(0.5 + i * 0.5, Heartbeat())
+    waited(trace, 0.5, 10.0, 4.0)  # 40 % of the time waiting
+    assert status("STATE-2", trace) is Status.FAIL
+    viewer.to(9.0, V.RECONFIGURING, Cause.SERVER_STATE, epoch=1, server_state=PAUSED)
+    trace.records.sort(key=lambda r: r["t"])
+    assert status("STATE-2", trace) is Status.FAIL  # 8.5 s late: far beyond the wait
+
+
+def test_state_2_leaving_late_by_the_wait_passes() -> None:
+    def paused(after: float) -> Trace:
+        trace = Trace()
+        wire, viewer = watched(trace)
+        wire.p2v(0.5, StreamStateMessage(state=PAUSED, epoch=1))
+        viewer.to(0.5 + after, V.RECONFIGURING, Cause.SERVER_STATE, epoch=1,
+                  server_state=PAUSED)
+        wire.p2v(2.0, Heartbeat())
+        return trace
+
+    assert status("STATE-2", paused(0.6)) is Status.FAIL
+    assert status("STATE-2", waited(paused(0.6), 0.5, 1.2, 0.4)) is Status.PASS
+
+
+def test_no_cpu_wait_records_change_nothing() -> None:
+    # The same verdicts as before the ledger existed, on a quiet host.
+    assert status("EVT-1", resumed(1.7)) is Status.PASS
+    assert status("EVT-1", resumed(1.9)) is Status.FAIL
+
+
+# --- the sampler, on a real host ------------------------------------------------------------
+
+needs_schedstat = pytest.mark.skipif(not supported(), reason="no /proc schedstat here")
+
+
+def _one_core() -> int:
+    return min(os.sched_getaffinity(0))
+
+
+@needs_schedstat
+def test_sampler_measures_two_busy_threads_sharing_one_core() -> None:
+    records: list[Record] = []
+    lock = threading.Lock()
+
+    def write(record: Record) -> None:
+        with lock:
+            records.append(record)
+
+    sampler = CpuWaitSampler(write, period=0.02)
+    burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    before = os.sched_getaffinity(0)
+    try:
+        core = {_one_core()}
+        os.sched_setaffinity(burner.pid, core)
+        sampler.watch(burner.pid)
+        os.sched_setaffinity(0, core)  # this thread and the burner take turns on one core
+        sampler.start()
+        deadline = time.monotonic() + 20.0
+        while time.monotonic() < deadline:
+            with lock:
+                total = sum(r["wait"] for r in records)
+            if total >= 0.2:
+                break
+            sum(range(20_000))  # keep this process runnable too
+    finally:
+        sampler.stop()
+        os.sched_setaffinity(0, before)
+        burner.kill()
+        burner.wait()
+    assert total >= 0.2, records[-5:]
+    for record in records:
+        assert record["kind"] == KIND
+        assert 0 < record["wait"] <= record["t"] - record["since"] + 1e-9
+
