@@ -19,8 +19,9 @@ reset are steady-state ones), resets Locust's statistics, holds `--seconds`, and
   exceptions Locust caught, by message;
 - frames/s delivered: the `rendered` counts in the per-Viewer figures the worker ships
   every second (`fleet-telemetry.jsonl`), over the same window;
-- worker / master / Primary CPU (% of one core, /proc/PID/stat) and the worker's wait
-  for a CPU (run-queue time of all its threads, /proc/PID/task/*/schedstat);
+- worker / master / Primary CPU (% of one core, /proc/PID/stat), the worker's CPU per
+  1,000 frames/s delivered, and its wait for a CPU (run-queue time of all its threads,
+  /proc/PID/task/*/schedstat);
 - /proc/loadavg at the end of the window: the host is shared.
 
 Baseline, in the same run against the same Primary right after each step: as many
@@ -39,6 +40,7 @@ import contextlib
 import csv
 import io
 import json
+import math
 import os
 import socket
 import statistics
@@ -105,6 +107,11 @@ class Step:
     def delivered(self) -> float:
         expected = self.users * self.fps
         return self.frames_per_s / expected if expected else 0.0
+
+    @property
+    def worker_cpu_per_kfps(self) -> float:
+        """The worker's CPU (% of a core) per 1,000 frames a second delivered."""
+        return 1000 * self.worker_cpu_pct / self.frames_per_s if self.frames_per_s else math.nan
 
     @property
     def failed(self) -> int:
@@ -415,7 +422,8 @@ def table(steps: Sequence[Step], fps: int) -> Table:
     out = Table(title=f"Header-only Locust Viewers on ONE worker process, one 1280x720@{fps} "
                       "Primary (this host); baseline: as many reference Viewers in one process")
     for column in ("users", "streaming", "frames/s (of users x fps)", "p50 ms", "p99 ms",
-                   "max ms", "failures", "worker CPU %", "worker CPU wait %", "master CPU %",
+                   "max ms", "failures", "worker CPU %", "worker CPU % per 1,000 frames/s",
+                   "worker CPU wait %", "master CPU %",
                    "Primary CPU %", "load 1 min before -> end (5 min)", "baseline p50 / p99 ms",
                    "baseline delivered", "baseline CPU %", "p99 < 50 ms"):
         out.add_column(column, justify="right")
@@ -426,7 +434,8 @@ def table(steps: Sequence[Step], fps: int) -> Table:
             f"{step.frames_per_s:.0f} ({step.delivered:.1%})",
             f"{step.p50_ms:.0f}", f"{step.p99_ms:.0f}", f"{step.max_ms:.0f}",
             ", ".join(f"{n} {m}" for m, n in step.failures.items()) or "0",
-            f"{step.worker_cpu_pct:.0f}", f"{step.worker_wait_pct:.0f}",
+            f"{step.worker_cpu_pct:.0f}", f"{step.worker_cpu_per_kfps:.1f}",
+            f"{step.worker_wait_pct:.0f}",
             f"{step.master_cpu_pct:.0f}", f"{step.primary_cpu_pct:.0f}",
             f"{step.load_before:.1f} -> {step.load[0]:.1f} ({step.load[1]:.1f})",
             f"{b.p50_ms:.1f} / {b.p99_ms:.1f}" if b else "-",

@@ -53,3 +53,10 @@ def test_frames_per_second_come_from_the_figures_inside_the_window() -> None:
     assert bench.rendered_rate(figures, 10.0, 13.0) == pytest.approx(30.0)
     assert math.isnan(bench.rendered_rate(figures, 8.0, 12.0))  # nothing before the window began
     assert math.isnan(bench.rendered_rate(figures, 13.0, 20.0))  # nothing inside it
+
+
+def test_the_worker_cost_per_thousand_frames_a_second() -> None:
+    busy = step(100, 20)  # 3,000 frames/s
+    busy.worker_cpu_pct = 15.0
+    assert busy.worker_cpu_per_kfps == pytest.approx(5.0)
+    assert math.isnan(step(10, 20, delivered=0.0).worker_cpu_per_kfps)
