@@ -35,6 +35,7 @@ class Deviation(str, Enum):
     DELTA_BEFORE_KEYFRAME = "delta_before_keyframe"  # non-keyframes to a keyframe-less joiner
     NO_STREAM_EVENTS = "no_stream_events"  # state changes with no STREAM_EVENT after them
     RARE_STALE_EPOCH = "rare_stale_epoch"  # STALE_MEDIA_EPOCH, once, for 1 reconfiguration in 20
+    SAME_EPOCH_ON_RECONFIGURE = "same_epoch_on_reconfigure"  # a running stream's epoch stays
     # Viewer side
     NO_EPOCH_DROP = "no_epoch_drop"
     NO_KEYFRAME_RETRY = "no_keyframe_retry"
@@ -95,6 +96,7 @@ BREAKS: dict[Deviation, tuple[str, ...]] = {
     Deviation.DELTA_BEFORE_KEYFRAME: ("KEY-4",),
     Deviation.NO_STREAM_EVENTS: ("EVT-2",),
     Deviation.RARE_STALE_EPOCH: ("EPOCH-2",),
+    Deviation.SAME_EPOCH_ON_RECONFIGURE: ("EPOCH-1",),
     Deviation.NO_LIVENESS_TIMEOUT: ("HB-2",),
     Deviation.LATE_STALL_WATCHDOG: ("WD-1",),
     Deviation.RECONNECT_TOO_SOON: ("RECON-1",),
@@ -137,6 +139,7 @@ PRIMARY_DEVIATIONS = frozenset(
         Deviation.DELTA_BEFORE_KEYFRAME,
         Deviation.NO_STREAM_EVENTS,
         Deviation.RARE_STALE_EPOCH,
+        Deviation.SAME_EPOCH_ON_RECONFIGURE,
     }
 )
 VIEWER_DEVIATIONS = frozenset(Deviation) - PRIMARY_DEVIATIONS

@@ -75,6 +75,7 @@ class StreamStatus:
     state: StreamState = StreamState.STOPPED
     epoch: int = 0
     history: list[tuple[float, StreamState, int]] = field(default_factory=list)
+    deviations: frozenset[Deviation] = frozenset()
 
     def transition(self, target: StreamState, now: float) -> int:
         """Move to `target`; entering RECONFIGURING starts a new epoch (EPOCH-1).
@@ -85,7 +86,10 @@ class StreamStatus:
             raise LocalProtocolError(
                 ErrorCode.UNEXPECTED, f"stream cannot go {self.state.name} -> {target.name}"
             )
-        if needs_new_epoch(self.state, target):
+        if needs_new_epoch(self.state, target) and not (
+            Deviation.SAME_EPOCH_ON_RECONFIGURE in self.deviations
+            and self.state is not StreamState.STOPPED
+        ):  # EPOCH-1 broken: only the start from STOPPED takes a new epoch
             if self.epoch >= UINT32_MAX:
                 raise EpochsExhausted(
                     ErrorCode.INTERNAL, f"epoch {self.epoch} is the last one (epochs never wrap)"
