@@ -36,6 +36,7 @@ class Deviation(str, Enum):
     NO_STREAM_EVENTS = "no_stream_events"  # state changes with no STREAM_EVENT after them
     RARE_STALE_EPOCH = "rare_stale_epoch"  # STALE_MEDIA_EPOCH, once, for 1 reconfiguration in 20
     SAME_EPOCH_ON_RECONFIGURE = "same_epoch_on_reconfigure"  # a running stream's epoch stays
+    STATE_NAMES = "state_names"  # STREAM_STATE with the state's name, not its numeric code
     # Viewer side
     NO_EPOCH_DROP = "no_epoch_drop"
     NO_KEYFRAME_RETRY = "no_keyframe_retry"
@@ -97,6 +98,7 @@ BREAKS: dict[Deviation, tuple[str, ...]] = {
     Deviation.NO_STREAM_EVENTS: ("EVT-2",),
     Deviation.RARE_STALE_EPOCH: ("EPOCH-2",),
     Deviation.SAME_EPOCH_ON_RECONFIGURE: ("EPOCH-1",),
+    Deviation.STATE_NAMES: ("STATE-1",),
     Deviation.NO_LIVENESS_TIMEOUT: ("HB-2",),
     Deviation.LATE_STALL_WATCHDOG: ("WD-1",),
     Deviation.RECONNECT_TOO_SOON: ("RECON-1",),
@@ -140,6 +142,7 @@ PRIMARY_DEVIATIONS = frozenset(
         Deviation.NO_STREAM_EVENTS,
         Deviation.RARE_STALE_EPOCH,
         Deviation.SAME_EPOCH_ON_RECONFIGURE,
+        Deviation.STATE_NAMES,
     }
 )
 VIEWER_DEVIATIONS = frozenset(Deviation) - PRIMARY_DEVIATIONS

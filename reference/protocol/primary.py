@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import random
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from reference.protocol.auth import NonceBook
 from reference.protocol.connection import TIMER_FRAME, TIMER_HEARTBEAT, Endpoint
@@ -32,6 +32,7 @@ from reference.protocol.frames import (
     FrameFlags,
     FrameType,
 )
+from reference.protocol.grammar import encode_control
 from reference.protocol.messages import (
     Auth,
     AuthChallenge,
@@ -225,7 +226,13 @@ class PrimaryConnection(Endpoint):
         to_version_1 = Deviation.STATE_TO_VERSION_1 in self.deviations
         if not (self.socket_open and self.authenticated and (self.speaks_v2 or to_version_1)):
             return False
-        self._send(StreamStateMessage(state=self.stream.state, epoch=self.stream.epoch), now)
+        message = StreamStateMessage(state=self.stream.state, epoch=self.stream.epoch)
+        if Deviation.STATE_NAMES in self.deviations:
+            # STATE-1 broken: the state's name where its numeric code belongs.
+            named = replace(message.to_text(), positional=(self.stream.state.name,))
+            self._send_frame(FrameType.CONTROL, encode_control(named), now=now)
+        else:
+            self._send(message, now)
         return True
 
     def send_stream_event(self, event: str, now: float) -> bool:
