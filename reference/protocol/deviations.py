@@ -37,6 +37,7 @@ class Deviation(str, Enum):
     RARE_STALE_EPOCH = "rare_stale_epoch"  # STALE_MEDIA_EPOCH, once, for 1 reconfiguration in 20
     SAME_EPOCH_ON_RECONFIGURE = "same_epoch_on_reconfigure"  # a running stream's epoch stays
     STATE_NAMES = "state_names"  # STREAM_STATE with the state's name, not its numeric code
+    ANSWERS_BEFORE_AUTH = "answers_before_auth"  # STREAM_REJECTED to a SET_STREAM before AUTH_OK
     # Viewer side
     NO_EPOCH_DROP = "no_epoch_drop"
     NO_KEYFRAME_RETRY = "no_keyframe_retry"
@@ -99,6 +100,7 @@ BREAKS: dict[Deviation, tuple[str, ...]] = {
     Deviation.RARE_STALE_EPOCH: ("EPOCH-2",),
     Deviation.SAME_EPOCH_ON_RECONFIGURE: ("EPOCH-1",),
     Deviation.STATE_NAMES: ("STATE-1",),
+    Deviation.ANSWERS_BEFORE_AUTH: ("AUTH-4",),
     Deviation.NO_LIVENESS_TIMEOUT: ("HB-2",),
     Deviation.LATE_STALL_WATCHDOG: ("WD-1",),
     Deviation.RECONNECT_TOO_SOON: ("RECON-1",),
@@ -143,6 +145,7 @@ PRIMARY_DEVIATIONS = frozenset(
         Deviation.RARE_STALE_EPOCH,
         Deviation.SAME_EPOCH_ON_RECONFIGURE,
         Deviation.STATE_NAMES,
+        Deviation.ANSWERS_BEFORE_AUTH,
     }
 )
 VIEWER_DEVIATIONS = frozenset(Deviation) - PRIMARY_DEVIATIONS
