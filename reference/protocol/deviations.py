@@ -61,6 +61,7 @@ class Deviation(str, Enum):
     RECONNECT_ON_PAUSE = "reconnect_on_pause"  # PAUSED taken for the end: reconnect
     INFER_ON_V2 = "infer_on_v2"  # ignores STREAM_STATE, infers STREAMING from media
     NO_LEGACY_INFERENCE = "no_legacy_inference"  # never infers against a version-1 Primary
+    STAYS_RECOVERING = "stays_recovering"  # a keyframe decoded in RECOVERING does not end it
     LEAK_ON_RECONNECT = "leak_on_reconnect"
 
 
@@ -114,6 +115,7 @@ BREAKS: dict[Deviation, tuple[str, ...]] = {
     Deviation.RECONNECT_ON_PAUSE: ("STATE-5",),
     Deviation.INFER_ON_V2: ("VER-4",),
     Deviation.NO_LEGACY_INFERENCE: ("LEGACY-1",),
+    Deviation.STAYS_RECOVERING: ("WD-3",),
     # Breaks no wire rule: a soak's drift limit on the Viewers' memory catches it.
     Deviation.LEAK_ON_RECONNECT: (),
 }

@@ -471,7 +471,10 @@ class ViewerConnection(Endpoint):
                 self._transition(
                     ViewerTrigger.CONDITIONS_LOST, f"{reason}: lost {missing}", now, cause
                 )
-        elif conditions.hold():
+        elif conditions.hold() and not (
+            # WD-3 broken: a recovery ends only when its retries run out.
+            self.state is ViewerState.RECOVERING and Deviation.STAYS_RECOVERING in self.deviations
+        ):
             self._transition(ViewerTrigger.STREAMING_READY, reason, now, Cause.CONDITIONS_MET)
         elif self.state is ViewerState.RECOVERING and not conditions.server_active:
             self._transition(ViewerTrigger.CONDITIONS_LOST, reason, now, cause)

@@ -77,6 +77,7 @@ CASES: dict[Deviation, tuple[str, set[str]]] = {
     Deviation.SAME_EPOCH_ON_RECONFIGURE: ("reconfigure-mid-stream", {"EPOCH-1"}),
     Deviation.STATE_NAMES: ("first-connect", {"STATE-1"}),
     Deviation.ANSWERS_BEFORE_AUTH: ("half-open-sockets", {"AUTH-4"}),
+    Deviation.STAYS_RECOVERING: ("frame-loss-recovery", {"WD-3"}),
 }
 # Further situations a switch must be caught in: KEY-1 judges every entry into ACTIVE, so
 # ACTIVE before the keyframe is caught on a resume too (the stream started before any
