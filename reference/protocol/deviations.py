@@ -38,6 +38,7 @@ class Deviation(str, Enum):
     SAME_EPOCH_ON_RECONFIGURE = "same_epoch_on_reconfigure"  # a running stream's epoch stays
     STATE_NAMES = "state_names"  # STREAM_STATE with the state's name, not its numeric code
     ANSWERS_BEFORE_AUTH = "answers_before_auth"  # STREAM_REJECTED to a SET_STREAM before AUTH_OK
+    NONCE_NOT_CONSUMED = "nonce_not_consumed"  # an answer to any nonce still held is taken
     # Viewer side
     NO_EPOCH_DROP = "no_epoch_drop"
     NO_KEYFRAME_RETRY = "no_keyframe_retry"
@@ -102,6 +103,9 @@ BREAKS: dict[Deviation, tuple[str, ...]] = {
     Deviation.SAME_EPOCH_ON_RECONFIGURE: ("EPOCH-1",),
     Deviation.STATE_NAMES: ("STATE-1",),
     Deviation.ANSWERS_BEFORE_AUTH: ("AUTH-4",),
+    # Taking an answer to an earlier connection's nonce lets a replay in: a wrong answer for
+    # the replaying connection's own nonce, so AUTH-2's too (replayed-answer).
+    Deviation.NONCE_NOT_CONSUMED: ("AUTH-5",),
     Deviation.NO_LIVENESS_TIMEOUT: ("HB-2",),
     Deviation.LATE_STALL_WATCHDOG: ("WD-1",),
     Deviation.RECONNECT_TOO_SOON: ("RECON-1",),
@@ -148,6 +152,7 @@ PRIMARY_DEVIATIONS = frozenset(
         Deviation.SAME_EPOCH_ON_RECONFIGURE,
         Deviation.STATE_NAMES,
         Deviation.ANSWERS_BEFORE_AUTH,
+        Deviation.NONCE_NOT_CONSUMED,
     }
 )
 VIEWER_DEVIATIONS = frozenset(Deviation) - PRIMARY_DEVIATIONS

@@ -357,7 +357,12 @@ class PrimaryConnection(Endpoint):
             self._close_for("AUTH before AUTH_CHALLENGE")
             return None
         nonce, self.nonce = self.nonce, None
-        right = self.nonces.consume(self.secret, nonce, message.response)  # AUTH-2, AUTH-5
+        if Deviation.NONCE_NOT_CONSUMED in self.deviations:
+            # AUTH-5 broken: no AUTH consumes a nonce, and one answering any nonce still
+            # held (an earlier connection's) is taken.
+            right = self.nonces.answers_any(self.secret, message.response)
+        else:
+            right = self.nonces.consume(self.secret, nonce, message.response)  # AUTH-2, AUTH-5
         if not right and Deviation.ACCEPT_WRONG_ANSWER not in self.deviations:
             self._send(AuthFail(reason="bad_response"), now)
             self._emit(AuthRejected("bad_response"))

@@ -78,6 +78,8 @@ CASES: dict[Deviation, tuple[str, set[str]]] = {
     Deviation.STATE_NAMES: ("first-connect", {"STATE-1"}),
     Deviation.ANSWERS_BEFORE_AUTH: ("half-open-sockets", {"AUTH-4"}),
     Deviation.STAYS_RECOVERING: ("frame-loss-recovery", {"WD-3"}),
+    # The replay it lets in is a wrong answer for the replaying connection's nonce: AUTH-2 too.
+    Deviation.NONCE_NOT_CONSUMED: ("replayed-answer", {"AUTH-5", "AUTH-2"}),
 }
 # Further situations a switch must be caught in: KEY-1 judges every entry into ACTIVE, so
 # ACTIVE before the keyframe is caught on a resume too (the stream started before any
