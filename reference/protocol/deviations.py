@@ -63,6 +63,7 @@ class Deviation(str, Enum):
     INFER_ON_V2 = "infer_on_v2"  # ignores STREAM_STATE, infers STREAMING from media
     NO_LEGACY_INFERENCE = "no_legacy_inference"  # never infers against a version-1 Primary
     STAYS_RECOVERING = "stays_recovering"  # a keyframe decoded in RECOVERING does not end it
+    STREAMS_BEFORE_SNAPSHOT = "streams_before_snapshot"  # infers ACTIVE until a STREAM_STATE
     LEAK_ON_RECONNECT = "leak_on_reconnect"
 
 
@@ -120,6 +121,9 @@ BREAKS: dict[Deviation, tuple[str, ...]] = {
     Deviation.INFER_ON_V2: ("VER-4",),
     Deviation.NO_LEGACY_INFERENCE: ("LEGACY-1",),
     Deviation.STAYS_RECOVERING: ("WD-3",),
+    # Streaming before any STREAM_STATE is streaming on no server state: inference on
+    # version 2 (VER-4) wherever the snapshot comes after the keyframe (late-snapshot).
+    Deviation.STREAMS_BEFORE_SNAPSHOT: ("SNAP-3",),
     # Breaks no wire rule: a soak's drift limit on the Viewers' memory catches it.
     Deviation.LEAK_ON_RECONNECT: (),
 }

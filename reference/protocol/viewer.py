@@ -240,6 +240,8 @@ class ViewerConnection(Endpoint):
             server_active = True  # LEGACY-1: inference, only against a version-1 Primary
         if Deviation.INFER_ON_V2 in self.deviations and self.server_state is None:
             server_active = True
+        if self.server_state is None and Deviation.STREAMS_BEFORE_SNAPSHOT in self.deviations:
+            server_active = True  # SNAP-3 broken: no snapshot yet, so media says ACTIVE
         if Deviation.SELF_DECLARED_STREAMING in self.deviations:
             server_active = True
         return StreamingConditions(

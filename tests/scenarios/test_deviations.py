@@ -80,6 +80,8 @@ CASES: dict[Deviation, tuple[str, set[str]]] = {
     Deviation.STAYS_RECOVERING: ("frame-loss-recovery", {"WD-3"}),
     # The replay it lets in is a wrong answer for the replaying connection's nonce: AUTH-2 too.
     Deviation.NONCE_NOT_CONSUMED: ("replayed-answer", {"AUTH-5", "AUTH-2"}),
+    # Streaming with no STREAM_STATE yet is streaming by inference on version 2: VER-4 too.
+    Deviation.STREAMS_BEFORE_SNAPSHOT: ("late-snapshot", {"SNAP-3", "VER-4"}),
 }
 # Further situations a switch must be caught in: KEY-1 judges every entry into ACTIVE, so
 # ACTIVE before the keyframe is caught on a resume too (the stream started before any
