@@ -141,6 +141,9 @@ CONSEQUENCES: dict[Deviation, tuple[str, ...]] = {
     # legacy-viewer), and it infers against a version-1 Primary at once, not after the
     # fallback timeout (LEGACY-1; legacy-primary).
     Deviation.INFER_ON_V2: ("STATE-2", "STATE-3", "LEGACY-1"),
+    # An answer before AUTH_OK is stream data before AUTH_OK (STREAM_REJECTED), which 5.1
+    # step 8 forbids under AUTH-2 as well (wherever AUTH-2 is judged beside AUTH-4).
+    Deviation.ANSWERS_BEFORE_AUTH: ("AUTH-2",),
     # Taking an answer to an earlier connection's nonce lets a replay in: a wrong answer for
     # the replaying connection's own nonce, so AUTH-2's violation too (replayed-answer).
     Deviation.NONCE_NOT_CONSUMED: ("AUTH-2",),
