@@ -38,7 +38,7 @@ class Deviation(str, Enum):
     RARE_STALE_EPOCH = "rare_stale_epoch"  # STALE_MEDIA_EPOCH, once, for 1 reconfiguration in 20
     SAME_EPOCH_ON_RECONFIGURE = "same_epoch_on_reconfigure"  # a running stream's epoch stays
     STATE_NAMES = "state_names"  # STREAM_STATE with the state's name, not its numeric code
-    ANSWERS_BEFORE_AUTH = "answers_before_auth"  # STREAM_REJECTED to a SET_STREAM before AUTH_OK
+    ANSWERS_BEFORE_AUTH = "answers_before_auth"  # STREAM_REJECTED to SET_STREAM after challenge
     NONCE_NOT_CONSUMED = "nonce_not_consumed"  # an answer to any nonce still held is taken
     # Viewer side
     NO_EPOCH_DROP = "no_epoch_drop"

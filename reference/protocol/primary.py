@@ -298,8 +298,11 @@ class PrimaryConnection(Endpoint):
             self._close_for(f"ERROR from viewer: {message.code} {message.reason}")
             return None
         if not self.authenticated:
-            if isinstance(message, SetStream) and Deviation.ANSWERS_BEFORE_AUTH in self.deviations:
-                # AUTH-4 broken: told to authenticate first, where it must be ignored.
+            if (
+                isinstance(message, SetStream)
+                and self.state is _P.CHALLENGED
+                and Deviation.ANSWERS_BEFORE_AUTH in self.deviations
+            ):  # AUTH-4 broken: once challenged, told to authenticate first, not ignored
                 self._send(StreamRejected(reason="authenticate first"), now)
                 return None
             return f"{message.NAME} before AUTH_OK (AUTH-4)"

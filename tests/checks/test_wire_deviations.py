@@ -22,7 +22,7 @@ from harness.wire.scapy_layer import malformed_frames
 from reference.loopback import Loopback
 from reference.protocol.deviations import BREAKS, CONSEQUENCES, PRIMARY_DEVIATIONS, Deviation
 from reference.protocol.frames import Frame, FrameType, encode_frame
-from reference.protocol.messages import SetStream
+from reference.protocol.messages import Hello, SetStream
 from reference.protocol.requirements import BY_ID
 from reference.protocol.states import ViewerState
 
@@ -69,10 +69,11 @@ def unauthenticated(lb: Loopback) -> None:
 
 
 def requests_before_auth(lb: Loopback) -> None:
-    """A client whose first bytes are a SET_STREAM, before any HELLO (AUTH-4's situation)."""
+    """A client that says HELLO, then SET_STREAM instead of AUTH (AUTH-4's situation)."""
     lb.primary.start(0.0)
     lb.connect_mute_client()
-    lb.inject_to_primary(encode_frame(Frame(FrameType.CONTROL, SetStream().encode())))
+    for message in (Hello(client="viewer", version=2), SetStream()):
+        lb.inject_to_primary(encode_frame(Frame(FrameType.CONTROL, message.encode())))
     lb.pump()
     lb.run_until(8.0)
 
