@@ -177,6 +177,33 @@ def test_legacy_1_proto_version_1_confirms_legacy_at_once() -> None:
     assert verdict.status is Status.FAIL
 
 
+def test_legacy_1_the_fallback_runs_from_the_viewers_own_auth_ok_however_late() -> None:
+    """A Viewer short of CPU reads AUTH_OK (its NEGOTIATING record) only after the tap has
+    delivered the CSD and keyframe: its fallback timer starts then, so inferring 3 s after
+    that PASSes. Seen under load: the deadline was set from the keyframe before the
+    NEGOTIATING record arrived, and a correct Viewer FAILed."""
+    from tests.checks.cases.viewer_state import VIEWER_TAP, legacy_1
+
+    def late(streaming_at: float) -> Trace:
+        trace = legacy_1(broken=False)
+        trace.records = [r for r in trace.records if not (
+            r.get("state") in (ViewerState.NEGOTIATING.value, ViewerState.STREAMING.value,
+                               ViewerState.RECONFIGURING.value)
+            or r.get("event") in ("decoder", "frame", "decoded"))]
+        viewer = trace.viewer()
+        viewer.to(0.05, ViewerState.NEGOTIATING, Cause.AUTH_OK)
+        viewer.to(0.051, ViewerState.RECONFIGURING, Cause.STREAM_ACCEPTED)
+        viewer.to(streaming_at, ViewerState.STREAMING, Cause.CONDITIONS_MET, epoch=1)
+        trace.records.sort(key=lambda r: r["t"])
+        assert any(r.get("tap") == VIEWER_TAP for r in trace.records)
+        return trace
+
+    (verdict,) = Engine({"LEGACY-1": {}}).feed_all(late(3.05).records).finish()
+    assert verdict.status is Status.PASS, [e.what for e in verdict.evidence]
+    (verdict,) = Engine({"LEGACY-1": {}}).feed_all(late(4.9).records).finish()
+    assert verdict.status is Status.FAIL  # 4.85 s after its AUTH_OK: 1.85 s after the timer
+
+
 def _refused(then: str) -> Trace:
     """A Viewer refused with AUTH_FAIL; `then`: "nothing", "reconnect", or "restarted" (its user
     started a new instance, which writes a new `hello` record first)."""

@@ -97,7 +97,9 @@ class Legacy1(Monitor):
     - it does infer: once the tap delivered, after STREAM_ACCEPTED, a CSD and then
       a keyframe of its epoch, the Viewer is STREAMING within the stall window's
       lower bound (Timings.stall_window, 1.5 s) plus the tolerance, counted from
-      that keyframe or from the end of the fallback timeout, whichever is later.
+      that keyframe or from the end of the fallback timeout, whichever is later
+      (the timeout runs from the Viewer's own AUTH_OK, its NEGOTIATING record; a
+      deadline set before that record was read moves when it is).
       Not judged when the connection ends or the Viewer disconnects first.
     Inference against version 2 is VER-4's reading. Evidence: the early entry, or
     the delivered CSD and keyframe and the Viewer's state at the deadline.
@@ -138,17 +140,33 @@ class Legacy1(Monitor):
         if self.judged.get(key) == (link, link.generation):
             return  # this delivery is already waiting for, or judged
         self.judged[key] = (link, link.generation)
+        self._arm(key, _Due(self._start(key, link, link.ready_at), link, link.generation))
+
+    def _start(self, key: str, link: Link, ready: float) -> float:
+        """When the Viewer may infer: the delivery, or the end of its fallback timer.
+
+        The timer runs from the Viewer's own AUTH_OK (its NEGOTIATING record); until
+        that record is read (a Viewer short of CPU writes it late), from the AUTH_OK
+        its tap delivered, which is no later.
+        """
+        if not self._waits(link):
+            return ready
         episode = episode_of(self, key)
         authed = self.authed.get(episode.viewer) if episode is not None else None
-        start = link.ready_at
-        if authed is not None and self._waits(link):
-            start = max(start, authed + self.fallback)
-        due = _Due(start, link, link.generation)
+        if authed is None:
+            authed = link.conn.authenticated_at
+        return ready if authed is None else max(ready, authed + self.fallback)
+
+    def _arm(self, key: str, due: _Due) -> None:
         self.due[key] = due
-        self.ctx.deadline(start, self.within, partial(self._settle, key, due))
+        self.ctx.deadline(due.t, self.within, partial(self._settle, key, due))
 
     def _settle(self, key: str, due: _Due, now: float) -> None:
         if self.due.get(key) is not due:
+            return
+        later = self._start(key, due.link, due.t)
+        if later > due.t:  # its timer began later than was known when the deadline was set
+            self._arm(key, _Due(later, due.link, due.generation))
             return
         del self.due[key]
         closed = due.link.conn.closed
