@@ -7,17 +7,21 @@ For each deviation (reference/protocol/deviations.py) it runs, as a user would,
 
     harness certify ROLE --command "<the reference peer's command> --deviation NAME"
 
-and reads the certificate: the IDs that FAILed, against BREAKS[NAME]. First the
-undeviated reference peer of each chosen role, which must be CONFORMANT. With
-`--scenarios covering` (the default) only the scenarios that cover one of the broken
-IDs run (`-k`), and every rule of the role is still judged in them, so an extra FAIL
-shows; `all` runs every scenario (slow on 2 cores). A broken ID that no applicable
-scenario decided is reported as "not exercised", not as a miss of the checkers.
+and reads the certificate: the IDs that FAILed, against BREAKS[NAME]. A run is "exact"
+when every ID of BREAKS[NAME] FAILed and nothing else did but the IDs CONSEQUENCES[NAME]
+allows (the same fault seen by another rule, in some scenarios); the consequences seen
+are printed with a "+". First the undeviated reference peer of each chosen role, which
+must be CONFORMANT. With `--scenarios covering` (the default) only the scenarios that
+cover one of the broken IDs run (`-k`), and every rule of the role is still judged in
+them, so an extra FAIL shows; `all` runs every scenario (slow on 2 cores). A broken ID
+that no applicable scenario decided is reported as "not exercised", not as a miss of the
+checkers.
 
-Prints one row per run: deviation, expected IDs, failed IDs, grade, outcome
-(exact / missed / extra / not exercised), scenarios run and wall time. With
-`--repeat N` each certification runs N times (same seed) and a line per testee says
-whether every run gave every ID the same status (the issue's "same verdict every time").
+Prints one row per run: deviation, expected IDs, failed IDs, grade, outcome (exact,
+with any consequences seen / missed / extra / not exercised), scenarios run and wall
+time. With `--repeat N` each certification runs N times (same seed) and a line per
+testee says whether every run gave every ID the same status (the issue's "same verdict
+every time").
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from harness.certify.reference_testees import reference_commands  # noqa: E402
 from harness.scenarios.loader import declared_coverage  # noqa: E402
 from reference.protocol.deviations import (  # noqa: E402
     BREAKS,
+    CONSEQUENCES,
     DRIFT_DEVIATIONS,
     PRIMARY_DEVIATIONS,
     VIEWER_DEVIATIONS,
@@ -117,11 +122,14 @@ def certify(
     statuses = {r["id"]: r["status"] for r in cert["requirements"]}
     failed = tuple(sorted(i for i, s in statuses.items() if s == "FAIL"))
     want = set(expected)
+    allowed = want | set(CONSEQUENCES.get(deviation, ())) if deviation else want
     undecided = sorted(i for i in want if statuses.get(i) not in ("FAIL", "PASS"))
-    if set(failed) == want and (want or cert["grade"] == "CONFORMANT"):
+    if want <= set(failed) <= allowed and (want or cert["grade"] == "CONFORMANT"):
         outcome = "exact"
-    elif set(failed) - want:
-        outcome = f"extra {' '.join(sorted(set(failed) - want))}"
+        if set(failed) - want:
+            outcome += f" +{' +'.join(sorted(set(failed) - want))}"
+    elif set(failed) - allowed:
+        outcome = f"extra {' '.join(sorted(set(failed) - allowed))}"
     elif undecided and not (want - set(failed) - set(undecided)):
         outcome = f"not exercised {' '.join(undecided)}"
     else:
@@ -195,7 +203,7 @@ def main() -> int:
             print(f"  {name}: {args.repeat} runs, {said}", flush=True)
             if differing:
                 unstable.append(name)
-    exact = sum(1 for r in rows if r["outcome"] == "exact")
+    exact = sum(1 for r in rows if r["outcome"].startswith("exact"))
     print(f"{exact}/{len(rows)} exact", flush=True)
     return 0 if exact == len(rows) and not unstable else 1
 

@@ -20,6 +20,7 @@ from harness.scenarios.runner import run_scenario
 from harness.trace import read_trace
 from reference.protocol.deviations import (
     BREAKS,
+    CONSEQUENCES,
     DRIFT_DEVIATIONS,
     PRIMARY_DEVIATIONS,
     RARE_RATE,
@@ -42,7 +43,8 @@ CASES: dict[Deviation, tuple[str, set[str]]] = {
     Deviation.STALE_CONTROL_APPLIED: ("stale-epoch-injection", {"EPOCH-4"}),
     Deviation.NO_PROTO: ("first-connect", {"VER-2"}),
     Deviation.REUSE_NONCE: ("viewer-malformed-frames", {"AUTH-1"}),
-    # A replayed answer is a wrong answer for the new nonce: accepted, it is both.
+    # A replayed answer is a wrong answer for the new nonce: accepted, it is both (AUTH-5 is
+    # a consequence, CONSEQUENCES).
     Deviation.ACCEPT_WRONG_ANSWER: ("replayed-answer", {"AUTH-2", "AUTH-5"}),
     Deviation.NO_AUTH_TIMEOUT: ("half-open-sockets", {"AUTH-3"}),
     Deviation.STALE_SNAPSHOT: ("first-connect", {"SNAP-2"}),
@@ -74,6 +76,14 @@ CASES: dict[Deviation, tuple[str, set[str]]] = {
     Deviation.RESUME_AS_EVENT: ("pause-resume", {"STATE-8"}),
     Deviation.DELTA_BEFORE_KEYFRAME: ("late-join-mid-stream", {"KEY-4"}),
     Deviation.NO_STREAM_EVENTS: ("reconfigure-mid-stream", {"EVT-2"}),
+    Deviation.SAME_EPOCH_ON_RECONFIGURE: ("reconfigure-mid-stream", {"EPOCH-1"}),
+    Deviation.STATE_NAMES: ("first-connect", {"STATE-1"}),
+    Deviation.ANSWERS_BEFORE_AUTH: ("half-open-sockets", {"AUTH-4"}),
+    Deviation.STAYS_RECOVERING: ("frame-loss-recovery", {"WD-3"}),
+    # The replay it lets in is a wrong answer for its own nonce: AUTH-2 too (CONSEQUENCES).
+    Deviation.NONCE_NOT_CONSUMED: ("replayed-answer", {"AUTH-5", "AUTH-2"}),
+    # Streaming with no STREAM_STATE yet is inference on version 2: VER-4 too (CONSEQUENCES).
+    Deviation.STREAMS_BEFORE_SNAPSHOT: ("late-snapshot", {"SNAP-3", "VER-4"}),
 }
 # Further situations a switch must be caught in: KEY-1 judges every entry into ACTIVE, so
 # ACTIVE before the keyframe is caught on a resume too (the stream started before any
@@ -93,6 +103,9 @@ def test_every_deviation_has_a_case() -> None:
     assert set(CASES) == set(Deviation) - DRIFT_DEVIATIONS  # those: tests/soak/
     for deviation, (_, expected) in CASES.items():
         assert set(BREAKS[deviation]) & expected, deviation
+    # A case may expect a consequence of the fault where its scenario leads there, no other ID.
+    for deviation, _, expected in ALL_CASES:
+        assert expected <= set(BREAKS[deviation]) | set(CONSEQUENCES.get(deviation, ())), deviation
 
 
 @pytest.mark.parametrize(
