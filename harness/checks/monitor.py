@@ -39,8 +39,11 @@ Hooks a monitor may define (the engine calls only those a monitor overrides):
 `self.ctx.deadline(since, within, callback)` is how a monitor waits for a peer
 to do something within a window: the window is lengthened by the CPU wait the
 trace measured inside it (`cpu_wait` records, harness/checks/cpu_ledger.py), so a
-peer is judged on the time it could run. `self.ctx.lag(t)` is the same for "how
-far may a Viewer lag behind its socket at `t`": the tolerance plus that wait.
+late peer is not failed for the host's queueing. `self.in_time(since, within, t)`
+judges the time something happened the same way, and excuses (`excuse`) what was
+in time only thanks to that wait: such a rule's verdict is INCONCLUSIVE, not PASS,
+unless something FAILs. `self.ctx.lag(t)` is "how far may a Viewer lag behind its
+socket at `t`": the tolerance plus that wait.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ from harness.checks.verdict import (
     Evidence,
     Verdict,
     failed,
+    inconclusive,
     not_observed,
     passed,
 )
@@ -165,6 +169,10 @@ class Monitor:
         self._window_checked = 0
         self._window_violations: list[Evidence] = []
         self._window_count = 0
+        # Items that met their time limit only with the measured CPU wait left out.
+        self.excused_count = 0
+        self.excuses: list[Evidence] = []
+        self._window_excuses: list[Evidence] = []
 
     # --- what the rules call ------------------------------------------------
 
@@ -193,9 +201,31 @@ class Monitor:
         if frame.plain_media and self.ctx.engine is not None:
             self.ctx.engine.skip_plain_media(self, frame.conn)
 
-    def in_time(self, since: float, within: float, t: float) -> bool:
-        """Whether `t` is within `within` of `since`, the CPU wait between not counted."""
-        return t - since <= within + self.ctx.cpu_wait(since, t)
+    def in_time(self, since: float, within: float, t: float, where: str = "") -> bool:
+        """Whether `t` is within `within` of `since`, the CPU wait between not counted.
+
+        In time only once that wait is left out: not a FAIL, but not a PASS either (the
+        host, not the peer, may have made it late), so the item is excused and the
+        verdict INCONCLUSIVE unless something else FAILs.
+        """
+        late = t - since - within
+        if late <= 0:
+            return True
+        wait = self.ctx.cpu_wait(since, t)
+        if late > wait:
+            return False
+        self.excuse(t, f"{late:.2f} s over its {within:.2f} s limit (from {since:.2f}), "
+                    f"within the {wait:.2f} s the host kept the peers from a CPU", where)
+        return True
+
+    def excuse(self, t: float | None, what: str, where: str = "") -> None:
+        """An item met its limit only with the measured CPU wait left out."""
+        evidence = Evidence(t, what, where)
+        self.excused_count += 1
+        if len(self.excuses) < MAX_EVIDENCE:
+            self.excuses.append(evidence)
+        if len(self._window_excuses) < MAX_EVIDENCE:
+            self._window_excuses.append(evidence)
 
     def waited(self, since: float, now: float) -> str:
         """For evidence: the CPU wait a deadline from `since` to `now` excused, if any."""
@@ -210,22 +240,34 @@ class Monitor:
     # --- results ------------------------------------------------------------
 
     def verdict(self) -> Verdict:
-        return self._judge(self.violation_count, self.violations, self.checked, self.support)
+        return self._judge(
+            self.violation_count, self.violations, self.checked, self.support, self.excuses
+        )
 
     def window(self) -> Verdict:
         """The verdict over what was judged since the previous window."""
         checked = self.checked - self._window_checked
-        verdict = self._judge(self._window_count, self._window_violations, checked, [])
+        verdict = self._judge(
+            self._window_count, self._window_violations, checked, [], self._window_excuses
+        )
         self._window_checked = self.checked
         self._window_violations, self._window_count = [], 0
+        self._window_excuses = []
         return verdict
 
     def _judge(
-        self, count: int, violations: list[Evidence], checked: int, support: list[Evidence]
+        self, count: int, violations: list[Evidence], checked: int, support: list[Evidence],
+        excuses: list[Evidence],
     ) -> Verdict:
         req = self.requirement
         if count:
             return failed(req, f"{count} violation(s) among {self.checks}", violations)
+        if excuses:
+            return inconclusive(
+                req, f"some {self.checks} in time only with the host's CPU wait left out: "
+                "a slow peer and a starved host look the same (PROTOCOL.md 10.1)",
+                excuses,
+            )
         if checked == 0:
             return not_observed(req, f"the trace holds no {self.checks} to check")
         return passed(req, f"{checked} {self.checks} checked, all conform", support)

@@ -54,6 +54,10 @@ def failed(req: str, summary: str, evidence: list[Evidence] | None = None) -> Ve
     return Verdict(req, Status.FAIL, summary, (evidence or [])[:MAX_EVIDENCE])
 
 
+def inconclusive(req: str, summary: str, evidence: list[Evidence] | None = None) -> Verdict:
+    return Verdict(req, Status.INCONCLUSIVE, summary, (evidence or [])[:MAX_EVIDENCE])
+
+
 def not_observed(req: str, summary: str) -> Verdict:
     return Verdict(req, Status.NOT_OBSERVED, summary)
 

@@ -110,7 +110,7 @@ class ReferencePrimary:
     def __init__(self, config: PrimaryConfig, *, trace: Any = None) -> None:
         self.config = config
         self.trace = trace
-        self.stream = StreamStatus()
+        self.stream = StreamStatus(deviations=config.deviations)
         self.stream_config = config.stream
         self.nonces = NonceBook()
         self.links: dict[str, ViewerLink] = {}

@@ -68,5 +68,10 @@ class NonceBook:
         del self._open[nonce]
         return verify_response(secret, nonce, response)
 
+    def answers_any(self, secret: str, response: str) -> bool:
+        """Whether `response` answers some nonce still held, consuming none: the flaw of
+        the test-only switch `nonce_not_consumed` (AUTH-5 broken), never the real check."""
+        return any(verify_response(secret, nonce, response) for nonce in self._open)
+
     def discard(self, nonce: str) -> None:
         self._open.pop(nonce, None)

@@ -36,6 +36,10 @@ class Deviation(str, Enum):
     DELTA_BEFORE_KEYFRAME = "delta_before_keyframe"  # non-keyframes to a keyframe-less joiner
     NO_STREAM_EVENTS = "no_stream_events"  # state changes with no STREAM_EVENT after them
     RARE_STALE_EPOCH = "rare_stale_epoch"  # STALE_MEDIA_EPOCH, once, for 1 reconfiguration in 20
+    SAME_EPOCH_ON_RECONFIGURE = "same_epoch_on_reconfigure"  # a running stream's epoch stays
+    STATE_NAMES = "state_names"  # STREAM_STATE with the state's name, not its numeric code
+    ANSWERS_BEFORE_AUTH = "answers_before_auth"  # STREAM_REJECTED to SET_STREAM after challenge
+    NONCE_NOT_CONSUMED = "nonce_not_consumed"  # an answer to any nonce still held is taken
     # Viewer side
     NO_EPOCH_DROP = "no_epoch_drop"
     NO_KEYFRAME_RETRY = "no_keyframe_retry"
@@ -59,6 +63,8 @@ class Deviation(str, Enum):
     RECONNECT_ON_PAUSE = "reconnect_on_pause"  # PAUSED taken for the end: reconnect
     INFER_ON_V2 = "infer_on_v2"  # ignores STREAM_STATE, infers STREAMING from media
     NO_LEGACY_INFERENCE = "no_legacy_inference"  # never infers against a version-1 Primary
+    STAYS_RECOVERING = "stays_recovering"  # a keyframe decoded in RECOVERING does not end it
+    STREAMS_BEFORE_SNAPSHOT = "streams_before_snapshot"  # infers ACTIVE until a STREAM_STATE
     LEAK_ON_RECONNECT = "leak_on_reconnect"
 
 
@@ -96,6 +102,10 @@ BREAKS: dict[Deviation, tuple[str, ...]] = {
     Deviation.DELTA_BEFORE_KEYFRAME: ("KEY-4",),
     Deviation.NO_STREAM_EVENTS: ("EVT-2",),
     Deviation.RARE_STALE_EPOCH: ("EPOCH-2",),
+    Deviation.SAME_EPOCH_ON_RECONFIGURE: ("EPOCH-1",),
+    Deviation.STATE_NAMES: ("STATE-1",),
+    Deviation.ANSWERS_BEFORE_AUTH: ("AUTH-4",),
+    Deviation.NONCE_NOT_CONSUMED: ("AUTH-5",),
     Deviation.NO_LIVENESS_TIMEOUT: ("HB-2",),
     Deviation.LATE_STALL_WATCHDOG: ("WD-1",),
     Deviation.RECONNECT_TOO_SOON: ("RECON-1",),
@@ -109,6 +119,8 @@ BREAKS: dict[Deviation, tuple[str, ...]] = {
     Deviation.RECONNECT_ON_PAUSE: ("STATE-5",),
     Deviation.INFER_ON_V2: ("VER-4",),
     Deviation.NO_LEGACY_INFERENCE: ("LEGACY-1",),
+    Deviation.STAYS_RECOVERING: ("WD-3",),
+    Deviation.STREAMS_BEFORE_SNAPSHOT: ("SNAP-3",),
     # Breaks no wire rule: a soak's drift limit on the Viewers' memory catches it.
     Deviation.LEAK_ON_RECONNECT: (),
 }
@@ -129,6 +141,15 @@ CONSEQUENCES: dict[Deviation, tuple[str, ...]] = {
     # legacy-viewer), and it infers against a version-1 Primary at once, not after the
     # fallback timeout (LEGACY-1; legacy-primary).
     Deviation.INFER_ON_V2: ("STATE-2", "STATE-3", "LEGACY-1"),
+    # An answer before AUTH_OK is stream data before AUTH_OK (STREAM_REJECTED), which 5.1
+    # step 8 forbids under AUTH-2 as well (wherever AUTH-2 is judged beside AUTH-4).
+    Deviation.ANSWERS_BEFORE_AUTH: ("AUTH-2",),
+    # Taking an answer to an earlier connection's nonce lets a replay in: a wrong answer for
+    # the replaying connection's own nonce, so AUTH-2's violation too (replayed-answer).
+    Deviation.NONCE_NOT_CONSUMED: ("AUTH-2",),
+    # Streaming before any STREAM_STATE is streaming on no server state: inference on
+    # version 2 (VER-4), where the snapshot comes after the keyframe (late-snapshot).
+    Deviation.STREAMS_BEFORE_SNAPSHOT: ("VER-4",),
 }
 
 # Deviations no requirement monitor can see, only a soak's drift limits (harness/soak/).
@@ -156,6 +177,10 @@ PRIMARY_DEVIATIONS = frozenset(
         Deviation.DELTA_BEFORE_KEYFRAME,
         Deviation.NO_STREAM_EVENTS,
         Deviation.RARE_STALE_EPOCH,
+        Deviation.SAME_EPOCH_ON_RECONFIGURE,
+        Deviation.STATE_NAMES,
+        Deviation.ANSWERS_BEFORE_AUTH,
+        Deviation.NONCE_NOT_CONSUMED,
     }
 )
 VIEWER_DEVIATIONS = frozenset(Deviation) - PRIMARY_DEVIATIONS

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import random
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from reference.protocol.auth import NonceBook
 from reference.protocol.connection import TIMER_FRAME, TIMER_HEARTBEAT, Endpoint
@@ -32,6 +32,7 @@ from reference.protocol.frames import (
     FrameFlags,
     FrameType,
 )
+from reference.protocol.grammar import encode_control
 from reference.protocol.messages import (
     Auth,
     AuthChallenge,
@@ -75,6 +76,7 @@ class StreamStatus:
     state: StreamState = StreamState.STOPPED
     epoch: int = 0
     history: list[tuple[float, StreamState, int]] = field(default_factory=list)
+    deviations: frozenset[Deviation] = frozenset()
 
     def transition(self, target: StreamState, now: float) -> int:
         """Move to `target`; entering RECONFIGURING starts a new epoch (EPOCH-1).
@@ -85,7 +87,10 @@ class StreamStatus:
             raise LocalProtocolError(
                 ErrorCode.UNEXPECTED, f"stream cannot go {self.state.name} -> {target.name}"
             )
-        if needs_new_epoch(self.state, target):
+        if needs_new_epoch(self.state, target) and not (
+            Deviation.SAME_EPOCH_ON_RECONFIGURE in self.deviations
+            and self.state is not StreamState.STOPPED
+        ):  # EPOCH-1 broken: only the start from STOPPED takes a new epoch
             if self.epoch >= UINT32_MAX:
                 raise EpochsExhausted(
                     ErrorCode.INTERNAL, f"epoch {self.epoch} is the last one (epochs never wrap)"
@@ -221,7 +226,13 @@ class PrimaryConnection(Endpoint):
         to_version_1 = Deviation.STATE_TO_VERSION_1 in self.deviations
         if not (self.socket_open and self.authenticated and (self.speaks_v2 or to_version_1)):
             return False
-        self._send(StreamStateMessage(state=self.stream.state, epoch=self.stream.epoch), now)
+        message = StreamStateMessage(state=self.stream.state, epoch=self.stream.epoch)
+        if Deviation.STATE_NAMES in self.deviations:
+            # STATE-1 broken: the state's name where its numeric code belongs.
+            named = replace(message.to_text(), positional=(self.stream.state.name,))
+            self._send_frame(FrameType.CONTROL, encode_control(named), now=now)
+        else:
+            self._send(message, now)
         return True
 
     def send_stream_event(self, event: str, now: float) -> bool:
@@ -287,6 +298,13 @@ class PrimaryConnection(Endpoint):
             self._close_for(f"ERROR from viewer: {message.code} {message.reason}")
             return None
         if not self.authenticated:
+            if (
+                isinstance(message, SetStream)
+                and self.state is _P.CHALLENGED
+                and Deviation.ANSWERS_BEFORE_AUTH in self.deviations
+            ):  # AUTH-4 broken: once challenged, told to authenticate first, not ignored
+                self._send(StreamRejected(reason="authenticate first"), now)
+                return None
             return f"{message.NAME} before AUTH_OK (AUTH-4)"
         if isinstance(message, Heartbeat):
             return None
@@ -342,7 +360,12 @@ class PrimaryConnection(Endpoint):
             self._close_for("AUTH before AUTH_CHALLENGE")
             return None
         nonce, self.nonce = self.nonce, None
-        right = self.nonces.consume(self.secret, nonce, message.response)  # AUTH-2, AUTH-5
+        if Deviation.NONCE_NOT_CONSUMED in self.deviations:
+            # AUTH-5 broken: no AUTH consumes a nonce, and one answering any nonce still
+            # held (an earlier connection's) is taken.
+            right = self.nonces.answers_any(self.secret, message.response)
+        else:
+            right = self.nonces.consume(self.secret, nonce, message.response)  # AUTH-2, AUTH-5
         if not right and Deviation.ACCEPT_WRONG_ANSWER not in self.deviations:
             self._send(AuthFail(reason="bad_response"), now)
             self._emit(AuthRejected("bad_response"))

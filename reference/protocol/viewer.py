@@ -240,6 +240,8 @@ class ViewerConnection(Endpoint):
             server_active = True  # LEGACY-1: inference, only against a version-1 Primary
         if Deviation.INFER_ON_V2 in self.deviations and self.server_state is None:
             server_active = True
+        if self.server_state is None and Deviation.STREAMS_BEFORE_SNAPSHOT in self.deviations:
+            server_active = True  # SNAP-3 broken: no snapshot yet, so media says ACTIVE
         if Deviation.SELF_DECLARED_STREAMING in self.deviations:
             server_active = True
         return StreamingConditions(
@@ -471,7 +473,10 @@ class ViewerConnection(Endpoint):
                 self._transition(
                     ViewerTrigger.CONDITIONS_LOST, f"{reason}: lost {missing}", now, cause
                 )
-        elif conditions.hold():
+        elif conditions.hold() and not (
+            # WD-3 broken: a recovery ends only when its retries run out.
+            self.state is ViewerState.RECOVERING and Deviation.STAYS_RECOVERING in self.deviations
+        ):
             self._transition(ViewerTrigger.STREAMING_READY, reason, now, Cause.CONDITIONS_MET)
         elif self.state is ViewerState.RECOVERING and not conditions.server_active:
             self._transition(ViewerTrigger.CONDITIONS_LOST, reason, now, cause)

@@ -1,8 +1,9 @@
 """The handshake, negotiation and framing rules against the real sans-IO peers.
 
-Each deviation switch of VER, AUTH, SNAP, NEG, LEGACY and FRAME makes a reference
-peer break one rule; on a virtual clock the trace must FAIL exactly the IDs the
-switch names (BREAKS) and nothing else. Malformed input and unknown messages are
+Each deviation switch of VER, AUTH, SNAP, NEG, LEGACY and FRAME (and STATE-1) makes a
+reference peer break one rule; on a virtual clock the trace must FAIL exactly the IDs the
+switch names (BREAKS) and nothing else but the same fault seen by another rule
+(CONSEQUENCES). Malformed input and unknown messages are
 injected between the two sides, as the frame proxy does, towards the Primary and
 towards the Viewer: each receiver is judged on the tap next to it.
 """
@@ -19,9 +20,9 @@ from harness.checks.verdict import Status, Verdict
 from harness.trace import Trace
 from harness.wire.scapy_layer import malformed_frames
 from reference.loopback import Loopback
-from reference.protocol.deviations import BREAKS, PRIMARY_DEVIATIONS, Deviation
+from reference.protocol.deviations import BREAKS, CONSEQUENCES, PRIMARY_DEVIATIONS, Deviation
 from reference.protocol.frames import Frame, FrameType, encode_frame
-from reference.protocol.messages import SetStream
+from reference.protocol.messages import Hello, SetStream
 from reference.protocol.requirements import BY_ID
 from reference.protocol.states import ViewerState
 
@@ -64,6 +65,16 @@ def unauthenticated(lb: Loopback) -> None:
     """A client that never says HELLO (a Viewer would give up at its own deadline)."""
     lb.primary.start(0.0)
     lb.connect_mute_client()
+    lb.run_until(8.0)
+
+
+def requests_before_auth(lb: Loopback) -> None:
+    """A client that says HELLO, then SET_STREAM instead of AUTH (AUTH-4's situation)."""
+    lb.primary.start(0.0)
+    lb.connect_mute_client()
+    for message in (Hello(client="viewer", version=2), SetStream()):
+        lb.inject_to_primary(encode_frame(Frame(FrameType.CONTROL, message.encode())))
+    lb.pump()
     lb.run_until(8.0)
 
 
@@ -144,6 +155,8 @@ DRIVERS: dict[Deviation, tuple[Callable[[Loopback], None], dict[str, Any]]] = {
     Deviation.SILENT_CLOSE_ON_BAD_INPUT: (unparsable_to_viewer, {}),
     Deviation.FLAGGED_CAPS: (plain, {}),
     Deviation.ACCEPT_ROLLS_BACK: (accept_after_reconfiguration, {}),
+    Deviation.ANSWERS_BEFORE_AUTH: (requests_before_auth, {}),
+    Deviation.STATE_NAMES: (plain, {}),
 }
 
 
@@ -161,7 +174,9 @@ def test_deviation_fails_exactly_its_requirements(sim: Any, deviation: Deviation
     results = verdicts(simulate(sim, drive, **kwargs, **{side: frozenset({deviation})}),
                        secret=SECRET)
     failed = {k for k, v in results.items() if v.status is Status.FAIL}
-    assert failed == set(BREAKS[deviation]), {k: results[k].evidence for k in failed}
+    # Every rule is judged here: the same fault seen by another rule may FAIL it too.
+    also = set(CONSEQUENCES.get(deviation, ()))
+    assert failed - also == set(BREAKS[deviation]), {k: results[k].evidence for k in failed}
     for requirement in BREAKS[deviation]:
         assert results[requirement].evidence
 

@@ -23,7 +23,7 @@ from reference.protocol.messages import (
 )
 from reference.protocol.states import StreamState
 from tests.checks.builder import Trace
-from tests.checks.cases.common import NONCE, SECRET, accepted_stream
+from tests.checks.cases.common import NONCE, SECRET, accepted_stream, handshake
 
 P2V, V2P = "p2v", "v2p"
 
@@ -190,3 +190,21 @@ def test_neg_2_reads_the_epoch_the_viewer_was_told_before_a_late_accept() -> Non
 
     assert status(accepted_at(2), "NEG-2") is Status.PASS
     assert status(accepted_at(1), "NEG-2") is Status.FAIL
+
+
+def test_a_snapshot_with_a_state_name_is_state_1s_fault_not_snap_1s() -> None:
+    """STREAM_STATE|ACTIVE|epoch=1 right after SESSION: in the snapshot's place, in the wrong
+    form. STATE-1 FAILs it; SNAP-1 (when the snapshot comes) does not, and still FAILs a
+    malformed text of another name there."""
+    def snapshot(text: str) -> Trace:
+        trace = Trace()
+        wire = trace.wire()
+        t = handshake(wire, 0.0)
+        wire.p2v(t, text)
+        wire.close(t + 1.0)
+        return trace
+
+    named = f"{StreamStateMessage.NAME}|{StreamState.ACTIVE.name}|epoch=1"
+    assert status(snapshot(named), "STATE-1") is Status.FAIL
+    assert status(snapshot(named), "SNAP-1") is Status.PASS
+    assert status(snapshot("NOT A MESSAGE"), "SNAP-1") is Status.FAIL

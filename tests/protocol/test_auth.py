@@ -41,3 +41,16 @@ def test_abandoned_nonces_are_bounded() -> None:
     issued = [book.issue(rng.randbytes) for _ in range(10)]
     assert not book.consume("k", issued[0], compute_response("k", issued[0]))
     assert book.consume("k", issued[-1], compute_response("k", issued[-1]))
+
+
+def test_the_flawed_check_of_nonce_not_consumed_takes_any_held_nonces_answer() -> None:
+    """The switch's check (AUTH-5 broken): an answer to another held nonce passes, again and
+    again; one to a nonce the book no longer holds does not."""
+    book = NonceBook()
+    rng = random.Random(4)
+    first, _second = book.issue(rng.randbytes), book.issue(rng.randbytes)
+    answer = compute_response("k", first)
+    assert book.answers_any("k", answer) and book.answers_any("k", answer)
+    assert not book.answers_any("k", "0" * 64)
+    book.discard(first)
+    assert not book.answers_any("k", answer)

@@ -76,6 +76,14 @@ CASES: dict[Deviation, tuple[str, set[str]]] = {
     Deviation.RESUME_AS_EVENT: ("pause-resume", {"STATE-8"}),
     Deviation.DELTA_BEFORE_KEYFRAME: ("late-join-mid-stream", {"KEY-4"}),
     Deviation.NO_STREAM_EVENTS: ("reconfigure-mid-stream", {"EVT-2"}),
+    Deviation.SAME_EPOCH_ON_RECONFIGURE: ("reconfigure-mid-stream", {"EPOCH-1"}),
+    Deviation.STATE_NAMES: ("first-connect", {"STATE-1"}),
+    Deviation.ANSWERS_BEFORE_AUTH: ("half-open-sockets", {"AUTH-4"}),
+    Deviation.STAYS_RECOVERING: ("frame-loss-recovery", {"WD-3"}),
+    # The replay it lets in is a wrong answer for its own nonce: AUTH-2 too (CONSEQUENCES).
+    Deviation.NONCE_NOT_CONSUMED: ("replayed-answer", {"AUTH-5", "AUTH-2"}),
+    # Streaming with no STREAM_STATE yet is inference on version 2: VER-4 too (CONSEQUENCES).
+    Deviation.STREAMS_BEFORE_SNAPSHOT: ("late-snapshot", {"SNAP-3", "VER-4"}),
 }
 # Further situations a switch must be caught in: KEY-1 judges every entry into ACTIVE, so
 # ACTIVE before the keyframe is caught on a resume too (the stream started before any

@@ -126,7 +126,10 @@ class Evt1(Monitor):
             return  # in the background (7.12): it is not to show them
         self.check()
         entered = self.streaming_at.get(viewer)
-        if episode.state is ViewerState.STREAMING or (entered is not None and entered >= ready.t):
+        if entered is not None and entered >= ready.t:
+            if self.in_time(ready.t, self.within, entered, episode.where):
+                return
+        elif episode.state is ViewerState.STREAMING:
             return
         self.fail(
             ready.t,

@@ -177,7 +177,10 @@ class Legacy1(Monitor):
             return
         self.check()
         entered = self.streaming_at.get(episode.viewer)
-        if episode.state is ViewerState.STREAMING or entered is not None:
+        if entered is not None:
+            if entered <= due.t or self.in_time(due.t, self.within, entered, episode.where):
+                return
+        elif episode.state is ViewerState.STREAMING:
             return
         self.fail(due.t, f"CSD and keyframe delivered by a version-1 Primary, still "
                   f"{episode.state.value} {now - due.t:.2f} s later{self.waited(due.t, now)}",

@@ -11,6 +11,8 @@ from harness.checks.monitor import Monitor, MonitorContext, monitor
 from harness.checks.monitors.viewer_link import Deferred
 from harness.checks.wire import Conn, WireFrame
 from harness.trace import Record
+from reference.protocol.errors import RemoteProtocolError
+from reference.protocol.grammar import parse_control_text
 from reference.protocol.messages import AuthOk, Heartbeat, Session, StreamStateMessage
 from reference.protocol.states import StreamState, ViewerState
 from reference.protocol.telemetry import RecordKind
@@ -29,7 +31,9 @@ class Snap1(Monitor):
     Read on every Primary-side connection that speaks version 2 (the Primary sent
     PROTO|version=2 or higher), in wire order: between the AUTH_OK and the first
     STREAM_STATE the Primary may send only SESSION and HEARTBEAT, and SESSION must
-    come before the STREAM_STATE. A connection that ends with no snapshot fails
+    come before the STREAM_STATE. A STREAM_STATE whose fields do not parse (a state
+    name for the code, say) still is the snapshot here: its form is STATE-1's. A
+    connection that ends with no snapshot fails
     unless it ended within the tolerance of its AUTH_OK with nothing else sent.
     Evidence: what came before the snapshot, or the missing snapshot; for a PASS,
     each snapshot.
@@ -60,7 +64,9 @@ class Snap1(Monitor):
             waiting.session = True
         elif isinstance(message, Heartbeat):
             pass
-        elif isinstance(message, StreamStateMessage):
+        elif isinstance(message, StreamStateMessage) or (
+            frame.malformed and _names_stream_state(frame)
+        ):
             del self.awaiting[conn]
             self.check()
             if not waiting.session:
@@ -80,6 +86,14 @@ class Snap1(Monitor):
             return
         self.check()
         self.fail(waiting.since, "no STREAM_STATE after AUTH_OK", conn.where)
+
+
+def _names_stream_state(frame: WireFrame) -> bool:
+    """A control text the core refuses that still names STREAM_STATE (STATE-1 judges it)."""
+    try:
+        return parse_control_text(frame.text).name == StreamStateMessage.NAME
+    except RemoteProtocolError:
+        return False
 
 
 Truth = tuple[StreamState, int]

@@ -167,7 +167,12 @@ class _ViewerMonitor(Monitor):
 
     def _due(self, item: _Watch, state: ViewerState, why: str, now: float) -> None:
         episode = episode_of(self, item.viewer)
-        if episode is not item.episode or episode.state is not state:
+        if episode is not item.episode:
+            return
+        if episode.state is not state:
+            left = episode.state_since  # the latest change: the leaving, or later than it
+            if item.t < left:
+                self.in_time(item.t, self.tolerance, left, episode.where)
             return
         since = self.entered.get(episode.viewer, episode.state_since)
         if since != item.stint and self.justified_entry(item, since):
