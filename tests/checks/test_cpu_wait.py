@@ -22,10 +22,10 @@ from harness.checks.verdict import Status
 from harness.cpu_wait import KIND, CpuWaitSampler, supported
 from harness.trace import Record
 from reference.protocol.causes import Cause
-from reference.protocol.messages import Heartbeat, StreamStateMessage
+from reference.protocol.messages import AuthChallenge, Heartbeat, Hello, Proto, StreamStateMessage
 from reference.protocol.states import StreamState, ViewerState
 from tests.checks.builder import Trace
-from tests.checks.cases.common import accepted_stream
+from tests.checks.cases.common import NONCE, accepted_stream
 from tests.checks.cases.viewer_state import watched
 from tests.checks.test_viewer_state import resumed
 
@@ -164,6 +164,24 @@ def test_a_heartbeat_late_beyond_the_wait_fails_and_within_it_is_inconclusive() 
         Status.INCONCLUSIVE
     )
     assert status("HB-1", waited(beats(slow), 0.0, 3 * slow, 0.1 * 3 * slow)) is Status.FAIL
+
+
+def test_an_auth_timeout_late_within_the_wait_is_inconclusive_not_pass() -> None:
+    # The no_auth_timeout deviation closed a silent probe at 6.01 s (its liveness timeout,
+    # not the 5 s auth timeout) while 0.86 s of CPU wait was measured: that passed once.
+    def probe(closed: float) -> Trace:
+        trace = Trace()
+        wire = trace.wire()
+        wire.open(0.0)
+        wire.v2p(0.001, Hello(client="viewer", version=2))
+        wire.p2v(0.002, Proto(version=2))
+        wire.p2v(0.003, AuthChallenge(nonce=NONCE))
+        wire.close(closed)
+        return ended(trace, closed + 1.0)
+
+    assert status("AUTH-3", probe(5.1)) is Status.PASS
+    assert status("AUTH-3", probe(6.01)) is Status.FAIL
+    assert status("AUTH-3", waited(probe(6.01), 0.0, 6.0, 0.86)) is Status.INCONCLUSIVE
 
 
 def test_no_cpu_wait_records_change_nothing() -> None:

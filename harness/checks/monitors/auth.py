@@ -176,8 +176,14 @@ class Auth2(_Answers):
 
     def on_end(self, conn: Conn) -> None:
         super().on_end(conn)
-        self.failures.pop(conn, None)
+        failure = self.failures.pop(conn, None)
         self.leaked.discard(conn)
+        closed = conn.closed
+        if failure is not None and closed is not None and not self.in_time(
+            failure.t, self.within, closed, conn.where
+        ):
+            self.fail(failure.t, f"connection closed only {closed - failure.t:.2f} s after "
+                      f"AUTH_FAIL{self.waited(failure.t, closed)}", conn.where)
 
 
 @dataclass(slots=True)
@@ -256,8 +262,13 @@ class Auth3(Monitor):
         watch = self.live.pop(conn, None)
         if watch is not None and not watch.excused and conn.closed is not None:
             self.check()
-            self.note(conn.closed, f"closed {conn.closed - watch.opened:.2f} s after open "
-                      "without AUTH_OK", conn.where)
+            held = conn.closed - watch.opened
+            if not self.in_time(watch.opened, self.limit + self.tolerance, conn.closed,
+                                conn.where):
+                self.fail(watch.opened, f"unauthenticated connection closed only {held:.2f} s "
+                          f"after it opened{self.waited(watch.opened, conn.closed)}", conn.where)
+                return
+            self.note(conn.closed, f"closed {held:.2f} s after open without AUTH_OK", conn.where)
 
 
 @monitor

@@ -80,7 +80,7 @@ class Epoch1(Monitor):
                     self.fail(frame.t, f"RECONFIGURING kept epoch {message.epoch}", frame.where())
         for action in self.pending:
             newer = action.epoch_before is None or message.epoch > action.epoch_before
-            if newer and frame.t <= action.t + self.within:
+            if newer and not action.seen and self.in_time(action.t, self.within, frame.t):
                 action.seen = True
         self.announced[frame.conn] = message.epoch
 

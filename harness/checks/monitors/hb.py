@@ -209,6 +209,14 @@ class Hb2(Monitor):
             quiet = conn.closed - silence.last
             if quiet >= self.timeout - self.tolerance:
                 self.check()
+                limit = self.timeout + self.tolerance
+                # The judged peer's own close, where a partition held it back from the other.
+                own = conn.own_close if conn.own_close is not None else conn.closed
+                if not self.in_time(silence.last, limit, own, conn.where):
+                    self.fail(silence.last, f"peer silent since {silence.last:.2f}; closed only "
+                              f"{own - silence.last:.2f} s later (timeout {self.timeout:g} s)"
+                              f"{self.waited(silence.last, own)}", conn.where)
+                    continue
                 self.note(conn.closed, f"closed {quiet:.2f} s after the peer fell silent",
                           conn.where)
 

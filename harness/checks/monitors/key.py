@@ -127,6 +127,10 @@ class Key2(Monitor):
             request.answered = True
             self.check()
             took = 1000 * (frame.t - request.t)
+            if not self.in_time(request.t, self.limit, frame.t, frame.where()):
+                self.fail(request.t, f"REQ_KEYFRAME epoch {request.epoch} answered only "
+                          f"{took:.0f} ms later{self.waited(request.t, frame.t)}", frame.where())
+                continue
             self.note(frame.t, f"{frame.label} {took:.0f} ms after the request", frame.where())
 
     def _due(self, request: _Request, now: float) -> None:
@@ -206,6 +210,11 @@ class Key3(Monitor):
             del self.joins[conn]
             self.check()
             took = 1000 * (join.key - join.t)
+            done = max(join.key, join.csd)
+            if not self.in_time(join.t, self.limit, done, conn.where):
+                self.fail(join.t, f"late joiner's CSD+keyframe only {took:.0f} ms after "
+                          f"STREAM_ACCEPTED{self.waited(join.t, done)}", conn.where)
+                return
             self.note(join.key, f"keyframe {took:.0f} ms after STREAM_ACCEPTED", conn.where)
 
     def _due(self, join: _Join, now: float) -> None:

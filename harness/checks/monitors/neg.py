@@ -202,6 +202,10 @@ class Neg3(Monitor):
         if isinstance(message, (StreamAccepted, StreamRejected)):
             for request in self.requests.pop(conn, []):
                 request.answered = True
+                if not self.in_time(request.t, self.answer_within, frame.t, frame.where()):
+                    self.check()
+                    self.fail(request.t, f"SET_STREAM answered only {frame.t - request.t:.2f} s "
+                              f"later{self.waited(request.t, frame.t)}", frame.where())
         if isinstance(message, StreamRejected):
             self.check()
             if not message.reason:
