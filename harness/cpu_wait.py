@@ -17,12 +17,21 @@ writes one record per period in which some thread waited at least `MIN_WAIT`:
 The longest single wait, not the sum: a reaction runs through a few threads in
 turn, and summing every decoder thread's wait would excuse more than any one
 reaction lost. So a period never excuses more than its own length, and a quiet
-host writes nothing. On hosts without schedstat (not Linux, or a kernel without
-it) nothing is written and every deadline stays as it is.
+host writes nothing.
+
+The harness's own event loop counts too (`watch_loop`): the taps relay every
+frame from it, so while it is held up (by the host, by a long collection, by a
+thread holding the interpreter) frames reach the peers late, which no run queue
+shows. Each period a no-op is posted to the loop; how long it has waited to run
+is the loop's lag, and a period's wait is the larger of the two.
+
+On hosts without schedstat (not Linux, or a kernel without it) nothing is written
+and every deadline stays as it is.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import threading
@@ -104,6 +113,9 @@ class CpuWaitSampler:
         self._last: dict[tuple[int, int], int] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # The no-op posted to the loop: when it was posted, and when it ran (None: not yet).
+        self._probe: list[float | None] = []
         self.records = 0
         self.total = 0.0  # seconds of wait written so far
 
@@ -112,6 +124,34 @@ class CpuWaitSampler:
         if pid not in self.roots:
             self.roots.append(pid)
             self._scanned = float("-inf")
+
+    def watch_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Count the lag of `loop` (the one the taps relay from) as wait too."""
+        self._loop = loop
+
+    def _loop_lag(self, since: float, now: float) -> float:
+        """How long the loop kept the last probe waiting within (since, now]; post the next."""
+        lag = 0.0
+        probe = self._probe
+        if probe:
+            posted, ran = probe
+            assert posted is not None
+            end = ran if ran is not None else now
+            lag = max(0.0, end - max(posted, since))
+            if ran is None:
+                return lag  # still waiting: measure it again next period
+        if self._loop is not None and not self._loop.is_closed():
+            fresh: list[float | None] = [self.clock(), None]
+
+            def done() -> None:
+                fresh[1] = self.clock()
+
+            try:
+                self._loop.call_soon_threadsafe(done)
+            except RuntimeError:
+                return lag  # the loop has closed
+            self._probe = fresh
+        return lag
 
     def start(self) -> None:
         if not supported() or self._thread is not None:
@@ -145,10 +185,11 @@ class CpuWaitSampler:
     def sample(self, since: float, now: float) -> None:
         """Read every thread once; write a record if one waited `MIN_WAIT` or more."""
         waits = self._read(now)
-        longest = max(_deltas(waits, self._last), default=0)
+        longest = max(_deltas(waits, self._last), default=0) / 1e9
         self._last = waits
+        longest = max(longest, self._loop_lag(since, now))
         # Whole microseconds, rounded down: never more than the period itself.
-        wait = math.floor(min(longest / 1e9, now - since) * 1e6) / 1e6
+        wait = math.floor(min(longest, now - since) * 1e6) / 1e6
         if wait >= MIN_WAIT:
             self.records += 1
             self.total += wait

@@ -752,6 +752,7 @@ class ScenarioRun:
             return result
         if self.control.operator:
             self.operator = Operator(self.control, self.trace, scenario)
+        self.cpu_wait.watch_loop(asyncio.get_running_loop())
         self.cpu_wait.start()
         try:
             async with asyncio.timeout(scenario.timeout):

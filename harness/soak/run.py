@@ -374,6 +374,7 @@ class SoakRun(ScenarioRun):
                 if self.population.pid is not None:
                     self.sampler.watch("viewers", self.population.pid)
                     self.cpu_wait.watch(self.population.pid)
+            self.cpu_wait.watch_loop(asyncio.get_running_loop())
             self.cpu_wait.start()
             for vid in self.schedule.initial:
                 await self.act("join", {"viewer": vid})

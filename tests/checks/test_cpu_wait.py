@@ -234,3 +234,33 @@ def test_sampler_measures_two_busy_threads_sharing_one_core() -> None:
         assert record["kind"] == KIND
         assert 0 < record["wait"] <= record["t"] - record["since"] + 1e-9
 
+
+
+@needs_schedstat
+def test_sampler_counts_a_held_up_event_loop_as_wait() -> None:
+    """The taps relay from the harness's loop: while it is held up, frames reach the peers
+    late though no thread waits on a run queue (here the loop's own thread sleeps)."""
+    import asyncio
+
+    records: list[Record] = []
+    lock = threading.Lock()
+
+    def write(record: Record) -> None:
+        with lock:
+            records.append(record)
+
+    async def main() -> float:
+        sampler = CpuWaitSampler(write, period=0.02)
+        sampler.watch_loop(asyncio.get_running_loop())
+        sampler.start()
+        try:
+            await asyncio.sleep(0.1)  # a healthy loop first: probes run at once
+            time.sleep(0.4)  # not a wait for anything: this holds the loop up
+            await asyncio.sleep(0.1)
+        finally:
+            sampler.stop()
+        with lock:
+            return sum(r["wait"] for r in records)
+
+    total = asyncio.run(main())
+    assert total >= 0.3, records
