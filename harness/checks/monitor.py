@@ -218,6 +218,24 @@ class Monitor:
                     f"within the {wait:.2f} s the host kept the peers from a CPU", where)
         return True
 
+    def not_early(self, since: float, low: float, t: float, where: str = "") -> bool:
+        """Whether `t` is at least `low` after `since`, as the taps stamped them.
+
+        A tap held up when it read the earlier of the two stamps it late, and the
+        gap looks short: a gap short by no more than the wait measured from `low`
+        before `since` up to `t` is excused (INCONCLUSIVE), not failed.
+        """
+        gap = t - since
+        if gap >= low:
+            return True
+        wait = self.ctx.cpu_wait(since - low, t)
+        if gap + wait < low:
+            return False
+        self.excuse(t, f"{low - gap:.2f} s under its {low:.2f} s minimum (from {since:.2f}), "
+                    f"within the {wait:.2f} s the host kept the peers or the taps from a CPU",
+                    where)
+        return True
+
     def excuse(self, t: float | None, what: str, where: str = "") -> None:
         """An item met its limit only with the measured CPU wait left out."""
         evidence = Evidence(t, what, where)

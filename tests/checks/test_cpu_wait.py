@@ -166,6 +166,24 @@ def test_a_heartbeat_late_beyond_the_wait_fails_and_within_it_is_inconclusive() 
     assert status("HB-1", waited(beats(slow), 0.0, 3 * slow, 0.1 * 3 * slow)) is Status.FAIL
 
 
+def test_a_short_heartbeat_gap_after_a_late_read_is_inconclusive_not_fail() -> None:
+    # Seen under load: the Viewer-side tap read a heartbeat 0.8 s after the Viewer sent it
+    # on time, so the next gap looked 1.19 s long; the Viewer's own cadence was 2.0 s.
+    def beats(times: list[float]) -> Trace:
+        trace = Trace()
+        wire = trace.wire()
+        t = accepted_stream(wire, 0.0)
+        for at in times:
+            wire.p2v(t + at, Heartbeat())
+        return trace
+
+    caught_up = [2.0, 4.81, 6.0, 8.0]  # the read of the second was 0.81 s late
+    assert status("HB-1", beats(caught_up)) is Status.FAIL  # 2.81 s, then 1.19 s
+    assert status("HB-1", waited(beats(caught_up), 4.0, 4.9, 0.8)) is Status.INCONCLUSIVE
+    too_fast = [1.0 * i for i in range(1, 9)]  # every second: broken
+    assert status("HB-1", waited(beats(too_fast), 0.0, 8.0, 0.8)) is Status.FAIL
+
+
 def test_an_auth_timeout_late_within_the_wait_is_inconclusive_not_pass() -> None:
     # The no_auth_timeout deviation closed a silent probe at 6.01 s (its liveness timeout,
     # not the 5 s auth timeout) while 0.86 s of CPU wait was measured: that passed once.

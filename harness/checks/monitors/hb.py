@@ -72,7 +72,8 @@ class Hb1(Monitor):
             gap = frame.t - previous
             first = beats.last is None
             late = not self.in_time(previous, self.interval + self.tolerance, frame.t)
-            if late or (not first and gap < self.interval - self.tolerance):
+            low = self.interval - self.tolerance
+            if late or (not first and not self.not_early(previous, low, frame.t, frame.where())):
                 what = "first heartbeat after AUTH_OK" if first else "heartbeat gap"
                 self.fail(
                     frame.t,

@@ -322,8 +322,7 @@ class Wd2(Monitor):
     def retry_in_time(self, previous: float, t: float) -> bool:
         """A retry one interval after the previous request, within the tolerance (late
         only by more than the CPU wait between them)."""
-        gap = t - previous
-        return gap >= self.interval - self.tolerance and self.in_time(
+        return self.not_early(previous, self.interval - self.tolerance, t) and self.in_time(
             previous, self.interval + self.tolerance, t
         )
 
