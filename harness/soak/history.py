@@ -36,7 +36,7 @@ def entry(result: SoakResult) -> dict[str, Any]:
         "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - result.duration)),
         "profile": result.profile.name,
         "seed": result.seed,
-        "verdict": "PASS" if result.passed else "FAIL",
+        "verdict": result.verdict,
         "duration": round(result.duration, 3),
         "viewers": result.profile.viewers,
         "failed_requirements": result.failed_requirements,

@@ -93,7 +93,7 @@ def scenario_dict(
         "covers": [requirement],
         "timeout": round(last + TAIL_S + 30, 1),
         "seed": case["seed"],
-        "primary": {"deviations": list(case["primary_deviations"])},
+        "primary": _primary(case),
         "viewers": [
             {
                 "id": v,
@@ -102,6 +102,10 @@ def scenario_dict(
                 **({"join": "manual"} if late else {}),
             }
             for v, late in sorted(manual.items())
+        ] + [
+            # The soak's external Viewers: in every reproduction, as they were in every window.
+            {"id": vid, "kind": "external", "command": command}
+            for vid, command in sorted((case.get("external_viewers") or {}).items())
         ],
         "path": path,
         "timeline": [
@@ -111,6 +115,15 @@ def scenario_dict(
         "expect": {requirement: {}},
     }
     return data
+
+
+def _primary(case: dict[str, Any]) -> dict[str, Any]:
+    """The reference Primary with the soak's deviations, or the soak's external one."""
+    command = case.get("primary_command")
+    if command is None:
+        return {"deviations": list(case["primary_deviations"])}
+    control = case.get("primary_control")
+    return {"kind": "external", "command": command, **({"control": control} if control else {})}
 
 
 def write_scenario(path: Path, data: dict[str, Any]) -> str:
@@ -141,6 +154,7 @@ def write_reproductions(result: SoakResult) -> None:
             "path": result.profile.path,
             "primary_deviations": result.profile.primary_deviations,
             "viewer_deviations": result.profile.viewer_deviations,
+            **result.reproduce_testees,
             "steps": [s.as_dict() for s in steps],
             # The steps before the window: a FAIL may need history (e.g. the epochs a
             # Primary announced before it restarted), and shrinking may widen to them.
