@@ -1,4 +1,5 @@
-"""`harness soak`: hours of seeded chaos against the reference peers, judged online."""
+"""`harness soak`: hours of seeded chaos against the reference peers (or an external
+Primary and external Viewers, the testees), judged online."""
 
 from __future__ import annotations
 

@@ -56,6 +56,8 @@ class Dashboard(AbstractContextManager["Dashboard"]):
             self.last_fail = summary.fails[-1]
         if self.live is None:
             fails = ", ".join(f["id"] for f in summary.fails) or "no FAIL"
+            if summary.harness_faults:
+                fails += "; harness faults " + ", ".join(f["id"] for f in summary.harness_faults)
             self.console.print(
                 f"window {summary.index} [{summary.start:.0f}-{summary.end:.0f} s] "
                 f"{summary.records} records, {fails}", markup=False, highlight=False

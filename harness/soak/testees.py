@@ -129,14 +129,6 @@ class SoakTestees:
         assert self.viewer_command is not None
         return _control_url(self.viewer_command, None)
 
-    def roles(self) -> dict[str, str]:
-        """Peer -> "testee" or "reference", for the reports."""
-        out = {"Primary": "testee" if self.primary_command is not None else "reference"}
-        out["population Viewers"] = "reference"
-        for vid in self.viewer_ids():
-            out[f"Viewer {vid}"] = "testee"
-        return out
-
 
 def needs_control(kind: str) -> bool:
     """A nemesis kind whose steps only a Primary's test-control interface can deliver."""
