@@ -268,8 +268,12 @@ def draw_schedule(
     start_after: float,
     faults: Sequence[tuple[str, float, tuple[float, float]]],
     path: Sequence[str],
+    external: Sequence[str] = (),
 ) -> Schedule:
-    """The schedule for these settings; the same arguments always give the same schedule."""
+    """The schedule for these settings; the same arguments always give the same schedule.
+
+    `external` Viewers (harness/soak/testees.py) join at the start, outside the schedule,
+    and are killed and rejoined by its Viewer steps like the population's."""
     rng = random.Random(f"lvs-soak-nemesis:{seed}")
     ids = viewer_ids(viewers)
     decoding_ids = ids[: min(decoding, viewers)]
@@ -297,8 +301,8 @@ def draw_schedule(
         length = round(min(rng.uniform(low, high), max(0.0, latest - t)), 3)
         chosen: list[str] = []
         if takes:
-            free = [v for v in ids if busy.get(v, 0.0) <= t]
-            want = takes if takes > 0 else max(2, len(ids) // 4)
+            free = [v for v in (*ids, *external) if busy.get(v, 0.0) <= t]
+            want = takes if takes > 0 else max(2, (len(ids) + len(external)) // 4)
             if len(free) < want:
                 continue
             chosen = sorted(rng.sample(free, want))

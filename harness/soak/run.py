@@ -200,6 +200,7 @@ class SoakRun(ScenarioRun):
             start_after=profile.start_after,
             faults=faults,
             path=profile.path,
+            external=testees.viewer_ids() if fleet_workers is None else (),
         )
         self.schedule.left_out = undeliverable
         if fleet_workers is not None:
@@ -291,20 +292,35 @@ class SoakRun(ScenarioRun):
         if self.primary_testee is not None and self.primary_testee.process is not None:
             self.sampler.watch("primary", self.primary_testee.process.pid)  # again if restarted
 
-    async def _start_external_viewers(self) -> None:
-        """The external Viewers join once, at the start, and stay (the nemesis churns the
-        reference population only); their telemetry is tailed into the trace."""
+    async def _join_external(self, vid: str, name: str) -> None:
+        """Start one incarnation of an external Viewer (its command, with `name` as its
+        {viewer_id}) on a tap of its own; its telemetry is tailed into the trace."""
         options = self.testee_options
+        assert options.viewer_command is not None
+        port = await self._tap_for(name)
+        spec = ViewerSpec(id=name, kind="external", command=options.viewer_command,
+                          control=options.viewer_control_url())
+        handle = ViewerHandle(spec, self, port)
+        self.viewers[name] = handle
+        await handle.start()  # writes the join action itself
+        if handle.testee is not None and handle.testee.process is not None:
+            self.sampler.watch(f"external.{vid}", handle.testee.process.pid)
+
+    async def _kill_external(self, name: str) -> None:
+        """Its process group ended as a scenario's kill_viewer ends an external Viewer
+        (SIGTERM, SIGKILL after a grace: a Viewer that writes no DISCONNECTED when it is
+        terminated leaves its episode open to the end of the soak, docs/soak.md), its tap
+        and inlet closed, its telemetry file read one last time."""
+        handle = self.viewers.pop(name, None)
+        if handle is not None:
+            await handle.stop(abrupt=True)
+
+    async def _start_external_viewers(self) -> None:
+        """The external Viewers join at the start; the nemesis kills and rejoins them like
+        the population's (a rejoin is a new process, `x01r2`)."""
         for vid in self.external_ids:
-            assert options.viewer_command is not None
-            port = await self._tap_for(vid)
-            spec = ViewerSpec(id=vid, kind="external", command=options.viewer_command,
-                              control=options.viewer_control_url())
-            handle = ViewerHandle(spec, self, port)
-            self.viewers[vid] = handle
-            await handle.start()  # writes the join action itself
-            if handle.testee is not None and handle.testee.process is not None:
-                self.sampler.watch(f"external.{vid}", handle.testee.process.pid)
+            self.incarnations[vid] = 1
+            await self._join_external(vid, vid)
 
     async def _set_up(self) -> None:
         await self._start_primary()
@@ -373,6 +389,9 @@ class SoakRun(ScenarioRun):
             vid = str(args["viewer"])
             name = incarnation(vid, self.incarnations.get(vid, 0) + 1)
             self.incarnations[vid] = self.incarnations.get(vid, 0) + 1
+            if vid in self.external_ids:
+                await self._join_external(vid, name)
+                return
             port = await self._tap_for(name)
             self.trace.emit("action", action="join", viewer=name)
             self.population.join(name, port, vid in self.schedule.decoding)
@@ -380,7 +399,10 @@ class SoakRun(ScenarioRun):
             vid = str(args["viewer"])
             name = incarnation(vid, self.incarnations.get(vid, 1))
             self.trace.emit("action", action="kill_viewer", viewer=name)
-            self.population.kill(name)
+            if vid in self.external_ids:
+                await self._kill_external(name)
+            else:
+                self.population.kill(name)
             tap = self.taps.pop(name, None)
             if tap is not None:
                 await tap.stop()  # its listening socket goes with it: descriptors stay flat

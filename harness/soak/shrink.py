@@ -34,6 +34,7 @@ import yaml
 
 from harness.checks.verdict import Status
 from harness.soak.nemesis import NEEDS, Step, incarnation
+from harness.soak.testees import INCARNATION
 
 if TYPE_CHECKING:
     from harness.soak.run import SoakResult
@@ -80,6 +81,10 @@ def scenario_dict(
         manual.setdefault(base, False)
     if not manual:
         manual[case["fallback_viewer"]] = False
+    # The soak's external Viewers: in every reproduction, as they were in every window.
+    external: dict[str, str] = case.get("external_viewers") or {}
+    for vid in external:
+        manual.setdefault(vid, False)
     # Only the injectors the steps use: a shorter path is a smaller reproduction.
     path = [hop for hop in case["path"]
             if any(NEEDS.get(a["do"]) == hop for s in steps for a in s.begin)]
@@ -97,15 +102,13 @@ def scenario_dict(
         "viewers": [
             {
                 "id": v,
-                "decode": VIEWER_ID.sub(r"\1", v) in case["decoding"],
-                "deviations": list(case["viewer_deviations"]),
+                **({"kind": "external", "command": external[INCARNATION.sub("", v)]}
+                   if INCARNATION.sub("", v) in external else {
+                    "decode": VIEWER_ID.sub(r"\1", v) in case["decoding"],
+                    "deviations": list(case["viewer_deviations"])}),
                 **({"join": "manual"} if late else {}),
             }
             for v, late in sorted(manual.items())
-        ] + [
-            # The soak's external Viewers: in every reproduction, as they were in every window.
-            {"id": vid, "kind": "external", "command": command}
-            for vid, command in sorted((case.get("external_viewers") or {}).items())
         ],
         "path": path,
         "timeline": [

@@ -22,6 +22,7 @@ restart_encoder, pause, stop_stream), and the schedule says which it left out an
 from __future__ import annotations
 
 import random
+import re
 import shlex
 import shutil
 import socket
@@ -38,8 +39,10 @@ from harness.trace import PRIMARY_SIDE, Record, viewer_tap_name
 LOOPBACK = "127.0.0.1"
 CONTROL_PLACEHOLDERS = frozenset({"control", "control_port"})
 TELEMETRY = "telemetry"
-# How external Viewers are named in the trace: x01, x02, ... (the population is v01, ...).
+# How external Viewers are named in the trace: x01, x02, ... (the population is v01, ...);
+# a rejoin after a kill is a new incarnation, x01r2 (harness/soak/nemesis.py).
 EXTERNAL_PREFIX = "x"
+INCARNATION = re.compile(r"r\d+$")
 
 
 def free_port() -> int:
@@ -157,22 +160,27 @@ class Split:
     population): the testee Primary's tap, the external Viewers' taps and telemetry."""
 
     primary_testee: bool
-    testee_viewers: frozenset[str]
-    testee_taps: frozenset[str] = field(init=False)
+    testee_viewers: frozenset[str]  # their first names; every incarnation is theirs too
+    _known: dict[str, bool] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
-        taps = {viewer_tap_name(v) for v in self.testee_viewers}
-        if self.primary_testee:
-            taps.add(PRIMARY_SIDE)
-        self.testee_taps = frozenset(taps)
+        self._known[PRIMARY_SIDE] = self.primary_testee
+
+    def _testee_viewer(self, viewer: str) -> bool:
+        return INCARNATION.sub("", viewer) in self.testee_viewers
 
     def owner(self, record: Record) -> bool | None:
         """True: the testee's; False: a reference peer's; None: shared by both sides."""
         tap = record.get("tap")
         if tap is not None:
-            return tap in self.testee_taps
+            mine = self._known.get(tap)
+            if mine is None:
+                viewer = str(tap).partition(":")[2]
+                mine = self._known[tap] = (
+                    viewer_tap_name(viewer) == tap and self._testee_viewer(viewer))
+            return mine
         if record.get("kind") == TELEMETRY:
-            return record.get("viewer") in self.testee_viewers
+            return self._testee_viewer(str(record.get("viewer", "")))
         return None
 
     def testee_rules(self) -> list[str]:

@@ -136,9 +136,11 @@ def test_a_fail_of_the_reference_peers_is_a_harness_fault_not_the_testees(
 def test_external_viewers_join_the_population_and_are_judged(tmp_path: Path) -> None:
     viewer = COMMANDS["viewer"] + " --deviation early_keyframe_request"  # breaks NEG-4
     testees = SoakTestees(viewer_command=viewer, external_viewers=2)
+    # Seed 1 kills x01 at 9.3 s and x02 at 11.7 s, among drops and reconfigurations.
     result = run(tmp_path, testees, nemesis={"every": 2, "start_after": 2, "faults": {
         "drop": {"weight": 1, "duration": [1, 2]},
-        "reconfigure": {"weight": 1, "duration": [1, 1]}}})
+        "reconfigure": {"weight": 1, "duration": [1, 1]},
+        "kill_viewer": {"weight": 2, "duration": [1, 2]}}})
     assert result.problems == [] and result.harness_faults == [], result.harness_faults
     assert result.failed_requirements == ["NEG-4"] and result.verdict == "FAIL"
     where = {e["where"] for f in result.fails for e in f["evidence"]}
@@ -149,6 +151,13 @@ def test_external_viewers_join_the_population_and_are_judged(tmp_path: Path) -> 
     for vid in ("x01", "x02"):
         assert (tmp_path / f"telemetry-{vid}.jsonl").stat().st_size > 0
         assert f"external.{vid}.rss_mb" in result.figures["series"]
+    # They churn like the population: killed (their process group), rejoined as a new
+    # process with a new name, whose records are the testee's too.
+    killed = [e["with"]["viewer"] for e in result.executed if e["do"] == "kill_viewer"]
+    assert {"x01", "x02"} <= set(killed), result.executed
+    assert all("error" not in e for e in result.executed), result.executed
+    assert (tmp_path / "telemetry-x01r2.jsonl").stat().st_size > 0
+    assert "x01r2" in result.testees["processes"]["viewer x01r2"]["command"]
 
 
 def test_without_a_control_interface_the_nemesis_draws_no_control_step(
