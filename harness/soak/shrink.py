@@ -34,7 +34,7 @@ import yaml
 
 from harness.checks.verdict import Status
 from harness.soak.nemesis import NEEDS, Step, incarnation
-from harness.soak.testees import INCARNATION
+from harness.soak.testees import INCARNATION, Split
 
 if TYPE_CHECKING:
     from harness.soak.run import SoakResult
@@ -192,11 +192,16 @@ def load_tolerant(path: Path) -> Any:
         return replace(scenario, name=path.stem, path=path)
 
 
-def fails_on(requirement: str, scenario_path: Path, workdir: Path) -> bool:
-    from harness.scenarios.runner import run_scenario
+def fails_on(
+    requirement: str, scenario_path: Path, workdir: Path, split: Split | None = None
+) -> bool:
+    """The reproduction FAILs on `requirement`; with an external peer (`split`), the
+    testee's records FAIL it and the reference peers' FAIL none of theirs."""
+    from harness.scenarios.runner import expected_verdicts, run_scenario
 
     scenario = load_tolerant(scenario_path)
-    result = run_scenario(scenario, workdir, scenario.seed or 0)
+    judge = split.judge() if split is not None else expected_verdicts
+    result = run_scenario(scenario, workdir, scenario.seed or 0, judge)
     return any(v.requirement == requirement and v.status is Status.FAIL for v in result.verdicts)
 
 
@@ -252,6 +257,7 @@ def shrink(case_path: Path, *, attempts: int = 1, log: Callable[[str], None] = p
     requirement = case["requirement"]
     steps = [Step.from_dict(s) for s in case["steps"]]
     folder = case_path.parent
+    split = Split.of_case(case)
     runs = 0
     seen: dict[tuple[tuple[str, float, float], ...], bool] = {}
 
@@ -268,7 +274,7 @@ def shrink(case_path: Path, *, attempts: int = 1, log: Callable[[str], None] = p
             write_scenario(scenario, scenario_dict(case, candidate, shrunk=True))
             for attempt in range(attempts):
                 runs += 1
-                failing = fails_on(requirement, scenario, Path(tmp) / f"run{attempt}")
+                failing = fails_on(requirement, scenario, Path(tmp) / f"run{attempt}", split)
                 if failing:
                     break
         ids = ", ".join(s.id for s in candidate) or "no step"

@@ -26,12 +26,13 @@ import re
 import shlex
 import shutil
 import socket
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from harness.certify.judge import PRIMARY, VIEWER, side_rules
 from harness.certify.substitute import CommandError, check_command
+from harness.checks.verdict import Status, Verdict
 from harness.scenarios.control import PRIMARY_ROUTES
 from harness.scenarios.placeholders import named
 from harness.trace import PRIMARY_SIDE, Record, viewer_tap_name
@@ -182,6 +183,48 @@ class Split:
         if record.get("kind") == TELEMETRY:
             return self._testee_viewer(str(record.get("viewer", "")))
         return None
+
+    def partition(self, records: Iterable[Record]) -> tuple[list[Record], list[Record]]:
+        """(testee records, harness records); each keeps the shared ones, in trace order."""
+        testee: list[Record] = []
+        harness: list[Record] = []
+        for record in records:
+            owner = self.owner(record)
+            if owner is not False:
+                testee.append(record)
+            if owner is not True:
+                harness.append(record)
+        return testee, harness
+
+    @classmethod
+    def of_case(cls, case: Mapping[str, Any]) -> Split | None:
+        """The split of a FAIL's case file (harness/soak/shrink.py), None without a testee."""
+        viewers = frozenset(case.get("external_viewers") or {})
+        primary = case.get("primary_command") is not None
+        return cls(primary, viewers) if primary or viewers else None
+
+    def judge(self) -> Callable[[list[Record], Any], list[Verdict]]:
+        """A scenario run's judge (harness/scenarios/runner.py `Judge`) for a reproduction:
+        the scenario's `expect` on the testee's records, INCONCLUSIVE where the reference
+        peers FAILed a rule of theirs (as in the soak and in certification)."""
+
+        def judge(records: list[Record], scenario: Any) -> list[Verdict]:
+            from harness.certify.judge import rule_params
+            from harness.checks.engine import check_records
+
+            testee, harness = self.partition(records)
+            verdicts = check_records(testee, rule_params(scenario, list(scenario.expect)),
+                                     scenario.timings)
+            faults = [v.requirement for v in check_records(
+                harness, rule_params(scenario, self.harness_rules()), scenario.timings)
+                if v.status is Status.FAIL]
+            if not faults:
+                return verdicts
+            why = f"harness fault: {', '.join(faults)} FAILed on {self.harness_name()}"
+            return [Verdict(v.requirement, Status.INCONCLUSIVE, f"{why} ({v.status.value} "
+                            "otherwise)", v.evidence) for v in verdicts]
+
+        return judge
 
     def testee_rules(self) -> list[str]:
         return _rules(self.testee_roles())

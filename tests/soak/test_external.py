@@ -19,7 +19,8 @@ from harness.checks.verdict import Status
 from harness.cli import main
 from harness.soak.report import write_reports
 from harness.soak.run import SoakResult, SoakRun
-from harness.soak.testees import SoakTestees, needs_control
+from harness.soak.shrink import fails_on
+from harness.soak.testees import SoakTestees, Split, needs_control
 from tests.scenarios.suite_runs import env
 from tests.soak.conftest import churn_profile
 
@@ -89,7 +90,7 @@ def test_the_reference_primary_as_an_external_command_passes(tmp_path: Path) -> 
     assert data["verdict"] == "PASS" and data["testees"]["judged"] == "the external Primary"
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(240)
 def test_a_deviated_external_primary_fails_on_its_id(tmp_path: Path) -> None:
     command = COMMANDS["primary"] + " --deviation reuse_nonce"  # breaks AUTH-1 (section 11)
     result = run(tmp_path, SoakTestees(primary_command=command))
@@ -105,6 +106,11 @@ def test_a_deviated_external_primary_fails_on_its_id(tmp_path: Path) -> None:
     scenario = yaml.safe_load(Path(fail["reproduction"]).read_text())
     assert scenario["primary"]["kind"] == "external"
     assert "--deviation reuse_nonce" in scenario["primary"]["command"]
+    # Which `--shrink` runs judged as the soak judged: on the testee's records.
+    case = json.loads(Path(fail["reproduction"]).with_suffix(".json").read_text())
+    split = Split.of_case(case)
+    assert split is not None and split.primary_testee and not split.testee_viewers
+    assert fails_on("AUTH-1", Path(fail["reproduction"]), tmp_path / "rerun", split)
 
 
 @pytest.mark.timeout(180)
