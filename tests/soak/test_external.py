@@ -123,20 +123,27 @@ def test_a_fail_of_the_reference_peers_is_a_harness_fault_not_the_testees(
     command = COMMANDS["primary"] + " --deviation reuse_nonce"
     kills = {"every": 2, "start_after": 2,
              "faults": {"kill_viewer": {"weight": 1, "duration": [0.5, 1]}}}
-    result = run(tmp_path, SoakTestees(primary_command=command),
-                 viewer_deviations=["early_keyframe_request"], nemesis=kills)
-    assert result.problems == [] and result.fails == [], result.fails
-    assert {f["requirement"] for f in result.harness_faults} == {"NEG-4"}
-    assert {(f["peer"], f["peers"]) for f in result.harness_faults} == {
+    profile = tmp_path / "p.yaml"
+    profile.write_text(yaml.safe_dump(
+        {**EXTERNAL, "viewer_deviations": ["early_keyframe_request"], "nemesis": kills}))
+    run_dir = tmp_path / "run"
+    assert main(["soak", "--profile", str(profile), "--seed", str(SEED), "--quiet",
+                 "--report-dir", str(run_dir), "--primary-command", command]) == 3
+    data = json.loads((run_dir / "soak.json").read_text())
+    assert data["problems"] == [] and data["fails"] == [], data["fails"]
+    assert {f["requirement"] for f in data["harness_faults"]} == {"NEG-4"}
+    assert {(f["peer"], f["peers"]) for f in data["harness_faults"]} == {
         ("harness", "the reference Viewers")}
-    assert {f["requirement"] for f in result.inconclusive} == {"AUTH-1"}
-    assert statuses(result)["AUTH-1"] == "INCONCLUSIVE"
-    assert result.failed_requirements == [] and result.verdict == "INCONCLUSIVE"
-    data = json.loads((tmp_path / "soak.json").read_text())
+    assert {f["requirement"] for f in data["inconclusive"]} == {"AUTH-1"}
+    overall = {v["requirement"]: v["status"] for v in data["requirements"]}
+    assert overall["AUTH-1"] == "INCONCLUSIVE" and "FAIL" not in overall.values()
+    assert {v["requirement"]: v["status"] for v in data["harness_requirements"]}[
+        "NEG-4"] == "FAIL"
     assert data["verdict"] == "INCONCLUSIVE"
-    junit = (tmp_path / "junit.xml").read_text()
+    junit = (run_dir / "junit.xml").read_text()
     assert 'name="harness fault w' in junit and '-NEG-4-harness"' in junit
-
+    page = (run_dir / "soak.html").read_text()
+    assert "[harness fault]" in page and "[INCONCLUSIVE]" in page
 
 @pytest.mark.timeout(180)
 def test_external_viewers_join_the_population_and_are_judged(tmp_path: Path) -> None:
