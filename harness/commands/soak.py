@@ -1,4 +1,5 @@
-"""`harness soak`: hours of seeded chaos against the reference peers, judged online."""
+"""`harness soak`: hours of seeded chaos against the reference peers (or an external
+Primary and external Viewers, the testees), judged online."""
 
 from __future__ import annotations
 
@@ -29,6 +30,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fleet", choices=["local", "locust"], default="local",
                         help="local: a Viewer process; locust: Locust master and workers")
     parser.add_argument("--workers", type=int, default=1, help="with --fleet locust: workers")
+    parser.add_argument(
+        "--primary-command", default=None, metavar="CMD",
+        help="run this external Primary (the testee) instead of the reference one; "
+        "placeholders as in certify: {host} {port} {secret} {width} {height} {fps} {bitrate} "
+        "{gop} {control} ...")
+    parser.add_argument(
+        "--primary-control", default=None, metavar="URL",
+        help="base URL of the external Primary's test-control interface (PROTOCOL.md 15); "
+        "without it or {control} in the command, the nemesis draws no reconfigure, "
+        "restart_encoder, pause or stop_stream")
+    parser.add_argument(
+        "--viewer-command", default=None, metavar="CMD",
+        help="add external Viewers (testees) to the population; placeholders as in certify: "
+        "{host} {port} {secret} {telemetry} {viewer_id} {telemetry_url} ...")
+    parser.add_argument("--external-viewers", type=int, default=None, metavar="N",
+                        help="with --viewer-command: how many (default 1)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,6 +71,18 @@ def run(args: argparse.Namespace) -> int:
             print("harness soak: --workers must be at least 1", file=sys.stderr)
             return 2
         fleet_workers = args.workers
+    from harness.soak.testees import SoakTestees
+
+    if args.external_viewers is not None and args.viewer_command is None:
+        print("harness soak: --external-viewers needs --viewer-command", file=sys.stderr)
+        return 2
+    testees = SoakTestees(
+        primary_command=args.primary_command,
+        primary_control=args.primary_control,
+        viewer_command=args.viewer_command,
+        external_viewers=(args.external_viewers if args.external_viewers is not None else 1)
+        if args.viewer_command is not None else 0,
+    )
     try:
         profile = load_profile(args.profile)
         if args.duration is not None:
@@ -62,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
             if args.viewers < 1:
                 raise ValueError("--viewers must be at least 1")
             profile.viewers = args.viewers
-    except (ProfileError, ValueError) as exc:
+        testees.check(profile.stream, profile.primary_deviations)
+    except (ProfileError, ValueError) as exc:  # CommandError is a ValueError
         print(f"harness soak: {exc}", file=sys.stderr)
         return 2
     if profile.duration <= 0:
@@ -79,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
 
         dashboard = Dashboard(profile)
     soak = SoakRun(profile, directory, args.seed, keep_all=args.keep_all, dashboard=dashboard,
-                   fleet_workers=fleet_workers)
+                   fleet_workers=fleet_workers, testees=testees)
     print(soak.schedule.describe())
     if args.schedule:
         return 0
@@ -102,4 +132,8 @@ def run(args: argparse.Namespace) -> int:
 
     for line in summary_lines(result, paths):
         print(line)
-    return 0 if result.passed else 1
+    return EXIT[result.verdict]
+
+
+# PASS, FAIL, and INCONCLUSIVE (a reference peer FAILed beside a testee: certify's 3).
+EXIT = {"PASS": 0, "FAIL": 1, "INCONCLUSIVE": 3}

@@ -56,6 +56,8 @@ class Dashboard(AbstractContextManager["Dashboard"]):
             self.last_fail = summary.fails[-1]
         if self.live is None:
             fails = ", ".join(f["id"] for f in summary.fails) or "no FAIL"
+            if summary.harness_faults:
+                fails += "; harness faults " + ", ".join(f["id"] for f in summary.harness_faults)
             self.console.print(
                 f"window {summary.index} [{summary.start:.0f}-{summary.end:.0f} s] "
                 f"{summary.records} records, {fails}", markup=False, highlight=False
@@ -98,7 +100,7 @@ def _hms(seconds: float) -> str:
 
 
 def summary_lines(result: SoakResult, paths: dict[str, str]) -> Iterator[str]:
-    verdict = "PASS" if result.passed else "FAIL"
+    verdict = result.verdict
     yield (
         f"soak {result.profile.name} seed {result.seed}: {verdict} after {result.duration:.1f} s, "
         f"{result.records} records, {len(result.windows)} window(s), "
@@ -106,9 +108,13 @@ def summary_lines(result: SoakResult, paths: dict[str, str]) -> Iterator[str]:
         f"({100 * result.checker_cpu_s / max(result.duration, 1e-9):.1f} % of a core), "
         f"segments on disk {result.disk.get('segments_bytes', 0) / 1e6:.1f} MB"
     )
+    testee = f" ({result.testees['judged']})" if result.testees.get("judged") else ""
     for v in result.verdicts:
-        if v.status is Status.FAIL:
-            yield f"  {v.requirement} FAIL: {v.summary}"
+        if v.status in (Status.FAIL, Status.INCONCLUSIVE):
+            yield f"  {v.requirement} {v.status.value}{testee}: {v.summary}"
+    for fault in result.harness_faults:
+        yield (f"  harness fault: {fault['requirement']} FAILed on {fault['peers']} in window "
+               f"{fault['window']}: {fault['summary']}")
     for d in result.drift:
         if d.status is not Status.PASS:
             yield f"  {d.limit.name} {d.status.value}: {d.summary}"

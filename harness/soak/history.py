@@ -36,7 +36,7 @@ def entry(result: SoakResult) -> dict[str, Any]:
         "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - result.duration)),
         "profile": result.profile.name,
         "seed": result.seed,
-        "verdict": "PASS" if result.passed else "FAIL",
+        "verdict": result.verdict,
         "duration": round(result.duration, 3),
         "viewers": result.profile.viewers,
         "failed_requirements": result.failed_requirements,
@@ -83,7 +83,8 @@ def render_trend(directory: Path) -> Path:
         "<!doctype html><html><head><meta charset='utf-8'><title>soak trend</title>",
         "<style>body{font-family:system-ui,sans-serif;margin:1.5em}table{border-collapse:"
         "collapse}td,th{border:1px solid #ccc;padding:2px 6px;font-size:13px}.PASS{background:"
-        "#dfd}.FAIL{background:#fbb}svg{background:#fafafa;border:1px solid #ddd}"
+        "#dfd}.FAIL{background:#fbb}.INCONCLUSIVE{background:#fe9}"
+        "svg{background:#fafafa;border:1px solid #ddd}"
         "svg .series{fill:none;stroke:#2458b3;stroke-width:1.5}svg text{font-size:10px}"
         "</style></head><body>",
         f"<h1>Soak trend: {len(runs)} run(s)</h1>",

@@ -205,6 +205,9 @@ class Schedule:
     initial: list[str]  # Viewers that join at the start
     decoding: list[str]  # Viewers that decode (the rest are header-only)
     steps: list[Step] = field(default_factory=list)
+    # Kinds of the profile the nemesis did not draw from, each with the reason (a step the
+    # peers given cannot be delivered is left out, never drawn and then skipped).
+    left_out: dict[str, str] = field(default_factory=dict)
 
     def describe(self) -> str:
         lines = [
@@ -212,6 +215,9 @@ class Schedule:
             f"{self.duration:g} s, {len(self.initial)} Viewer(s) at the start "
             f"({len(self.decoding)} decoding)"
         ]
+        for reason in dict.fromkeys(self.left_out.values()):
+            kinds = [k for k, r in self.left_out.items() if r == reason]
+            lines.append(f"  not drawn: {', '.join(kinds)}: {reason}")
         lines += [s.describe() for s in self.steps]
         return "\n".join(lines)
 
@@ -222,6 +228,7 @@ class Schedule:
             "initial": self.initial,
             "decoding": self.decoding,
             "steps": [s.as_dict() for s in self.steps],
+            "left_out": self.left_out,
         }
 
     @classmethod
@@ -232,6 +239,7 @@ class Schedule:
             list(data["initial"]),
             list(data["decoding"]),
             [Step.from_dict(s) for s in data["steps"]],
+            dict(data.get("left_out", {})),
         )
 
     def overlapping(self, start: float, end: float) -> list[Step]:
@@ -260,8 +268,12 @@ def draw_schedule(
     start_after: float,
     faults: Sequence[tuple[str, float, tuple[float, float]]],
     path: Sequence[str],
+    external: Sequence[str] = (),
 ) -> Schedule:
-    """The schedule for these settings; the same arguments always give the same schedule."""
+    """The schedule for these settings; the same arguments always give the same schedule.
+
+    `external` Viewers (harness/soak/testees.py) join at the start, outside the schedule,
+    and are killed and rejoined by its Viewer steps like the population's."""
     rng = random.Random(f"lvs-soak-nemesis:{seed}")
     ids = viewer_ids(viewers)
     decoding_ids = ids[: min(decoding, viewers)]
@@ -289,8 +301,8 @@ def draw_schedule(
         length = round(min(rng.uniform(low, high), max(0.0, latest - t)), 3)
         chosen: list[str] = []
         if takes:
-            free = [v for v in ids if busy.get(v, 0.0) <= t]
-            want = takes if takes > 0 else max(2, len(ids) // 4)
+            free = [v for v in (*ids, *external) if busy.get(v, 0.0) <= t]
+            want = takes if takes > 0 else max(2, (len(ids) + len(external)) // 4)
             if len(free) < want:
                 continue
             chosen = sorted(rng.sample(free, want))

@@ -28,7 +28,7 @@ def soak_dict(result: SoakResult) -> dict[str, Any]:
         "schema_version": SCHEMA_VERSION,
         "profile": result.profile.as_dict(),
         "seed": result.seed,
-        "verdict": "PASS" if result.passed else "FAIL",
+        "verdict": result.verdict,
         "duration": round(result.duration, 3),
         "records": result.records,
         "late_records": result.late_records,
@@ -37,6 +37,12 @@ def soak_dict(result: SoakResult) -> dict[str, Any]:
         "disk": result.disk,
         "problems": result.problems,
         "requirements": [v.as_dict() for v in result.verdicts],
+        # With an external peer: who was judged, the reference peers' own verdicts (a FAIL
+        # there is a harness fault) and the testee's FAILs it made INCONCLUSIVE.
+        "testees": result.testees,
+        "harness_requirements": [v.as_dict() for v in result.harness_verdicts],
+        "harness_faults": result.harness_faults,
+        "inconclusive": result.inconclusive,
         "drift": [d.as_dict() for d in result.drift],
         "windows": [w.as_dict() for w in result.windows],
         "fails": result.fails,
@@ -77,19 +83,25 @@ def render_junit(data: dict[str, Any]) -> bytes:
         name=f"soak-{data['profile']['name']}-seed-{data['seed']}",
         tests=str(len(cases)),
         failures=str(sum(1 for c in cases if c[2] == Status.FAIL.value)),
-        skipped=str(sum(1 for c in cases if c[2] == Status.NOT_OBSERVED.value)),
-        errors=str(len(data["problems"])),
+        skipped=str(sum(1 for c in cases
+                        if c[2] in (Status.NOT_OBSERVED.value, Status.INCONCLUSIVE.value))),
+        errors=str(len(data["problems"]) + len(data.get("harness_faults", []))),
         time=f"{data['duration']:.3f}",
     )
     for classname, name, status, message in cases:
         case = ET.SubElement(suite, "testcase", classname=classname, name=name, time="0")
         if status == Status.FAIL.value:
             ET.SubElement(case, "failure", message=message).text = message
-        elif status == Status.NOT_OBSERVED.value:
-            ET.SubElement(case, "skipped", message=message)
+        elif status in (Status.NOT_OBSERVED.value, Status.INCONCLUSIVE.value):
+            ET.SubElement(case, "skipped", message=f"{status}: {message}")
     for problem in data["problems"]:
         case = ET.SubElement(suite, "testcase", classname="soak.harness", name="problem")
         ET.SubElement(case, "error", message=problem).text = problem
+    for fault in data.get("harness_faults", []):
+        message = f"{fault['requirement']} FAILed on {fault['peers']}: {fault['summary']}"
+        case = ET.SubElement(suite, "testcase", classname="soak.harness",
+                             name=f"harness fault {fault['id']}")
+        ET.SubElement(case, "error", message=message).text = message
     suites = ET.Element("testsuites")
     suites.append(suite)
     out: bytes = ET.tostring(suites, encoding="utf-8", xml_declaration=True)
@@ -146,7 +158,8 @@ STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5em;max-width:1000px}
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 6px;
 font-size:13px;text-align:left}.PASS{background:#dfd}.FAIL{background:#fbb}
-.NOT_OBSERVED{background:#eee}svg{background:#fafafa;border:1px solid #ddd;display:block}
+.NOT_OBSERVED{background:#eee}.INCONCLUSIVE{background:#fe9}
+svg{background:#fafafa;border:1px solid #ddd;display:block}
 svg .series{fill:none;stroke:#2458b3;stroke-width:1.5}svg .fault{fill:#f5a623;opacity:.18}
 svg .fail{stroke:#c00;stroke-width:1.5}svg text{font-size:10px;fill:#555}
 pre{background:#f4f4f4;padding:.5em;overflow:auto;font-size:12px}
@@ -174,6 +187,21 @@ def render_html(data: dict[str, Any]) -> str:
         f"({data['disk'].get('dropped_bytes', 0) / 1e6:.2f} MB dropped after their windows "
         f"were checked).</p>",
     ]
+    testees = data.get("testees") or {}
+    if testees:
+        out.append(f"<h2>Testee</h2><p>judged: {esc(str(testees.get('judged', '')))}; the "
+                   f"reference peers ({esc(str(testees.get('harness', '')))}) are judged apart, "
+                   "and a FAIL of theirs is a harness fault that makes the testee's verdicts "
+                   "of its window INCONCLUSIVE.</p><ul>")
+        for role, entry in (testees.get("processes") or {}).items():
+            out.append(f"<li>{esc(role)}: <code>{esc(entry['command'])}</code> (stdout "
+                       f"{esc(entry['stdout'])}, stderr {esc(entry['stderr'])})</li>")
+        out.append("</ul>")
+    left_out = data["schedule"].get("left_out") or {}
+    if left_out:
+        out.append("<h2>Nemesis steps not drawn</h2><ul>")
+        out += [f"<li>{esc(k)}: {esc(r)}</li>" for k, r in left_out.items()]
+        out.append("</ul>")
     if data["problems"]:
         out.append("<h2>Problems</h2><ul>")
         out += [f"<li>{esc(p)}</li>" for p in data["problems"]]
@@ -190,6 +218,14 @@ def render_html(data: dict[str, Any]) -> str:
         out.append(f"<tr class='{v['status']}'><td>{esc(v['requirement'])}</td>"
                    f"<td>{v['status']}</td><td>{esc(v['summary'])}</td></tr>")
     out.append("</table>")
+    if data.get("harness_requirements"):
+        out.append(f"<h2>The reference peers (harness health: "
+                   f"{esc(str(testees.get('harness', '')))})</h2><table><tr><th>ID</th>"
+                   "<th>verdict</th><th>summary</th></tr>")
+        for v in data["harness_requirements"]:
+            out.append(f"<tr class='{v['status']}'><td>{esc(v['requirement'])}</td>"
+                       f"<td>{v['status']}</td><td>{esc(v['summary'])}</td></tr>")
+        out.append("</table>")
     out.append("<h2>Figures</h2><p>Shaded: nemesis steps while active; red lines: windows "
                "with a FAIL.</p>")
     for name, series in data["figures"].get("series", {}).items():
@@ -209,10 +245,17 @@ def render_html(data: dict[str, Any]) -> str:
         )
     out.append("</table>")
     out.append("<h2>FAILs</h2>")
-    if not data["fails"]:
+    if not (data["fails"] or data.get("harness_faults") or data.get("inconclusive")):
         out.append("<p>none</p>")
-    for f in data["fails"]:
-        out.append(f"<h3 id='{esc(f['id'])}'>{esc(f['id'])}: {esc(f['summary'])}</h3>")
+    sections = [(f, "") for f in data["fails"]]
+    sections += [(f, "harness fault") for f in data.get("harness_faults", [])]
+    sections += [(f, "INCONCLUSIVE") for f in data.get("inconclusive", [])]
+    for f, label in sections:
+        tag = f" [{label}]" if label else ""
+        out.append(f"<h3 id='{esc(f['id'])}'>{esc(f['id'])}{esc(tag)}: {esc(f['summary'])}</h3>")
+        out.append(f"<p>evidence from: {esc(str(f.get('peer', 'reference')))} "
+                   f"({esc(str(f.get('peers', '')))})"
+                   + (f"; {esc(f['reason'])}" if f.get("reason") else "") + "</p>")
         host = f.get("host", {})
         if host:
             out.append("<p>host during the window: " + ", ".join(

@@ -23,23 +23,27 @@ import os
 import threading
 import time
 import traceback
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.certify.judge import rule_params
 from harness.checks.engine import Engine
 from harness.checks.verdict import Status, Verdict
 from harness.cpu_wait import CpuWaitSampler
+from harness.scenarios.external import TesteeFailed
 from harness.scenarios.fault_path import FaultPath
-from harness.scenarios.loader import PrimarySpec, Scenario
+from harness.scenarios.loader import PrimarySpec, Scenario, ViewerSpec
 from harness.scenarios.loader import Step as ScenarioStep
-from harness.scenarios.runner import HOST, ScenarioRun
+from harness.scenarios.runner import HOST, ScenarioAbort, ScenarioRun, ViewerHandle
 from harness.soak.drift import DriftResult, judge_all
 from harness.soak.nemesis import KINDS, Schedule, Step, draw_schedule, incarnation
 from harness.soak.population import Population, PopulationConfig
 from harness.soak.profile import Profile
 from harness.soak.sampler import Sampler
 from harness.soak.segments import SegmentStore
+from harness.soak.testees import SoakTestees, Split, left_out
 from harness.trace import Record, TraceWriter
 
 log = logging.getLogger("harness.soak")
@@ -56,6 +60,10 @@ class WindowSummary:
     counts: dict[str, int]
     fails: list[dict[str, Any]] = field(default_factory=list)
     faults: list[str] = field(default_factory=list)
+    # With a testee: the reference peers' FAILs (harness faults) and the testee's FAILs
+    # they made INCONCLUSIVE.
+    harness_faults: list[dict[str, Any]] = field(default_factory=list)
+    inconclusive: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -66,6 +74,8 @@ class WindowSummary:
             "counts": self.counts,
             "fails": self.fails,
             "faults": self.faults,
+            "harness_faults": self.harness_faults,
+            "inconclusive": self.inconclusive,
         }
 
 
@@ -87,10 +97,33 @@ class SoakResult:
     late_records: int = 0
     checker_cpu_s: float = 0.0
     disk: dict[str, Any] = field(default_factory=dict)
+    # With an external peer (docs/soak.md, "External peers"): who is the testee, the
+    # reference peers' own verdicts (the harness's health) and their FAILs.
+    testees: dict[str, Any] = field(default_factory=dict)
+    harness_verdicts: list[Verdict] = field(default_factory=list)
+    harness_faults: list[dict[str, Any]] = field(default_factory=list)
+    inconclusive: list[dict[str, Any]] = field(default_factory=list)
+    # What a FAIL's reproduction scenario needs of them (harness/soak/shrink.py).
+    reproduce_testees: dict[str, Any] = field(default_factory=dict)
 
     @property
     def failed_requirements(self) -> list[str]:
         return [v.requirement for v in self.verdicts if v.status is Status.FAIL]
+
+    @property
+    def verdict(self) -> str:
+        """PASS, FAIL, or INCONCLUSIVE: no FAIL of the testee, but the reference peers
+        FAILed (a harness fault), so what the testee did in those windows is undecided."""
+        if self.passed:
+            return "PASS"
+        if (
+            (self.harness_faults or self.inconclusive)
+            and not self.problems
+            and not self.failed_requirements
+            and not self.failed_limits
+        ):
+            return "INCONCLUSIVE"
+        return "FAIL"
 
     @property
     def failed_limits(self) -> list[str]:
@@ -102,6 +135,8 @@ class SoakResult:
         return (
             judged_something
             and not self.problems
+            and not self.harness_faults
+            and not self.inconclusive
             and not self.failed_requirements
             and not self.failed_limits
         )
@@ -117,7 +152,18 @@ class SoakRun(ScenarioRun):
         keep_all: bool = False,
         dashboard: Any = None,
         fleet_workers: int | None = None,
+        testees: SoakTestees | None = None,
     ) -> None:
+        testees = testees or SoakTestees()
+        self.testee_options = testees
+        primary = PrimarySpec(stream=dict(profile.stream), deviations=profile.primary_deviations)
+        if testees.primary_command is not None:
+            primary = PrimarySpec(
+                kind="external",
+                stream=dict(profile.stream),
+                command=testees.primary_command,
+                control=testees.primary_control_url(),
+            )
         scenario = Scenario(
             name="soak",
             path=Path(f"soak:{profile.name}"),
@@ -126,7 +172,7 @@ class SoakRun(ScenarioRun):
             timeout=profile.duration + 600,
             seed=seed,
             secret=SECRET,
-            primary=PrimarySpec(stream=dict(profile.stream), deviations=profile.primary_deviations),
+            primary=primary,
             fault_path=list(profile.path),
         )
         super().__init__(scenario, directory, seed)
@@ -139,8 +185,11 @@ class SoakRun(ScenarioRun):
         self.window_s = profile.scaled_window()
         self.fleet_workers = fleet_workers
         # A Locust fleet's users are Locust's to start and stop: no Viewer steps for them.
+        undeliverable = left_out((f.kind for f in profile.faults), primary.control,
+                                 primary.kind == "external")
         faults = [(f.kind, f.weight, f.duration) for f in profile.faults
-                  if fleet_workers is None or KINDS[f.kind][1] == 0]
+                  if (fleet_workers is None or KINDS[f.kind][1] == 0)
+                  and f.kind not in undeliverable]
         self.schedule = draw_schedule(
             seed=seed,
             duration=profile.duration,
@@ -151,12 +200,31 @@ class SoakRun(ScenarioRun):
             start_after=profile.start_after,
             faults=faults,
             path=profile.path,
+            external=testees.viewer_ids() if fleet_workers is None else (),
         )
+        self.schedule.left_out = undeliverable
         if fleet_workers is not None:
             self.schedule.initial = []
         self.fleet: Any = None
         self.result = SoakResult(profile, seed, directory, self.schedule)
-        self.engine = Engine()
+        self.external_ids = testees.viewer_ids()
+        if testees.primary_command is not None:
+            self.result.reproduce_testees["primary_command"] = testees.primary_command
+            self.result.reproduce_testees["primary_control"] = primary.control
+        if self.external_ids:
+            self.result.reproduce_testees["external_viewers"] = dict.fromkeys(
+                self.external_ids, testees.viewer_command)
+        self.split: Split | None = None
+        self.harness_engine: Engine | None = None
+        if testees.any:
+            # Certification's judging (harness/certify/judge.py): the testee's rules on its
+            # records, the other side's on the reference peers' (the harness's health).
+            self.split = Split(testees.primary_command is not None,
+                               frozenset(self.external_ids))
+            self.engine = Engine(rule_params(scenario, self.split.testee_rules()))
+            self.harness_engine = Engine(rule_params(scenario, self.split.harness_rules()))
+        else:
+            self.engine = Engine()
         self.segments = SegmentStore(
             directory / "segments",
             keep_before=profile.keep_before,
@@ -189,7 +257,15 @@ class SoakRun(ScenarioRun):
         with self._lock:
             self.segments.write(record)
             began = time.thread_time()
-            self.engine.feed(record)
+            if self.split is None:
+                self.engine.feed(record)
+            else:
+                owner = self.split.owner(record)
+                if owner is not False:
+                    self.engine.feed(record)
+                if owner is not True:
+                    assert self.harness_engine is not None
+                    self.harness_engine.feed(record)
             self.result.checker_cpu_s += time.thread_time() - began
             self.sampler.observe(record)
             self._window_records += 1
@@ -210,6 +286,75 @@ class SoakRun(ScenarioRun):
         self.primary_tap_port, self.entry_port = path.primary_tap_port, path.entry_port
         self.toxiproxy, self.frame_proxy = path.toxiproxy, path.frame_proxy
         self.packet_hop = path.packet_hop
+
+    async def _start_primary(self, port: int = 0) -> None:
+        await super()._start_primary(port)
+        if self.primary_testee is not None and self.primary_testee.process is not None:
+            self.sampler.watch("primary", self.primary_testee.process.pid)  # again if restarted
+
+    async def _join_external(self, vid: str, name: str) -> None:
+        """Start one incarnation of an external Viewer (its command, with `name` as its
+        {viewer_id}) on a tap of its own; its telemetry is tailed into the trace."""
+        options = self.testee_options
+        assert options.viewer_command is not None
+        port = await self._tap_for(name)
+        spec = ViewerSpec(id=name, kind="external", command=options.viewer_command,
+                          control=options.viewer_control_url())
+        handle = ViewerHandle(spec, self, port)
+        self.viewers[name] = handle
+        await handle.start()  # writes the join action itself
+        if handle.testee is not None and handle.testee.process is not None:
+            self.sampler.watch(f"external.{vid}", handle.testee.process.pid)
+
+    async def _kill_external(self, name: str) -> None:
+        """Its process group ended as a scenario's kill_viewer ends an external Viewer
+        (SIGTERM, SIGKILL after a grace: a Viewer that writes no DISCONNECTED when it is
+        terminated leaves its episode open to the end of the soak, docs/soak.md), its tap
+        and inlet closed, its telemetry file read one last time."""
+        handle = self.viewers.pop(name, None)
+        if handle is not None:
+            await handle.stop(abrupt=True)
+
+    async def _start_external_viewers(self) -> None:
+        """The external Viewers join at the start; the nemesis kills and rejoins them like
+        the population's (a rejoin is a new process, `x01r2`)."""
+        for vid in self.external_ids:
+            self.incarnations[vid] = 1
+            await self._join_external(vid, vid)
+
+    async def _set_up(self) -> None:
+        await self._start_primary()
+        await self._build_path()
+        if self.fleet_workers is not None:
+            await asyncio.to_thread(self._start_fleet)
+        else:
+            await asyncio.to_thread(self.population.start)
+            if self.population.pid is not None:
+                self.sampler.watch("viewers", self.population.pid)
+                self.cpu_wait.watch(self.population.pid)
+        self.cpu_wait.watch_loop(asyncio.get_running_loop())
+        self.cpu_wait.start()
+        for vid in self.schedule.initial:
+            await self.act("join", {"viewer": vid})
+        await self._start_external_viewers()
+
+    async def _watched(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work`, but stop at once when a testee ends unasked (a Primary that exits at
+        start is reported as such, not as a port that never listened)."""
+        assert self.testee_exit is not None
+        body = asyncio.ensure_future(work)
+        either: set[asyncio.Future[Any]] = {body, self.testee_exit}
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        if not body.done():
+            body.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await body
+            raise TesteeFailed(self.testee_exit.result())
+        body.result()
+
+    async def _testee_ended(self) -> None:
+        assert self.testee_exit is not None
+        raise TesteeFailed(await self.testee_exit)
 
     async def _tap_for(self, name: str) -> int:
         assert self.fault_path is not None
@@ -245,6 +390,9 @@ class SoakRun(ScenarioRun):
             vid = str(args["viewer"])
             name = incarnation(vid, self.incarnations.get(vid, 0) + 1)
             self.incarnations[vid] = self.incarnations.get(vid, 0) + 1
+            if vid in self.external_ids:
+                await self._join_external(vid, name)
+                return
             port = await self._tap_for(name)
             self.trace.emit("action", action="join", viewer=name)
             self.population.join(name, port, vid in self.schedule.decoding)
@@ -252,13 +400,18 @@ class SoakRun(ScenarioRun):
             vid = str(args["viewer"])
             name = incarnation(vid, self.incarnations.get(vid, 1))
             self.trace.emit("action", action="kill_viewer", viewer=name)
-            self.population.kill(name)
+            if vid in self.external_ids:
+                await self._kill_external(name)
+            else:
+                self.population.kill(name)
             tap = self.taps.pop(name, None)
             if tap is not None:
                 await tap.stop()  # its listening socket goes with it: descriptors stay flat
         else:
             self.trace.emit("action", action=do, **args)
             await self._do(ScenarioStep(line=0, do=do, args=dict(args)))
+            if self.status_poller is not None:
+                self.status_poller.poke()  # an external Primary's state, asked at once
 
     async def _run_schedule(self) -> None:
         timeline: list[tuple[float, int, Step, bool]] = []
@@ -291,33 +444,60 @@ class SoakRun(ScenarioRun):
 
     # --- windows and samples ------------------------------------------------------
 
-    def _close_window(self, verdicts: list[Verdict], end: float) -> WindowSummary:
+    def _fail_entry(self, v: Verdict, index: int, end: float, peer: str) -> dict[str, Any]:
+        split = self.split
+        peers = ("the reference peers" if split is None
+                 else split.testee_name() if peer == "testee" else split.harness_name())
+        return {
+            "id": f"w{index:04d}-{v.requirement}" + ("-harness" if peer == "harness" else ""),
+            "window": index,
+            "requirement": v.requirement,
+            "summary": v.summary,
+            # Whose records the evidence came from: "testee" (an external peer), "harness"
+            # (a reference peer beside a testee: a harness fault) or "reference" (no testee).
+            "peer": peer if split is not None else "reference",
+            "peers": peers,
+            "start": round(self._window_start, 3),
+            "end": round(end, 3),
+            "evidence": [
+                {**e.as_dict(), "t": None if e.t is None else round(self.relative(e.t), 3)}
+                for e in v.evidence
+            ],
+            "host": self._host_during(self._window_start, end),
+        }
+
+    def _close_window(
+        self, verdicts: list[Verdict], end: float, harness: list[Verdict] | None = None
+    ) -> WindowSummary:
         index = len(self.result.windows)
+        harness_fails = [v for v in harness or [] if v.status is Status.FAIL]
         counts = {s.value: 0 for s in Status}
         for v in verdicts:
-            counts[v.status.value] += 1
+            tainted = bool(harness_fails) and v.status in (Status.PASS, Status.FAIL)
+            counts[(Status.INCONCLUSIVE if tainted else v.status).value] += 1
         summary = WindowSummary(
             index, self._window_start, end, self._window_records, counts,
             faults=[s.id for s in self.schedule.overlapping(self._window_start, end)],
         )
+        for v in harness_fails:
+            fault = self._fail_entry(v, index, end, "harness")
+            summary.harness_faults.append(fault)
+            self.result.harness_faults.append(fault)
         for v in verdicts:
             if v.status is Status.FAIL:
-                fail = {
-                    "id": f"w{index:04d}-{v.requirement}",
-                    "window": index,
-                    "requirement": v.requirement,
-                    "summary": v.summary,
-                    "start": round(self._window_start, 3),
-                    "end": round(end, 3),
-                    "evidence": [
-                        {**e.as_dict(), "t": None if e.t is None else round(self.relative(e.t), 3)}
-                        for e in v.evidence
-                    ],
-                }
-                fail["host"] = self._host_during(self._window_start, end)
+                fail = self._fail_entry(v, index, end, "testee")
+                if harness_fails:
+                    # A reference peer FAILed in the same window: a harness fault, and the
+                    # testee's FAIL there is INCONCLUSIVE (docs/certify.md, "Judging").
+                    fail["status"] = Status.INCONCLUSIVE.value
+                    fail["reason"] = "harness fault in this window: " + ", ".join(
+                        f["requirement"] for f in summary.harness_faults)
+                    summary.inconclusive.append(fail)
+                    self.result.inconclusive.append(fail)
+                    continue
                 summary.fails.append(fail)
                 self.result.fails.append(fail)
-        self.segments.rotate(bool(summary.fails))
+        self.segments.rotate(bool(summary.fails or summary.harness_faults))
         self.result.windows.append(summary)
         self._window_start = end
         self._window_records = 0
@@ -338,7 +518,8 @@ class SoakRun(ScenarioRun):
             await asyncio.sleep(self.window_s - (self.elapsed() - self._window_start))
             with self._lock:
                 verdicts = self.engine.window()
-                summary = self._close_window(verdicts, self.elapsed())
+                harness = self.harness_engine.window() if self.harness_engine else None
+                summary = self._close_window(verdicts, self.elapsed(), harness)
             if self.dashboard is not None:
                 self.dashboard.window_closed(summary)
 
@@ -364,25 +545,17 @@ class SoakRun(ScenarioRun):
         self.sampler.started = self.started
         self.trace.emit("note", text=f"soak {self.profile.name} seed {self.seed}")
         tasks: list[asyncio.Task[None]] = []
+        # Set, with the report, by a testee that fails to start or ends unasked: it ends
+        # the soak at once, as it ends a scenario (harness/scenarios/external.py).
+        self.testee_exit = asyncio.get_running_loop().create_future()
         try:
-            await self._start_primary()
-            await self._build_path()
-            if self.fleet_workers is not None:
-                await asyncio.to_thread(self._start_fleet)
-            else:
-                await asyncio.to_thread(self.population.start)
-                if self.population.pid is not None:
-                    self.sampler.watch("viewers", self.population.pid)
-                    self.cpu_wait.watch(self.population.pid)
-            self.cpu_wait.watch_loop(asyncio.get_running_loop())
-            self.cpu_wait.start()
-            for vid in self.schedule.initial:
-                await self.act("join", {"viewer": vid})
+            await self._watched(self._set_up())
             tasks = [
                 asyncio.create_task(self._run_schedule(), name="nemesis"),
                 asyncio.create_task(self._windows(), name="windows"),
                 asyncio.create_task(self._samples(), name="sampler"),
                 asyncio.create_task(self._loop_lag(), name="loop lag"),
+                asyncio.create_task(self._testee_ended(), name="testee"),
             ]
             if self.dashboard is not None:
                 tasks.append(asyncio.create_task(self.dashboard.refresh_loop(self)))
@@ -392,6 +565,9 @@ class SoakRun(ScenarioRun):
             for task in done:
                 if task.exception() is not None and task.get_name() != "nemesis":
                     raise task.exception()  # type: ignore[misc]
+        except (TesteeFailed, ScenarioAbort) as exc:  # an external peer: said in its words
+            result.problems.append(str(exc))
+            log.error("soak ended: %s", exc)
         except Exception as exc:
             result.problems.append(f"harness error: {exc!r}")
             log.error("soak crashed:\n%s", traceback.format_exc())
@@ -409,9 +585,22 @@ class SoakRun(ScenarioRun):
                 with contextlib.suppress(Exception):
                     await tap.stop()
             await self._teardown()
+            if self.split is not None:
+                result.testees = {
+                    "judged": self.split.testee_name(),
+                    "harness": self.split.harness_name(),
+                    "processes": {role: t.logs.as_dict() for role, t in self.testees.items()},
+                    "not_drawn": self.schedule.left_out,
+                }
         with self._lock:
             result.verdicts = self.engine.finish()
-            self._close_window(self.engine.window(), self.elapsed())
+            harness: list[Verdict] | None = None
+            if self.harness_engine is not None:
+                result.harness_verdicts = self.harness_engine.finish()
+                harness = self.harness_engine.window()
+            self._close_window(self.engine.window(), self.elapsed(), harness)
+            if self.split is not None:
+                result.verdicts = self._overall(result.verdicts)
             self.segments.close()
             result.records = self.engine.records
             result.late_records = self.engine.sequencer.late
@@ -427,6 +616,20 @@ class SoakRun(ScenarioRun):
             "dropped_segments": len(self.segments.dropped),
         }
         return result
+
+
+    def _overall(self, verdicts: list[Verdict]) -> list[Verdict]:
+        """A testee FAIL seen only in windows with a harness fault is INCONCLUSIVE overall."""
+        kept = {f["requirement"] for f in self.result.fails}
+        tainted = {f["requirement"] for f in self.result.inconclusive}
+        out = []
+        for v in verdicts:
+            if v.status is Status.FAIL and v.requirement in tainted - kept:
+                v = Verdict(v.requirement, Status.INCONCLUSIVE,
+                            f"harness fault in every window it FAILed in (FAIL otherwise: "
+                            f"{v.summary})", v.evidence)
+            out.append(v)
+        return out
 
 
 def run_soak(profile: Profile, directory: Path, seed: int, **kwargs: Any) -> SoakResult:

@@ -34,6 +34,7 @@ import yaml
 
 from harness.checks.verdict import Status
 from harness.soak.nemesis import NEEDS, Step, incarnation
+from harness.soak.testees import INCARNATION, Split
 
 if TYPE_CHECKING:
     from harness.soak.run import SoakResult
@@ -80,6 +81,10 @@ def scenario_dict(
         manual.setdefault(base, False)
     if not manual:
         manual[case["fallback_viewer"]] = False
+    # The soak's external Viewers: in every reproduction, as they were in every window.
+    external: dict[str, str] = case.get("external_viewers") or {}
+    for vid in external:
+        manual.setdefault(vid, False)
     # Only the injectors the steps use: a shorter path is a smaller reproduction.
     path = [hop for hop in case["path"]
             if any(NEEDS.get(a["do"]) == hop for s in steps for a in s.begin)]
@@ -93,12 +98,14 @@ def scenario_dict(
         "covers": [requirement],
         "timeout": round(last + TAIL_S + 30, 1),
         "seed": case["seed"],
-        "primary": {"deviations": list(case["primary_deviations"])},
+        "primary": _primary(case),
         "viewers": [
             {
                 "id": v,
-                "decode": VIEWER_ID.sub(r"\1", v) in case["decoding"],
-                "deviations": list(case["viewer_deviations"]),
+                **({"kind": "external", "command": external[INCARNATION.sub("", v)]}
+                   if INCARNATION.sub("", v) in external else {
+                    "decode": VIEWER_ID.sub(r"\1", v) in case["decoding"],
+                    "deviations": list(case["viewer_deviations"])}),
                 **({"join": "manual"} if late else {}),
             }
             for v, late in sorted(manual.items())
@@ -111,6 +118,15 @@ def scenario_dict(
         "expect": {requirement: {}},
     }
     return data
+
+
+def _primary(case: dict[str, Any]) -> dict[str, Any]:
+    """The reference Primary with the soak's deviations, or the soak's external one."""
+    command = case.get("primary_command")
+    if command is None:
+        return {"deviations": list(case["primary_deviations"])}
+    control = case.get("primary_control")
+    return {"kind": "external", "command": command, **({"control": control} if control else {})}
 
 
 def write_scenario(path: Path, data: dict[str, Any]) -> str:
@@ -141,6 +157,7 @@ def write_reproductions(result: SoakResult) -> None:
             "path": result.profile.path,
             "primary_deviations": result.profile.primary_deviations,
             "viewer_deviations": result.profile.viewer_deviations,
+            **result.reproduce_testees,
             "steps": [s.as_dict() for s in steps],
             # The steps before the window: a FAIL may need history (e.g. the epochs a
             # Primary announced before it restarted), and shrinking may widen to them.
@@ -175,11 +192,16 @@ def load_tolerant(path: Path) -> Any:
         return replace(scenario, name=path.stem, path=path)
 
 
-def fails_on(requirement: str, scenario_path: Path, workdir: Path) -> bool:
-    from harness.scenarios.runner import run_scenario
+def fails_on(
+    requirement: str, scenario_path: Path, workdir: Path, split: Split | None = None
+) -> bool:
+    """The reproduction FAILs on `requirement`; with an external peer (`split`), the
+    testee's records FAIL it and the reference peers' FAIL none of theirs."""
+    from harness.scenarios.runner import expected_verdicts, run_scenario
 
     scenario = load_tolerant(scenario_path)
-    result = run_scenario(scenario, workdir, scenario.seed or 0)
+    judge = split.judge() if split is not None else expected_verdicts
+    result = run_scenario(scenario, workdir, scenario.seed or 0, judge)
     return any(v.requirement == requirement and v.status is Status.FAIL for v in result.verdicts)
 
 
@@ -235,6 +257,7 @@ def shrink(case_path: Path, *, attempts: int = 1, log: Callable[[str], None] = p
     requirement = case["requirement"]
     steps = [Step.from_dict(s) for s in case["steps"]]
     folder = case_path.parent
+    split = Split.of_case(case)
     runs = 0
     seen: dict[tuple[tuple[str, float, float], ...], bool] = {}
 
@@ -251,7 +274,7 @@ def shrink(case_path: Path, *, attempts: int = 1, log: Callable[[str], None] = p
             write_scenario(scenario, scenario_dict(case, candidate, shrunk=True))
             for attempt in range(attempts):
                 runs += 1
-                failing = fails_on(requirement, scenario, Path(tmp) / f"run{attempt}")
+                failing = fails_on(requirement, scenario, Path(tmp) / f"run{attempt}", split)
                 if failing:
                     break
         ids = ", ".join(s.id for s in candidate) or "no step"
