@@ -63,3 +63,28 @@ def test_key_4_is_not_blamed_for_a_stale_tag_and_reopens_its_gate_per_pause() ->
     (verdict,) = check_records(trace.records, {"KEY-4": {}})
     assert verdict.status is Status.FAIL
     assert len(verdict.evidence) == 1 and "epoch 1" in verdict.evidence[0].what
+
+
+def test_key_3_a_join_whose_stream_pauses_at_once_owes_no_keyframe() -> None:
+    """Seen in a soak: a Viewer accepted 0.15 s before a pause; the paused Primary sent
+    no keyframe, rightly, and KEY-3 was FAILed on the reference Primary."""
+    from reference.protocol.messages import Heartbeat, SetStream, StreamAccepted
+    from tests.checks.cases.common import handshake
+
+    def join(pause: bool) -> Trace:
+        trace = Trace()
+        wire = trace.wire()
+        t = handshake(wire, 0.0)
+        wire.p2v(t, StreamStateMessage(state=StreamState.ACTIVE, epoch=1))
+        wire.v2p(t + 0.001, SetStream(width=640, height=360, fps=30, bitrate=1000000))
+        wire.p2v(t + 0.002, StreamAccepted(epoch=1))
+        if pause:
+            wire.p2v(t + 0.15, StreamStateMessage(state=StreamState.PAUSED, epoch=1))
+        wire.p2v(t + 2.0, Heartbeat())
+        wire.p2v(t + 4.0, Heartbeat())
+        return trace
+
+    (paused,) = check_records(join(pause=True).records, {"KEY-3": {}})
+    assert paused.status is not Status.FAIL, [e.what for e in paused.evidence]
+    (running,) = check_records(join(pause=False).records, {"KEY-3": {}})
+    assert running.status is Status.FAIL  # ACTIVE all along and no keyframe: owed

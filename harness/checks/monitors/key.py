@@ -169,7 +169,9 @@ class Key3(Monitor):
     must be followed on the connection by a CSD and a VIDEO keyframe of that epoch or
     a later one, both within `keyframe_answer` (Timings, 1 s) plus the tolerance.
     Joins during RECONFIGURING, PAUSED or STOPPED are served with the epoch's first
-    keyframe and are not judged here. A join whose deadline lies after the
+    keyframe and are not judged here, nor is a join whose stream leaves ACTIVE (a
+    STREAM_STATE other than ACTIVE on the connection) before its CSD and keyframe
+    came: a paused stream owes none. A join whose deadline lies after the
     connection or the trace ended is not judged. Evidence: the join and what arrived.
     """
 
@@ -195,6 +197,9 @@ class Key3(Monitor):
             join = _Join(frame.t, stream[1] if stream else None, conn)
             self.joins[conn] = join
             self.ctx.deadline(join.t, self.limit, partial(self._due, join))
+        elif isinstance(frame.message, StreamStateMessage) and conn in self.joins:
+            if frame.message.state is not StreamState.ACTIVE:
+                del self.joins[conn]  # the stream stopped running: it owes no keyframe now
 
     def on_media(self, frame: WireFrame) -> None:
         conn = frame.conn
