@@ -197,9 +197,11 @@ class Key3(Monitor):
             join = _Join(frame.t, stream[1] if stream else None, conn)
             self.joins[conn] = join
             self.ctx.deadline(join.t, self.limit, partial(self._due, join))
-        elif isinstance(frame.message, StreamStateMessage) and conn in self.joins:
-            if frame.message.state is not StreamState.ACTIVE:
-                del self.joins[conn]  # the stream stopped running: it owes no keyframe now
+        elif (
+            isinstance(frame.message, StreamStateMessage) and conn in self.joins
+            and frame.message.state is not StreamState.ACTIVE
+        ):
+            del self.joins[conn]  # the stream stopped running: it owes no keyframe now
 
     def on_media(self, frame: WireFrame) -> None:
         conn = frame.conn
