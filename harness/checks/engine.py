@@ -11,7 +11,10 @@ data path reads one way:
             -> verdicts
 
 Memory is bounded by the live connections and episodes and by the sequencer's
-lag, never by the length of the trace.
+lag, never by the length of the trace. What a rule keeps per Viewer (by name) stays
+until the end, since a Viewer that went away may connect again under the same name;
+a soak, whose killed Viewers come back under new names, says so (`Engine.retire`)
+and their state goes too.
 """
 
 from __future__ import annotations
@@ -20,13 +23,14 @@ import heapq
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from enum import Enum
+from functools import partial
 from itertools import count
 from typing import Any
 
 from harness.checks.episodes import EpisodeTracker
 from harness.checks.monitor import MONITORS, Monitor, MonitorContext, overridden_hooks
 from harness.checks.monitors.viewer_link import Links
-from harness.checks.order import DEFAULT_LAG, Sequencer
+from harness.checks.order import DEFAULT_LAG, Sequencer, viewer_source
 from harness.checks.verdict import Verdict, not_observed
 from harness.checks.wire import Conn, ConnectionTracker, WireFrame
 from harness.trace import Record
@@ -34,6 +38,11 @@ from reference.protocol.telemetry import RecordKind
 from reference.protocol.timings import DEFAULT_TIMINGS, Timings
 
 Handler = Callable[..., None]
+
+# Trace seconds a retired Viewer's last records may still arrive after its retirement
+# (its last telemetry batch through the population's pipe, its tap's close), beyond the
+# sequencer's lag.
+RETIRE_SLACK = 5.0
 
 
 class FrameClass(str, Enum):
@@ -172,6 +181,47 @@ class Engine:
         handle = self._dispatch.get(str(record["kind"]))
         if handle is not None:
             handle(record)
+
+    def retire(self, viewer: str, t: float) -> None:
+        """`viewer` will not connect or report again after trace time `t`: forget it.
+
+        A soak's killed Viewer joins again under a new name (`v07r2`), so without this
+        every incarnation would leave its entries in the rules' per-Viewer tables for the
+        rest of the night. Once the trace is past `t` by the sequencer's lag and
+        RETIRE_SLACK, and then past every deadline a rule had set by that time, the
+        Viewer is settled as the end of the trace would settle it (its connections
+        still open end, then its episode ends, then each monitor's `forget_viewer`), and
+        the engine's own tables drop it. The verdicts are those of a run without the
+        call (tests/checks/test_retire.py). Only for Viewers with a name of their own:
+        rules that read an unnamed Viewer tap fall back on "the only Viewer".
+        """
+        settled = t + self.sequencer.lag + RETIRE_SLACK
+        self.at(settled, partial(self._retire_after_deadlines, viewer))
+
+    def _retire_after_deadlines(self, viewer: str, now: float) -> None:
+        # A deadline set for the Viewer's records is among the timers pending now; a timer
+        # at the same time set later runs later, so this runs after all of them.
+        last = max((when for when, _, _ in self._timers), default=now)
+        if last > now:
+            self.at(last, partial(self._forget_viewer, viewer))
+        else:
+            self._forget_viewer(viewer, now)
+
+    def _forget_viewer(self, viewer: str, now: float) -> None:
+        for conn in [c for c in self.conns.live.values() if c.viewer == viewer]:
+            self._call("on_end", conn)
+            self.conns.forget(conn)
+            self._plain_hooks.pop(conn, None)
+        episode = self.episodes.current.get(viewer)
+        if episode is not None:
+            self._call("on_episode_end", episode)
+        for monitor in self.monitors.values():
+            monitor.forget_viewer(viewer, now)
+        self.episodes.forget(viewer)
+        self.conns.forget_viewer(viewer)
+        if self._links is not None:
+            self._links.by_viewer.pop(viewer, None)
+        self.sequencer.forget_source(viewer_source(viewer))
 
     def _run_timers(self, until: float) -> None:
         while self._timers and self._timers[0][0] < until:
