@@ -86,6 +86,12 @@ def main() -> int:
     if rss:
         print(f"harness RSS   {rss[0][1]:6.1f} MB after warm-up -> {rss[-1][1]:.1f} MB at the end "
               f"(baseline: the first sample after warm-up), slope {slope} MB/h (target: flat)")
+    kills = sum(1 for e in result.executed if e["do"] == "kill_viewer")
+    print(f"Viewer kills  {kills} (each a new incarnation; the engine forgets the killed one)")
+    trims = result.allocator
+    if trims.get("malloc_trim"):
+        print(f"malloc_trim   {trims['trims']} times, every {trims['interval_s']:g} s, "
+              f"{trims['cpu_s']:.3f} s of CPU in all (glibc's free arena memory given back)")
     live = [b for t, b in blocks if t >= profile.warmup]
     if live:
         print(f"python heap   {live[0]} live blocks after warm-up -> {live[-1]} at the end "
