@@ -28,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from harness.checks.verdict import Status  # noqa: E402
 from harness.soak.profile import load_profile  # noqa: E402
 from harness.soak.report import write_reports  # noqa: E402
 from harness.soak.run import run_soak  # noqa: E402
@@ -96,8 +97,11 @@ def main() -> int:
     if live:
         print(f"python heap   {live[0]} live blocks after warm-up -> {live[-1]} at the end "
               f"(min {min(live)}, max {max(live)}, one look a minute)")
-    for requirement in result.failed_requirements:
-        print(f"  FAIL {requirement}")
+    for verdict in result.verdicts:
+        if verdict.status is Status.FAIL:  # the first evidence: a loaded host, or a peer?
+            first = verdict.evidence[0] if verdict.evidence else None
+            said = f": {first.what} ({first.where})" if first is not None else ""
+            print(f"  FAIL {verdict.requirement} {verdict.summary}{said}")
     for drift in result.drift:
         print(f"  {drift.status.value} {drift.summary}")
     for problem in result.problems:
