@@ -23,7 +23,6 @@ import heapq
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from enum import Enum
-from functools import partial
 from itertools import count
 from typing import Any
 
@@ -43,6 +42,7 @@ Handler = Callable[..., None]
 # (its last telemetry batch through the population's pipe, its tap's close), beyond the
 # sequencer's lag.
 RETIRE_SLACK = 5.0
+_RECORDS_IN, _DEADLINES_PAST = 0, 1  # a retirement's stages: see Engine._retire_due
 
 
 class FrameClass(str, Enum):
@@ -138,6 +138,8 @@ class Engine:
         self.records = 0
         self._timers: list[tuple[float, int, Callable[[float], None]]] = []
         self._timer_order = count()
+        # Viewers retired (`retire`) and not yet forgotten: (when, stage, name), a heap.
+        self._retiring: list[tuple[float, int, str]] = []
         self._dispatch: dict[str, Callable[[Record], None]] = {
             "frame": self._frame,
             "conn": self._conn,
@@ -175,6 +177,8 @@ class Engine:
         t = float(record["t"])
         if self._timers and self._timers[0][0] < t:
             self._run_timers(t)
+        if self._retiring and self._retiring[0][0] < t:
+            self._retire_due(t)
         if t > self.now:
             self.now = t
         self.records += 1
@@ -196,16 +200,21 @@ class Engine:
         rules that read an unnamed Viewer tap fall back on "the only Viewer".
         """
         settled = t + self.sequencer.lag + RETIRE_SLACK
-        self.at(settled, partial(self._retire_after_deadlines, viewer))
+        heapq.heappush(self._retiring, (settled, _RECORDS_IN, viewer))
 
-    def _retire_after_deadlines(self, viewer: str, now: float) -> None:
-        # A deadline set for the Viewer's records is among the timers pending now; a timer
-        # at the same time set later runs later, so this runs after all of them.
-        last = max((when for when, _, _ in self._timers), default=now)
-        if last > now:
-            self.at(last, partial(self._forget_viewer, viewer))
-        else:
-            self._forget_viewer(viewer, now)
+    def _retire_due(self, until: float) -> None:
+        # Apart from the rules' timers: a retirement waits for the rules' deadlines only,
+        # never for another retirement (with a kill every second it would never come).
+        while self._retiring and self._retiring[0][0] < until:
+            when, stage, viewer = heapq.heappop(self._retiring)
+            if stage == _RECORDS_IN:
+                # Every deadline set for the Viewer's records is among the timers pending
+                # now (those before `until` have run): wait for the last of them.
+                last = max((due for due, _, _ in self._timers), default=when)
+                if last > when:
+                    heapq.heappush(self._retiring, (last, _DEADLINES_PAST, viewer))
+                    continue
+            self._forget_viewer(viewer, when)
 
     def _forget_viewer(self, viewer: str, now: float) -> None:
         for conn in [c for c in self.conns.live.values() if c.viewer == viewer]:
