@@ -28,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from harness.checks.verdict import Status  # noqa: E402
 from harness.soak.profile import load_profile  # noqa: E402
 from harness.soak.report import write_reports  # noqa: E402
 from harness.soak.run import run_soak  # noqa: E402
@@ -86,12 +87,21 @@ def main() -> int:
     if rss:
         print(f"harness RSS   {rss[0][1]:6.1f} MB after warm-up -> {rss[-1][1]:.1f} MB at the end "
               f"(baseline: the first sample after warm-up), slope {slope} MB/h (target: flat)")
+    kills = sum(1 for e in result.executed if e["do"] == "kill_viewer")
+    print(f"Viewer kills  {kills} (each a new incarnation; the engine forgets the killed one)")
+    trims = result.allocator
+    if trims.get("malloc_trim"):
+        print(f"malloc_trim   {trims['trims']} times, every {trims['interval_s']:g} s, "
+              f"{trims['cpu_s']:.3f} s of CPU in all (glibc's free arena memory given back)")
     live = [b for t, b in blocks if t >= profile.warmup]
     if live:
         print(f"python heap   {live[0]} live blocks after warm-up -> {live[-1]} at the end "
               f"(min {min(live)}, max {max(live)}, one look a minute)")
-    for requirement in result.failed_requirements:
-        print(f"  FAIL {requirement}")
+    for verdict in result.verdicts:
+        if verdict.status is Status.FAIL:  # the first evidence: a loaded host, or a peer?
+            first = verdict.evidence[0] if verdict.evidence else None
+            said = f": {first.what} ({first.where})" if first is not None else ""
+            print(f"  FAIL {verdict.requirement} {verdict.summary}{said}")
     for drift in result.drift:
         print(f"  {drift.status.value} {drift.summary}")
     for problem in result.problems:

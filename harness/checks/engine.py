@@ -11,7 +11,10 @@ data path reads one way:
             -> verdicts
 
 Memory is bounded by the live connections and episodes and by the sequencer's
-lag, never by the length of the trace.
+lag, never by the length of the trace. What a rule keeps per Viewer (by name) stays
+until the end, since a Viewer that went away may connect again under the same name;
+a soak, whose killed Viewers come back under new names, says so (`Engine.retire`)
+and their state goes too.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from harness.checks.cpu_ledger import MAX_MOVES, CpuLedger
 from harness.checks.episodes import EpisodeTracker
 from harness.checks.monitor import MONITORS, Monitor, MonitorContext, overridden_hooks
 from harness.checks.monitors.viewer_link import Links
-from harness.checks.order import DEFAULT_LAG, Sequencer
+from harness.checks.order import DEFAULT_LAG, Sequencer, viewer_source
 from harness.checks.verdict import Verdict, not_observed
 from harness.checks.wire import Conn, ConnectionTracker, WireFrame
 from harness.cpu_wait import KIND as CPU_WAIT
@@ -37,6 +40,12 @@ from reference.protocol.telemetry import RecordKind
 from reference.protocol.timings import DEFAULT_TIMINGS, Timings
 
 Handler = Callable[..., None]
+
+# Trace seconds a retired Viewer's last records may still arrive after its retirement
+# (its last telemetry batch through the population's pipe, its tap's close), beyond the
+# sequencer's lag.
+RETIRE_SLACK = 5.0
+_RECORDS_IN, _DEADLINES_PAST = 0, 1  # a retirement's stages: see Engine._retire_due
 
 
 class FrameClass(str, Enum):
@@ -133,6 +142,8 @@ class Engine:
         self.records = 0
         self._timers: list[tuple[float, int, Callable[[float], None]]] = []
         self._timer_order = count()
+        # Viewers retired (`retire`) and not yet forgotten: (when, stage, name), a heap.
+        self._retiring: list[tuple[float, int, str]] = []
         self._dispatch: dict[str, Callable[[Record], None]] = {
             "frame": self._frame,
             "conn": self._conn,
@@ -188,12 +199,60 @@ class Engine:
             self.cpu.add(record)  # before the timers: a deadline inside its period reads it
         if self._timers and self._timers[0][0] < t:
             self._run_timers(t)
+        if self._retiring and self._retiring[0][0] < t:
+            self._retire_due(t)
         if t > self.now:
             self.now = t
         self.records += 1
         handle = self._dispatch.get(str(record["kind"]))
         if handle is not None:
             handle(record)
+
+    def retire(self, viewer: str, t: float) -> None:
+        """`viewer` will not connect or report again after trace time `t`: forget it.
+
+        A soak's killed Viewer joins again under a new name (`v07r2`), so without this
+        every incarnation would leave its entries in the rules' per-Viewer tables for the
+        rest of the night. Once the trace is past `t` by the sequencer's lag and
+        RETIRE_SLACK, and then past every deadline a rule had set by that time, the
+        Viewer is settled as the end of the trace would settle it (its connections
+        still open end, then its episode ends, then each monitor's `forget_viewer`), and
+        the engine's own tables drop it. The verdicts are those of a run without the
+        call (tests/checks/test_retire.py). Only for Viewers with a name of their own:
+        rules that read an unnamed Viewer tap fall back on "the only Viewer".
+        """
+        settled = t + self.sequencer.lag + RETIRE_SLACK
+        heapq.heappush(self._retiring, (settled, _RECORDS_IN, viewer))
+
+    def _retire_due(self, until: float) -> None:
+        # Apart from the rules' timers: a retirement waits for the rules' deadlines only,
+        # never for another retirement (with a kill every second it would never come).
+        while self._retiring and self._retiring[0][0] < until:
+            when, stage, viewer = heapq.heappop(self._retiring)
+            if stage == _RECORDS_IN:
+                # Every deadline set for the Viewer's records is among the timers pending
+                # now (those before `until` have run): wait for the last of them.
+                last = max((due for due, _, _ in self._timers), default=when)
+                if last > when:
+                    heapq.heappush(self._retiring, (last, _DEADLINES_PAST, viewer))
+                    continue
+            self._forget_viewer(viewer, when)
+
+    def _forget_viewer(self, viewer: str, now: float) -> None:
+        for conn in [c for c in self.conns.live.values() if c.viewer == viewer]:
+            self._call("on_end", conn)
+            self.conns.forget(conn)
+            self._plain_hooks.pop(conn, None)
+        episode = self.episodes.current.get(viewer)
+        if episode is not None:
+            self._call("on_episode_end", episode)
+        for monitor in self.monitors.values():
+            monitor.forget_viewer(viewer, now)
+        self.episodes.forget(viewer)
+        self.conns.forget_viewer(viewer)
+        if self._links is not None:
+            self._links.by_viewer.pop(viewer, None)
+        self.sequencer.forget_source(viewer_source(viewer))
 
     def _run_timers(self, until: float) -> None:
         while self._timers and self._timers[0][0] < until:

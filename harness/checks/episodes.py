@@ -169,5 +169,10 @@ class EpisodeTracker:
         elif action is _RELEASE:
             episode.decoder = False
 
+    def forget(self, viewer: str) -> None:
+        """A retired Viewer (`Engine.retire`): its episode was ended, its name is not reused."""
+        self.current.pop(viewer, None)
+        self._counts.pop(viewer, None)
+
     def remaining(self) -> list[Episode]:
         return list(self.current.values())

@@ -35,6 +35,9 @@ Hooks a monitor may define (the engine calls only those a monitor overrides):
     on_primary(record)       the Primary's own report of its stream state
     on_finish(end)           the trace ended at time `end`: settle what is pending
 
+and, not a hook but a method every monitor has: `forget_viewer(viewer, now)`, a
+Viewer that will never come back (`Engine.retire`) is dropped from the rule's tables.
+
 `self.ctx.at(when, callback)` runs `callback(now)` once trace time passes `when`.
 `self.ctx.deadline(since, within, callback)` is how a monitor waits for a peer
 to do something within a window: the window is lengthened by the CPU wait the
@@ -61,6 +64,7 @@ from harness.checks.verdict import (
     not_observed,
     passed,
 )
+from harness.trace import viewer_tap_name
 from reference.protocol.telemetry import RecordKind
 from reference.protocol.timings import DEFAULT_TIMINGS, Timings
 
@@ -255,6 +259,25 @@ class Monitor:
         if len(self.support) < MAX_EVIDENCE:
             self.support.append(Evidence(t, what, where))
 
+    def forget_viewer(self, viewer: str, now: float) -> None:
+        """`viewer` is gone for good (`Engine.retire`): drop what the rule keeps for it.
+
+        Called once its records were all judged, its connections and its episode ended and
+        every deadline set for it passed. What a rule keeps per Viewer lives in dicts and
+        sets keyed by the Viewer's name, its tap's name, its `Episode` or `Conn`, or a
+        tuple holding one of those: every such key goes. A rule that judges a Viewer's
+        leftovers in `on_finish` overrides this to judge them first, with `now` as the end.
+        """
+        tap = viewer_tap_name(viewer)
+        for table in vars(self).values():
+            if isinstance(table, dict | set):
+                gone = [key for key in table if _of_viewer(key, viewer, tap)]
+                for key in gone:
+                    if isinstance(table, dict):
+                        del table[key]
+                    else:
+                        table.discard(key)
+
     # --- results ------------------------------------------------------------
 
     def verdict(self) -> Verdict:
@@ -289,6 +312,15 @@ class Monitor:
         if checked == 0:
             return not_observed(req, f"the trace holds no {self.checks} to check")
         return passed(req, f"{checked} {self.checks} checked, all conform", support)
+
+
+def _of_viewer(key: object, viewer: str, tap: str) -> bool:
+    """Whether a table's key belongs to `viewer` (see `Monitor.forget_viewer`)."""
+    if isinstance(key, str):
+        return key in (viewer, tap)
+    if isinstance(key, tuple):
+        return any(_of_viewer(part, viewer, tap) for part in key)
+    return getattr(key, "viewer", None) == viewer  # an Episode, a Conn
 
 
 MONITORS: dict[str, type[Monitor]] = {}

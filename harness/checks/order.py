@@ -24,6 +24,8 @@ from itertools import count
 
 from harness.trace import Record
 
+TELEMETRY = "telemetry"  # the record kind of a Viewer's own reports
+
 # Longer than a tailed telemetry file lags behind the taps (tens of milliseconds).
 DEFAULT_LAG = 2.0
 
@@ -34,9 +36,14 @@ def source_of(record: Record) -> tuple[str, str]:
     if tap is not None:
         return (tap, record.get("conn", ""))
     kind = record["kind"]
-    if kind == "telemetry":
+    if kind == TELEMETRY:
         return (kind, record.get("viewer", ""))
     return (kind, "")
+
+
+def viewer_source(viewer: str) -> tuple[str, str]:
+    """The source of a Viewer's telemetry records."""
+    return (TELEMETRY, viewer)
 
 
 class Sequencer:
@@ -81,6 +88,10 @@ class Sequencer:
         else:
             heapq.heappush(self._out_of_order, held)
         return self._release(self._newest - self.lag)
+
+    def forget_source(self, source: tuple[str, str]) -> None:
+        """A source that writes nothing more (a retired Viewer's telemetry)."""
+        self._source_time.pop(source, None)
 
     def drain(self) -> Iterator[Record]:
         yield from self._release(float("inf"))

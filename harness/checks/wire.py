@@ -296,6 +296,10 @@ class ConnectionTracker:
         """Drop an ended connection; a Viewer's newest one stays for its lagging telemetry."""
         self.live.pop((conn.tap, conn.id), None)
 
+    def forget_viewer(self, viewer: str) -> None:
+        """A retired Viewer (`Engine.retire`): its newest connection is not needed any more."""
+        self.viewer_conn.pop(viewer, None)
+
     def of_viewer(self, viewer: str) -> Conn | None:
         """The newest connection on this Viewer's tap (or on the only, unnamed Viewer tap)."""
         return self.viewer_conn.get(viewer) or self.viewer_conn.get(ANY_VIEWER)

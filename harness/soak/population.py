@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
+from harness.soak.allocator import Trimmer
 from reference.protocol.timings import DEFAULT_TIMINGS, Timings
 
 # How often the child ships telemetry (latency of the live trace) and figures.
@@ -58,6 +59,7 @@ class _Worker:
         self.seen: dict[str, tuple[int, int]] = {}  # viewer -> (latency samples, rendered) read
         self.joins: dict[str, int] = {}
         self.stopping = asyncio.Event()
+        self.trimmer = Trimmer()
         self.lock = threading.Lock()
 
     def join(self, vid: str, port: int, decode: bool) -> None:
@@ -91,6 +93,7 @@ class _Worker:
         """Drop the Viewer without a BYE: its process state goes, its socket is cut."""
         task = self.tasks.pop(vid, None)
         self.viewers.pop(vid, None)
+        self.seen.pop(vid, None)
         if task is not None:
             task.cancel()
             self.dying.add(task)
@@ -128,6 +131,7 @@ class _Worker:
                 await asyncio.wait_for(self.stopping.wait(), FLUSH_INTERVAL)
             self.flush()
             now = time.monotonic()
+            self.trimmer.maybe_trim(now)  # this process's freed memory back too
             if now >= next_stats:
                 next_stats = now + self.config.stats_interval
                 self.pipe.send(("figures", now, self.figures()))

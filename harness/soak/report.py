@@ -35,6 +35,7 @@ def soak_dict(result: SoakResult) -> dict[str, Any]:
         "checker_cpu_s": round(result.checker_cpu_s, 3),
         "checker_cpu_share": round(result.checker_cpu_s / max(result.duration, 1e-9), 4),
         "disk": result.disk,
+        "allocator": result.allocator,
         "problems": result.problems,
         "requirements": [v.as_dict() for v in result.verdicts],
         # With an external peer: who was judged, the reference peers' own verdicts (a FAIL

@@ -37,6 +37,7 @@ from harness.scenarios.fault_path import FaultPath
 from harness.scenarios.loader import PrimarySpec, Scenario, ViewerSpec
 from harness.scenarios.loader import Step as ScenarioStep
 from harness.scenarios.runner import HOST, ScenarioAbort, ScenarioRun, ViewerHandle
+from harness.soak.allocator import Trimmer
 from harness.soak.drift import DriftResult, judge_all
 from harness.soak.nemesis import KINDS, Schedule, Step, draw_schedule, incarnation
 from harness.soak.population import Population, PopulationConfig
@@ -105,6 +106,7 @@ class SoakResult:
     inconclusive: list[dict[str, Any]] = field(default_factory=list)
     # What a FAIL's reproduction scenario needs of them (harness/soak/shrink.py).
     reproduce_testees: dict[str, Any] = field(default_factory=dict)
+    allocator: dict[str, Any] = field(default_factory=dict)  # malloc_trim: how often, cost
 
     @property
     def failed_requirements(self) -> list[str]:
@@ -232,6 +234,7 @@ class SoakRun(ScenarioRun):
             keep_all=keep_all,
         )
         self.sampler = Sampler({"harness": os.getpid()}, time.monotonic())
+        self.trimmer = Trimmer()
         self.population = Population(
             PopulationConfig(
                 secret=SECRET,
@@ -407,6 +410,10 @@ class SoakRun(ScenarioRun):
             tap = self.taps.pop(name, None)
             if tap is not None:
                 await tap.stop()  # its listening socket goes with it: descriptors stay flat
+            # The name is not used again (the next join is a new incarnation): once its last
+            # records are judged, the rules forget it, so memory stays flat over a night.
+            with self._lock:
+                self.engine.retire(name, self.trace.now())
         else:
             self.trace.emit("action", action=do, **args)
             await self._do(ScenarioStep(line=0, do=do, args=dict(args)))
@@ -533,7 +540,11 @@ class SoakRun(ScenarioRun):
 
     async def _samples(self) -> None:
         while True:
-            self.sampler.sample(time.monotonic())
+            now = time.monotonic()
+            # Free memory glibc kept in its arenas goes back first: RSS then follows what
+            # is in use (harness/soak/allocator.py).
+            self.trimmer.maybe_trim(now)
+            self.sampler.sample(now)
             await asyncio.sleep(self.profile.sample_interval)  # the sampling interval
 
     # --- the whole soak -------------------------------------------------------------
@@ -615,6 +626,7 @@ class SoakRun(ScenarioRun):
             "kept_segments": sorted(self.segments.kept),
             "dropped_segments": len(self.segments.dropped),
         }
+        result.allocator = self.trimmer.as_dict()
         return result
 
 

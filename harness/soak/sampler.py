@@ -28,6 +28,7 @@ from reference.protocol.states import ViewerState
 PAGE_MB = os.sysconf("SC_PAGE_SIZE") / 1e6
 TICKS = os.sysconf("SC_CLK_TCK")
 KEYFRAME_REQUEST = ReqKeyframe.NAME
+KILLED = "killed"  # a Viewer's last figures once it was killed (no protocol state)
 
 
 @dataclass(frozen=True)
@@ -156,9 +157,11 @@ class Sampler:
                 interval = now - self._last_figures if self._last_figures is not None else None
                 self._last_figures = now
             self.per_viewer.update(figures)
-            for vid in list(self.per_viewer) if whole else ():
-                if vid not in figures:
-                    self.per_viewer[vid] = {**self.per_viewer[vid], "state": "killed"}
+            for vid, last in list(self.per_viewer.items()) if whole else ():
+                # Marked once: a night's hundreds of killed incarnations are not copied again
+                # at every sample.
+                if vid not in figures and last["state"] != KILLED:
+                    self.per_viewer[vid] = {**last, "state": KILLED}
             p50 = [f["p50_ms"] for f in figures.values() if "p50_ms" in f]
             p99 = [f["p99_ms"] for f in figures.values() if "p99_ms" in f]
             if p50:

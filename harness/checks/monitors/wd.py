@@ -467,6 +467,12 @@ class Wd2(Monitor):
         elif not requests and end - recovery.start > self.tolerance and not recovery.background:
             self.fail(recovery.start, "RECOVERING without any keyframe request", recovery.viewer)
 
+    def forget_viewer(self, viewer: str, now: float) -> None:
+        recovery = self.open.get(viewer)
+        if recovery is not None:
+            self._settle(recovery, now)  # as on_finish would: the Viewer reports no more
+        super().forget_viewer(viewer, now)
+
     def on_finish(self, end: float) -> None:
         for recovery in list(self.open.values()):
             self._settle(recovery, end)
