@@ -278,7 +278,7 @@ def test_sampler_counts_a_held_up_event_loop_as_wait() -> None:
         finally:
             sampler.stop()
         with lock:
-            return sum(r["wait"] for r in records)
+            return float(sum(r["wait"] for r in records))
 
     total = asyncio.run(main())
     assert total >= 0.3, records

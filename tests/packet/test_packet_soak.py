@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from packet_support import needs_tun
+from packet_support import USERSPACE
 
 from harness.soak.nemesis import draw_schedule
 from harness.soak.profile import profile_from_dict
@@ -45,9 +45,10 @@ def test_impair_steps_are_drawn_only_with_the_packet_hop_on_the_path() -> None:
     assert "impair" not in _schedule(["toxiproxy"])
 
 
-@needs_tun
 @pytest.mark.timeout(120)
 def test_a_soak_through_the_packet_hop_impairs_and_clears(tmp_path: Path) -> None:
+    if not USERSPACE.available:
+        pytest.skip(f"userspace packet backend unavailable: {USERSPACE.detail}")
     result = run_soak(profile_from_dict("packet", PROFILE), tmp_path, seed=4)
     done = [(e["do"], e.get("error")) for e in result.executed]
     assert ("impair", None) in done and ("clear_impairment", None) in done, done
