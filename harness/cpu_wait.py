@@ -116,7 +116,6 @@ class CpuWaitSampler:
         self._loop: asyncio.AbstractEventLoop | None = None
         # The no-op posted to the loop: when it was posted, and when it ran (None: not yet).
         self._probe: list[float | None] = []
-        self.records = 0
         self.total = 0.0  # seconds of wait written so far
 
     def watch(self, pid: int) -> None:
@@ -191,7 +190,6 @@ class CpuWaitSampler:
         # Whole microseconds, rounded down: never more than the period itself.
         wait = math.floor(min(longest, now - since) * 1e6) / 1e6
         if wait >= MIN_WAIT:
-            self.records += 1
             self.total += wait
             self.write({
                 "t": now, "kind": KIND, "since": since, "wait": wait,

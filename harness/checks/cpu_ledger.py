@@ -36,7 +36,6 @@ class CpuLedger:
         self._ends: list[float] = []
         self._periods: list[tuple[float, float, float]] = []
         self._first = 0
-        self.total = 0.0
 
     def __bool__(self) -> bool:
         return len(self._periods) > self._first
@@ -51,7 +50,6 @@ class CpuLedger:
             return  # out of order: the sampler writes its periods in turn
         self._ends.append(t)
         self._periods.append((since, t, min(wait, t - since)))
-        self.total += wait
         while self._ends[self._first] < t - KEEP:
             self._first += 1
         if self._first > 1024 and self._first * 2 > len(self._ends):

@@ -174,7 +174,6 @@ class Monitor:
         self._window_violations: list[Evidence] = []
         self._window_count = 0
         # Items that met their time limit only with the measured CPU wait left out.
-        self.excused_count = 0
         self.excuses: list[Evidence] = []
         self._window_excuses: list[Evidence] = []
 
@@ -243,7 +242,6 @@ class Monitor:
     def excuse(self, t: float | None, what: str, where: str = "") -> None:
         """An item met its limit only with the measured CPU wait left out."""
         evidence = Evidence(t, what, where)
-        self.excused_count += 1
         if len(self.excuses) < MAX_EVIDENCE:
             self.excuses.append(evidence)
         if len(self._window_excuses) < MAX_EVIDENCE:
