@@ -165,8 +165,9 @@ class CpuWaitSampler:
             self._thread = None
 
     def _run(self) -> None:
+        # The first sample only sets the baseline (every thread is new to it): waits
+        # before the run are not the run's.
         since = self.clock()
-        self._read(since)  # the baseline: waits before the run are not the run's
         while not self._stop.wait(self.period):
             now = self.clock()
             self.sample(since, now)
@@ -174,7 +175,9 @@ class CpuWaitSampler:
 
     def _read(self, now: float) -> dict[tuple[int, int], int]:
         if now - self._scanned >= RESCAN:
-            self._pids = [pid for root in self.roots for pid in process_tree(root)]
+            # A testee is the harness's child too: read each process once.
+            tree = (pid for root in self.roots for pid in process_tree(root))
+            self._pids = list(dict.fromkeys(tree))
             self._scanned = now
         waits: dict[tuple[int, int], int] = {}
         for pid in self._pids:
