@@ -129,12 +129,15 @@ class Evt1(Monitor):
         if entered is not None and entered >= ready.t:
             if self.in_time(ready.t, self.within, entered, episode.where):
                 return
+            then, was = entered, f"STREAMING only {entered - ready.t:.2f} s later"
         elif episode.state is ViewerState.STREAMING:
             return
+        else:
+            then, was = now, f"still {episode.state.value} {now - ready.t:.2f} s later"
         self.fail(
             ready.t,
-            f"ACTIVE, CSD and keyframe of epoch {ready.epoch} delivered, still "
-            f"{episode.state.value} {now - ready.t:.2f} s later{self.waited(ready.t, now)}",
+            f"ACTIVE, CSD and keyframe of epoch {ready.epoch} delivered, {was}"
+            f"{self.waited(ready.t, then)}",
             episode.where,
         )
 

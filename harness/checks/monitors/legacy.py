@@ -180,11 +180,13 @@ class Legacy1(Monitor):
         if entered is not None:
             if entered <= due.t or self.in_time(due.t, self.within, entered, episode.where):
                 return
+            then, was = entered, f"STREAMING only {entered - due.t:.2f} s later"
         elif episode.state is ViewerState.STREAMING:
             return
-        self.fail(due.t, f"CSD and keyframe delivered by a version-1 Primary, still "
-                  f"{episode.state.value} {now - due.t:.2f} s later{self.waited(due.t, now)}",
-                  episode.where)
+        else:
+            then, was = now, f"still {episode.state.value} {now - due.t:.2f} s later"
+        self.fail(due.t, f"CSD and keyframe delivered by a version-1 Primary, {was}"
+                  f"{self.waited(due.t, then)}", episode.where)
 
     def on_episode_end(self, episode: Episode) -> None:
         self.authed.pop(episode.viewer, None)
