@@ -22,10 +22,10 @@ from harness.checks.verdict import Status
 from harness.cpu_wait import KIND, CpuWaitSampler, supported
 from harness.trace import Record
 from reference.protocol.causes import Cause
-from reference.protocol.messages import AuthChallenge, Heartbeat, Hello, Proto, StreamStateMessage
+from reference.protocol.messages import Heartbeat, StreamStateMessage
 from reference.protocol.states import StreamState, ViewerState
 from tests.checks.builder import Trace
-from tests.checks.cases.common import NONCE, accepted_stream
+from tests.checks.cases.common import accepted_stream, challenged
 from tests.checks.cases.viewer_state import watched
 from tests.checks.test_viewer_state import resumed
 
@@ -190,10 +190,7 @@ def test_an_auth_timeout_late_within_the_wait_is_inconclusive_not_pass() -> None
     def probe(closed: float) -> Trace:
         trace = Trace()
         wire = trace.wire()
-        wire.open(0.0)
-        wire.v2p(0.001, Hello(client="viewer", version=2))
-        wire.p2v(0.002, Proto(version=2))
-        wire.p2v(0.003, AuthChallenge(nonce=NONCE))
+        challenged(wire, 0.0)
         wire.close(closed)
         return ended(trace, closed + 1.0)
 

@@ -22,17 +22,24 @@ SECRET = "s3cret"
 NONCE = "0123456789abcdef0123456789abcdef"
 
 
-def handshake(wire: Wire, t: float, *, version: int = 2, nonce: str = NONCE) -> float:
-    """HELLO .. AUTH_OK and SESSION on a fresh connection; returns the time after it."""
+def challenged(wire: Wire, t: float, *, version: int = 2, nonce: str = NONCE) -> float:
+    """A fresh connection up to its AUTH_CHALLENGE (HELLO, PROTO for version 2);
+    returns the time after it."""
     wire.open(t)
     wire.v2p(t + 0.001, Hello(client="viewer", version=version))
     if version >= 2:
         wire.p2v(t + 0.002, Proto(version=2))
     wire.p2v(t + 0.003, AuthChallenge(nonce=nonce))
-    wire.v2p(t + 0.004, Auth(response=compute_response(SECRET, nonce)))
-    wire.p2v(t + 0.005, AuthOk())
-    wire.p2v(t + 0.006, Session(id="s1"))
-    return t + 0.007
+    return t + 0.004
+
+
+def handshake(wire: Wire, t: float, *, version: int = 2, nonce: str = NONCE) -> float:
+    """HELLO .. AUTH_OK and SESSION on a fresh connection; returns the time after it."""
+    t = challenged(wire, t, version=version, nonce=nonce)
+    wire.v2p(t, Auth(response=compute_response(SECRET, nonce)))
+    wire.p2v(t + 0.001, AuthOk())
+    wire.p2v(t + 0.002, Session(id="s1"))
+    return t + 0.003
 
 
 def accepted_stream(wire: Wire, t: float, epoch: int = 1, *, version: int = 2) -> float:

@@ -16,7 +16,13 @@ from reference.protocol.messages import (
     StreamAccepted,
 )
 from tests.checks.builder import Trace
-from tests.checks.cases.common import NONCE, SECRET, accepted_stream, handshake
+from tests.checks.cases.common import (
+    NONCE,
+    SECRET,
+    accepted_stream,
+    challenged,
+    handshake,
+)
 
 OTHER_NONCE = "fedcba9876543210fedcba9876543210"
 
@@ -75,10 +81,7 @@ def auth_2(broken: bool) -> Trace:
     """A wrong answer; the broken Primary accepts it."""
     trace = Trace()
     wire = trace.wire()
-    wire.open(0.0)
-    wire.v2p(0.001, Hello(client="viewer", version=2))
-    wire.p2v(0.002, Proto(version=2))
-    wire.p2v(0.003, AuthChallenge(nonce=NONCE))
+    challenged(wire, 0.0)
     wire.v2p(0.004, Auth(response=compute_response("not-the-secret", NONCE)))
     if broken:
         wire.p2v(0.005, AuthOk())
@@ -92,10 +95,7 @@ def auth_3(broken: bool) -> Trace:
     """A peer that never authenticates; the broken Primary keeps it 8 s."""
     trace = Trace()
     wire = trace.wire()
-    wire.open(0.0)
-    wire.v2p(0.001, Hello(client="viewer", version=2))
-    wire.p2v(0.002, Proto(version=2))
-    wire.p2v(0.003, AuthChallenge(nonce=NONCE))
+    challenged(wire, 0.0)
     end = 8.0 if broken else 5.0
     if not broken:
         wire.p2v(end, Error(code="timeout", reason="authentication timeout"))
@@ -108,10 +108,7 @@ def auth_4(broken: bool) -> Trace:
     """SET_STREAM before AUTH; the broken Primary accepts it before AUTH_OK."""
     trace = Trace()
     wire = trace.wire()
-    wire.open(0.0)
-    wire.v2p(0.001, Hello(client="viewer", version=2))
-    wire.p2v(0.002, Proto(version=2))
-    wire.p2v(0.003, AuthChallenge(nonce=NONCE))
+    challenged(wire, 0.0)
     wire.v2p(0.004, SetStream())
     if broken:
         wire.p2v(0.005, StreamAccepted(epoch=1))
