@@ -8,11 +8,14 @@ Primary, "viewer_side:v1" next to the Viewer) plus the Viewer's telemetry.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from harness.trace import Trace, frame_record, load
+from harness.scenarios.loader import load_scenario
+from harness.scenarios.runner import run_scenario
+from harness.trace import Record, Trace, frame_record, load, read_trace
 from reference.loopback import Loopback
 from reference.protocol import telemetry
 from reference.protocol.errors import RemoteProtocolError
@@ -20,6 +23,7 @@ from reference.protocol.events import MediaToDecode
 from reference.protocol.frames import FrameDecoder, FrameType
 
 VIEWER = "v1"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class SimRecorder:
@@ -85,3 +89,12 @@ def sim() -> SimFactory:
         return lb, SimRecorder(lb)
 
     return make
+
+
+@pytest.fixture(scope="module")
+def recorded_trace(tmp_path_factory: pytest.TempPathFactory) -> list[Record]:
+    """A real run: a stall, keyframe requests, a recovery, with audio and video."""
+    directory = tmp_path_factory.mktemp("run") / "frame-loss-recovery"
+    scenario = load_scenario(ROOT / "scenarios" / "frame-loss-recovery.yaml")
+    run_scenario(scenario, directory, seed=8)
+    return read_trace(directory / "trace.jsonl")

@@ -13,7 +13,6 @@ test_deviations.py does the same on every rule-breaking peer).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,13 +20,10 @@ import pytest
 from harness.checks.engine import Engine
 from harness.checks.verdict import Status, Verdict
 from harness.checks.wire import ConnectionTracker
-from harness.scenarios.loader import load_scenario
-from harness.scenarios.runner import run_scenario
-from harness.trace import Record, read_trace
+from harness.trace import Record
 from reference.protocol.requirements import CATALOGUE
 from tests.checks.cases import all_cases
 
-ROOT = Path(__file__).resolve().parents[2]
 CASES, PARAMS = all_cases()
 IDS = [r.id for r in CATALOGUE]
 
@@ -45,15 +41,6 @@ def both_ways(records: Iterable[Record], params: dict[str, dict]) -> tuple[list[
 def test_every_case_gets_the_same_verdicts(requirement: str, broken: bool) -> None:
     fast, exhaustive = both_ways(CASES[requirement](broken).records, PARAMS)
     assert fast == exhaustive
-
-
-@pytest.fixture(scope="module")
-def recorded_trace(tmp_path_factory: pytest.TempPathFactory) -> list[Record]:
-    """A real run: a stall, keyframe requests, a recovery, with audio and video."""
-    directory = tmp_path_factory.mktemp("run") / "frame-loss-recovery"
-    scenario = load_scenario(ROOT / "scenarios" / "frame-loss-recovery.yaml")
-    run_scenario(scenario, directory, seed=8)
-    return read_trace(directory / "trace.jsonl")
 
 
 def test_a_recorded_run_gets_the_same_verdicts(recorded_trace: list[Record]) -> None:

@@ -13,27 +13,13 @@ are those of the same records without retiring.
 from __future__ import annotations
 
 from collections import deque
-from pathlib import Path
 from typing import Any
 
-import pytest
-
 from harness.checks.engine import Engine
-from harness.scenarios.loader import load_scenario
-from harness.scenarios.runner import run_scenario
-from harness.trace import VIEWER_SIDE, Record, read_trace
+from harness.trace import VIEWER_SIDE, Record
 from reference.protocol.states import ViewerState
 
-ROOT = Path(__file__).resolve().parents[2]
 CONTAINERS = (dict, set, list, deque)
-
-
-@pytest.fixture(scope="module")
-def recorded_trace(tmp_path_factory: pytest.TempPathFactory) -> list[Record]:
-    directory = tmp_path_factory.mktemp("run") / "frame-loss-recovery"
-    scenario = load_scenario(ROOT / "scenarios" / "frame-loss-recovery.yaml")
-    run_scenario(scenario, directory, seed=8)
-    return read_trace(directory / "trace.jsonl")
 
 
 def incarnation(records: list[Record], k: int, start: float, cut: float | None) -> list[Record]:
