@@ -12,7 +12,7 @@ become INCONCLUSIVE (never a testee FAIL).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,19 +73,27 @@ def _belongs(record: Record, role: str, testee_id: str) -> bool | None:
     return None
 
 
-def partition(
-    records: Iterable[Record], role: str, testee_id: str
+def split(
+    records: Iterable[Record], owner: Callable[[Record], bool | None]
 ) -> tuple[list[Record], list[Record]]:
-    """(testee records, harness records); each keeps the shared ones, in trace order."""
+    """(testee records, harness records) by `owner` (True: the testee's, False: a
+    reference peer's, None: shared); each keeps the shared ones, in trace order."""
     testee: list[Record] = []
     harness: list[Record] = []
     for record in records:
-        owner = _belongs(record, role, testee_id)
-        if owner is not False:
+        mine = owner(record)
+        if mine is not False:
             testee.append(record)
-        if owner is not True:
+        if mine is not True:
             harness.append(record)
     return testee, harness
+
+
+def partition(
+    records: Iterable[Record], role: str, testee_id: str
+) -> tuple[list[Record], list[Record]]:
+    """(testee records, harness records) of a certification with one testee."""
+    return split(records, lambda record: _belongs(record, role, testee_id))
 
 
 def peer_name(role: str, scenario: Scenario, testee_id: str) -> str:

@@ -186,15 +186,9 @@ class Split:
 
     def partition(self, records: Iterable[Record]) -> tuple[list[Record], list[Record]]:
         """(testee records, harness records); each keeps the shared ones, in trace order."""
-        testee: list[Record] = []
-        harness: list[Record] = []
-        for record in records:
-            owner = self.owner(record)
-            if owner is not False:
-                testee.append(record)
-            if owner is not True:
-                harness.append(record)
-        return testee, harness
+        from harness.certify.judge import split
+
+        return split(records, self.owner)
 
     @classmethod
     def of_case(cls, case: Mapping[str, Any]) -> Split | None:
