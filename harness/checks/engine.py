@@ -195,7 +195,8 @@ class Engine:
 
     def _process(self, record: Record) -> None:
         t = float(record["t"])
-        if record["kind"] == CPU_WAIT:
+        kind = str(record["kind"])
+        if kind == CPU_WAIT:
             self.cpu.add(record)  # before the timers: a deadline inside its period reads it
         if self._timers and self._timers[0][0] < t:
             self._run_timers(t)
@@ -204,7 +205,7 @@ class Engine:
         if t > self.now:
             self.now = t
         self.records += 1
-        handle = self._dispatch.get(str(record["kind"]))
+        handle = self._dispatch.get(kind)
         if handle is not None:
             handle(record)
 
