@@ -60,6 +60,7 @@ class _Worker:
         self.joins: dict[str, int] = {}
         self.stopping = asyncio.Event()
         self.trimmer = Trimmer()
+        self.trimmer.tune_allocator()  # before any worker thread allocates
         self.lock = threading.Lock()
 
     def join(self, vid: str, port: int, decode: bool) -> None:

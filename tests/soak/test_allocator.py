@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import ctypes
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -44,3 +47,43 @@ def test_freed_arena_memory_goes_back_once_trimmed() -> None:
         assert trimmer.as_dict()["trims"] == 1
     finally:
         libc.free(sentinel)
+
+
+# Freed picture-sized blocks, in a fresh interpreter: how much of them stays resident.
+# Each block is 300 kB (a 640x360 picture is 350 kB), above glibc's initial mmap threshold;
+# one is freed first, which (untuned) slides the threshold above that size.
+KEPT_AFTER_FREE = """
+import ctypes, os, sys
+from harness.soak.allocator import tune
+if sys.argv[1] == "tuned":
+    assert tune() == {"mmap_threshold": 128 * 1024, "arena_max": 2}
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.malloc.argtypes = [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+size, count = 300 * 1024, 100
+def rss():
+    return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+libc.free(libc.malloc(size))
+blocks = [libc.malloc(size) for _ in range(count)]
+for block in blocks:
+    ctypes.memset(block, 1, size)
+sentinel = libc.malloc(1024)  # a live chunk above them: the heap's top cannot shrink
+peak = rss()
+for block in blocks:
+    libc.free(block)
+print((rss() - (peak - size * count)) / (size * count))
+"""
+
+
+def kept_after_free(mode: str) -> float:
+    out = subprocess.run([sys.executable, "-c", KEPT_AFTER_FREE, mode], capture_output=True,
+                         text=True, timeout=60, check=True, cwd=Path(__file__).parents[2])
+    return float(out.stdout)
+
+
+@pytest.mark.skipif(not Trimmer().available, reason="not glibc")
+def test_tuned_allocator_gives_freed_pictures_back_at_once() -> None:
+    # Untuned, glibc's sliding threshold puts the blocks in the heap, where they stay.
+    assert kept_after_free("default") > 0.75
+    assert kept_after_free("tuned") < 0.1
