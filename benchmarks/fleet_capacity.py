@@ -1,10 +1,15 @@
 """How many header-only Viewers one Locust worker process holds at 1280x720, 30 fps, p99 < 50 ms.
 
     python benchmarks/fleet_capacity.py [--steps 1,10,25,50,100,150,200,300,400]
-        [--seconds 20] [--baseline-seconds 10] [--settle 4] [--keep-going]
+        [--seconds 20] [--baseline-seconds 10] [--settle 4] [--keep-going] [--live-encoder]
 
-One reference Primary (`harness primary`, libx264 at 1280x720, 30 fps, in its own
-process) serves every step. The fleet is `harness soak --fleet locust --workers 1`'s:
+One reference Primary (`harness primary --replay`, 1280x720 at 2 Mb/s, 30 fps, in its
+own process) serves every step. It codes one GOP with libx264 and sends it in a loop
+(reference/codecs/replay.py): real H.264 of that size and rate on the wire, without
+the encoder's own 25-40 ms a picture and most of a core, which on a 2-core host
+measured the encoder instead of the worker (one user: p99 42 ms, and 51 ms for the
+in-process baseline, with the host otherwise idle). `--live-encoder` codes every
+picture as a soak's Primary does. The fleet is `harness soak --fleet locust --workers 1`'s:
 a Locust master and ONE worker running `harness/soak/fleet_locustfile.py`'s `LvsViewer`
 (a header-only Viewer on the sans-IO core over gevent sockets), spawned at the soak's
 rate (users / 2 per second). The master runs with its web UI on loopback so that one
@@ -185,11 +190,12 @@ def wait_until(what: str, ready: Callable[[], bool], within: float,
         time.sleep(0.2)  # polling another process's state
 
 
-def start_primary(port: int, fps: int) -> subprocess.Popen[bytes]:
+def start_primary(port: int, fps: int, live: bool) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
         [sys.executable, "-m", "harness.cli", "primary", "--listen", f"127.0.0.1:{port}",
          "--secret", SECRET, "--width", "1280", "--height", "720", "--fps", str(fps),
-         "--bitrate", "2000000", "--quiet", "--codec-backend", "software"],
+         "--bitrate", "2000000", "--quiet", "--codec-backend", "software",
+         *(() if live else ("--replay",))],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
     )
 
@@ -455,6 +461,8 @@ def main() -> int:
     parser.add_argument("--baseline-seconds", type=float, default=10.0)
     parser.add_argument("--settle", type=float, default=4.0)
     parser.add_argument("--fps", type=int, default=30)
+    parser.add_argument("--live-encoder", action="store_true",
+                        help="code every picture (libx264) instead of replaying one GOP")
     parser.add_argument("--keep-going", action="store_true",
                         help="run every step, even past the first that misses (the figure stays "
                              "the largest step before it)")
@@ -465,7 +473,7 @@ def main() -> int:
     steps: list[Step] = []
     port = free_loopback_port()
     with tempfile.TemporaryDirectory(prefix="lvs-fleet-capacity-") as tmp:
-        primary = start_primary(port, args.fps)
+        primary = start_primary(port, args.fps, args.live_encoder)
         fleet: LocustFleet | None = None
         try:
             fleet = LocustFleet(Path(tmp), port)

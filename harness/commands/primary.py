@@ -39,6 +39,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--gop", type=positive_int, default=None, help="frames between keyframes (default 2 s)"
     )
+    parser.add_argument(
+        "--replay",
+        action="store_true",
+        help="code one GOP once and send it in a loop (load tests: no encoder cost; the "
+        "pictures repeat, so for header-only Viewers)",
+    )
     parser.add_argument("--legacy", action="store_true", help="behave as a version-1 Primary")
     parser.add_argument("--no-audio", action="store_true", help="stream video only (no Opus)")
     parser.add_argument(
@@ -108,6 +114,7 @@ async def serve(args: argparse.Namespace) -> int:
             gop=args.gop if args.gop is not None else args.fps * 2,
         ),
         audio=not args.no_audio,
+        replay=args.replay,
         deviations=parse_deviations(args.deviation),
         max_unauthenticated=args.max_unauthenticated,
         seed=args.seed,

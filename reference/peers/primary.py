@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from reference.codecs import EncoderFailure, VideoEncoder, open_encoder
+from reference.codecs.replay import ReplayEncoder
 from reference.media.audio import PACKET_SAMPLES, SAMPLE_RATE, OpusEpochEncoder, open_audio_encoder
 from reference.media.source import SyntheticSource
 from reference.peers.driver import StreamDriver, monotonic
@@ -82,6 +83,9 @@ class PrimaryConfig:
     deviations: frozenset[Deviation] = frozenset()
     autostart: bool = True
     audio: bool = True  # the stream has an Opus track (reference/media/audio.py), epoch-tagged
+    # Code one GOP per configuration and send it in a loop (reference/codecs/replay.py):
+    # the encoder's cost taken out of a load benchmark; for header-only Viewers.
+    replay: bool = False
     # At most this many connections may be open without having authenticated; a new
     # one beyond it closes the oldest (BYE): the oldest that has sent nothing yet, else
     # the oldest that has sent HELLO. A flood of silent sockets cannot crowd out a real
@@ -389,8 +393,11 @@ class ReferencePrimary:
             bitrate=cfg.bitrate,
             gop=cfg.gop,
         )
-        self.backend = self.encoder.backend
         self.source = SyntheticSource(cfg.width, cfg.height, cfg.fps, self.stream.epoch)
+        if self.config.replay:
+            loop = SyntheticSource(cfg.width, cfg.height, cfg.fps, self.stream.epoch)
+            self.encoder = await asyncio.to_thread(ReplayEncoder, self.encoder, loop)
+        self.backend = self.encoder.backend
         # A new epoch is a new audio stream too: its tone and its packets carry the epoch.
         self.audio_encoder = open_audio_encoder(self.stream.epoch) if self.config.audio else None
         self._audio_next_at = None

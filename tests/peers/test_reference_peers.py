@@ -29,7 +29,7 @@ SECRET = "s3cret"
 
 @contextlib.asynccontextmanager
 async def primary(**kwargs: Any) -> AsyncIterator[ReferencePrimary]:
-    config = PrimaryConfig(secret=SECRET, stream=SMALL, **kwargs)
+    config = PrimaryConfig(secret=SECRET, **{"stream": SMALL, **kwargs})
     p = ReferencePrimary(config)
     await p.start()
     try:
@@ -291,4 +291,21 @@ def test_encoder_failing_mid_stream_falls_back_as_a_reconfiguration() -> None:
             assert len(reasons) == 2
             await t.rendered(5, epoch=2)
         audit_clean(t)
+    run(body())
+
+
+def test_replaying_primary_streams_its_loop_and_codes_it_again_per_epoch() -> None:
+    async def body() -> None:
+        short_gop = StreamConfig(width=320, height=180, fps=30, bitrate=300_000, gop=15)
+        async with primary(stream=short_gop, replay=True) as p, viewer(p.port) as (_v, t):
+            await t.rendered(20)
+            assert p.backend.startswith("replay:")
+            epoch = await p.reconfigure(width=640, height=360)
+            await t.rendered(40, epoch=epoch)  # more than two loops of 15
+        rendered = t.of("rendered")
+        # Each picture's marker names the epoch it was coded in: the loop was coded again.
+        assert all(r["audited"] and r["epoch"] == r["stream_epoch"] for r in rendered)
+        again = [r["frame"] for r in rendered if r["stream_epoch"] == epoch]
+        assert max(again) < 15 and again.count(again[-1]) >= 2  # the loop, played again
+
     run(body())
