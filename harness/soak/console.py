@@ -113,8 +113,9 @@ def summary_lines(result: SoakResult, paths: dict[str, str]) -> Iterator[str]:
         if v.status in (Status.FAIL, Status.INCONCLUSIVE):
             yield f"  {v.requirement} {v.status.value}{testee}: {v.summary}"
     for fault in result.harness_faults:
-        yield (f"  harness fault: {fault['requirement']} FAILed on {fault['peers']} in window "
-               f"{fault['window']}: {fault['summary']}")
+        where = "over the run" if fault["window"] is None else f"in window {fault['window']}"
+        yield (f"  harness fault: {fault['requirement']} FAILed on {fault['peers']} {where}: "
+               f"{fault['summary']}")
     for d in result.drift:
         if d.status is not Status.PASS:
             yield f"  {d.limit.name} {d.status.value}: {d.summary}"

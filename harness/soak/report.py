@@ -45,6 +45,8 @@ def soak_dict(result: SoakResult) -> dict[str, Any]:
         "harness_faults": result.harness_faults,
         "inconclusive": result.inconclusive,
         "drift": [d.as_dict() for d in result.drift],
+        # Beside a testee: the limits on the harness's own processes (a FAIL: harness fault).
+        "harness_drift": [d.as_dict() for d in result.harness_drift],
         "windows": [w.as_dict() for w in result.windows],
         "fails": result.fails,
         "schedule": result.schedule.as_dict(),
@@ -209,9 +211,10 @@ def render_html(data: dict[str, Any]) -> str:
         out.append("</ul>")
     out.append("<h2>Drift limits</h2><table>")
     out.append("<tr><th>limit</th><th>verdict</th><th>measured</th></tr>")
-    for d in data["drift"]:
-        out.append(f"<tr class='{d['status']}'><td>{esc(d['name'])}</td><td>{d['status']}</td>"
-                   f"<td>{esc(d['summary'])}</td></tr>")
+    for d, whose in [(d, "") for d in data["drift"]] + [
+            (d, " (the harness's own process)") for d in data.get("harness_drift", [])]:
+        out.append(f"<tr class='{d['status']}'><td>{esc(d['name'] + whose)}</td>"
+                   f"<td>{d['status']}</td><td>{esc(d['summary'])}</td></tr>")
     out.append("</table>")
     out.append("<h2>Requirements (whole run)</h2><table><tr><th>ID</th><th>verdict</th>"
                "<th>summary</th></tr>")

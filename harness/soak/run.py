@@ -41,10 +41,16 @@ from harness.soak.allocator import Trimmer
 from harness.soak.drift import DriftResult, judge_all
 from harness.soak.nemesis import KINDS, Schedule, Step, draw_schedule, incarnation
 from harness.soak.population import Population, PopulationConfig
-from harness.soak.profile import Profile
+from harness.soak.profile import Limit, Profile
 from harness.soak.sampler import Sampler
 from harness.soak.segments import SegmentStore
-from harness.soak.testees import SoakTestees, Split, left_out
+from harness.soak.testees import (
+    TESTEE_PRIMARY_PROCESS,
+    TESTEE_VIEWER_PROCESS,
+    SoakTestees,
+    Split,
+    left_out,
+)
 from harness.trace import Record, TraceWriter
 
 log = logging.getLogger("harness.soak")
@@ -88,6 +94,7 @@ class SoakResult:
     schedule: Schedule
     verdicts: list[Verdict] = field(default_factory=list)
     drift: list[DriftResult] = field(default_factory=list)
+    harness_drift: list[DriftResult] = field(default_factory=list)  # beside a testee
     windows: list[WindowSummary] = field(default_factory=list)
     fails: list[dict[str, Any]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
@@ -156,6 +163,8 @@ class SoakRun(ScenarioRun):
         fleet_workers: int | None = None,
         testees: SoakTestees | None = None,
     ) -> None:
+        self.trimmer = Trimmer()
+        self.trimmer.tune_allocator()  # before any worker thread allocates
         testees = testees or SoakTestees()
         self.testee_options = testees
         primary = PrimarySpec(stream=dict(profile.stream), deviations=profile.primary_deviations)
@@ -234,7 +243,6 @@ class SoakRun(ScenarioRun):
             keep_all=keep_all,
         )
         self.sampler = Sampler({"harness": os.getpid()}, time.monotonic())
-        self.trimmer = Trimmer()
         self.population = Population(
             PopulationConfig(
                 secret=SECRET,
@@ -293,7 +301,8 @@ class SoakRun(ScenarioRun):
     async def _start_primary(self, port: int = 0) -> None:
         await super()._start_primary(port)
         if self.primary_testee is not None and self.primary_testee.process is not None:
-            self.sampler.watch("primary", self.primary_testee.process.pid)  # again if restarted
+            # again when restarted: the same series goes on with the new process
+            self.sampler.watch(TESTEE_PRIMARY_PROCESS, self.primary_testee.process.pid)
 
     async def _join_external(self, vid: str, name: str) -> None:
         """Start one incarnation of an external Viewer (its command, with `name` as its
@@ -307,7 +316,7 @@ class SoakRun(ScenarioRun):
         self.viewers[name] = handle
         await handle.start()  # writes the join action itself
         if handle.testee is not None and handle.testee.process is not None:
-            self.sampler.watch(f"external.{vid}", handle.testee.process.pid)
+            self.sampler.watch(f"{TESTEE_VIEWER_PROCESS}.{vid}", handle.testee.process.pid)
 
     async def _kill_external(self, name: str) -> None:
         """Its process group ended as a scenario's kill_viewer ends an external Viewer
@@ -616,9 +625,7 @@ class SoakRun(ScenarioRun):
             result.records = self.engine.records
             result.late_records = self.engine.sequencer.late
         result.duration = self.elapsed()
-        result.drift = judge_all(
-            self.profile.limits, self.sampler.series, self.profile.warmup, self.profile.min_samples
-        )
+        self._judge_drift(result)
         result.figures = self.sampler.as_dict()
         result.disk = {
             "segments_bytes": self.segments.disk_bytes(),
@@ -629,6 +636,31 @@ class SoakRun(ScenarioRun):
         result.allocator = self.trimmer.as_dict()
         return result
 
+
+    def _judge_drift(self, result: SoakResult) -> None:
+        """The profile's drift limits; beside a testee, those on the harness's processes
+        are its health (a FAIL is a harness fault) and bind the testee's processes too
+        (`Split.drift_limits`)."""
+        limits, harness = list(self.profile.limits), list[Limit]()
+        if self.split is not None:
+            limits, harness = self.split.drift_limits(limits, self.sampler.series)
+        warmup, least = self.profile.warmup, self.profile.min_samples
+        result.drift = judge_all(limits, self.sampler.series, warmup, least)
+        result.harness_drift = judge_all(harness, self.sampler.series, warmup, least)
+        for d in result.harness_drift:
+            if d.status is Status.FAIL:
+                result.harness_faults.append({
+                    "id": f"drift-{d.limit.metric}-harness",
+                    "window": None,
+                    "requirement": d.limit.name,
+                    "summary": d.summary,
+                    "peer": "harness",
+                    "peers": f"the harness's own process ({d.limit.metric.partition('.')[0]})",
+                    "start": round(self.profile.warmup, 3),
+                    "end": round(result.duration, 3),
+                    "evidence": [],
+                    "host": {},
+                })
 
     def _overall(self, verdicts: list[Verdict]) -> list[Verdict]:
         """A testee FAIL seen only in windows with a harness fault is INCONCLUSIVE overall."""

@@ -27,7 +27,7 @@ import shlex
 import shutil
 import socket
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from harness.certify.judge import PRIMARY, VIEWER, side_rules
@@ -35,6 +35,7 @@ from harness.certify.substitute import CommandError, check_command
 from harness.checks.verdict import Status, Verdict
 from harness.scenarios.control import PRIMARY_ROUTES
 from harness.scenarios.placeholders import named
+from harness.soak.profile import Limit
 from harness.trace import PRIMARY_SIDE, Record, viewer_tap_name
 
 LOOPBACK = "127.0.0.1"
@@ -44,6 +45,11 @@ TELEMETRY = "telemetry"
 # a rejoin after a kill is a new incarnation, x01r2 (harness/soak/nemesis.py).
 EXTERNAL_PREFIX = "x"
 INCARNATION = re.compile(r"r\d+$")
+# The sampled processes (harness/soak/sampler.py) that are the harness's beside a testee,
+# and the names the testees' processes are sampled under.
+HARNESS_PROCESSES = frozenset({"harness", "viewers"})
+TESTEE_PRIMARY_PROCESS = "primary"
+TESTEE_VIEWER_PROCESS = "external"
 
 
 def free_port() -> int:
@@ -241,6 +247,35 @@ class Split:
 
     def harness_name(self) -> str:
         return "the reference Viewers" if self.primary_testee else "the reference Primary"
+
+    def drift_limits(self, limits: Sequence[Limit], sampled: Iterable[str]
+                     ) -> tuple[list[Limit], list[Limit]]:
+        """(the testee's drift limits, the harness's), from a profile's.
+
+        A profile names the processes of a soak of the reference peers: `harness` (the
+        Primary, taps and checkers) and `viewers` (the population). Beside a testee
+        those two are the harness, so a limit on them is its health (a FAIL there is a
+        harness fault), and the same limit binds the testee's process in that place:
+        `harness.X` the external Primary's (`primary.X`), `viewers.X` each external
+        Viewer's (`external.x01.X`, of the `sampled` series). Limits on the stream's
+        and the host's figures stay where they were.
+        """
+        sampled = list(sampled)
+        testee: list[Limit] = []
+        harness: list[Limit] = []
+        for limit in limits:
+            process, _, figure = limit.metric.partition(".")
+            if process not in HARNESS_PROCESSES:
+                testee.append(limit)
+                continue
+            harness.append(limit)
+            if process == "harness" and self.primary_testee:
+                testee.append(replace(limit, metric=f"{TESTEE_PRIMARY_PROCESS}.{figure}"))
+            if process == "viewers":
+                testee += [replace(limit, metric=name) for name in sampled
+                           if name.startswith(f"{TESTEE_VIEWER_PROCESS}.")
+                           and name.endswith(f".{figure}")]
+        return testee, harness
 
 
 def _rules(roles: Sequence[str]) -> list[str]:
