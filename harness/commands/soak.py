@@ -31,6 +31,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="local: a Viewer process; locust: Locust master and workers")
     parser.add_argument("--workers", type=int, default=1, help="with --fleet locust: workers")
     parser.add_argument(
+        "--fleet-bind", default=None, metavar="ADDRESS",
+        help="with --fleet locust: the address the Locust master and the fault path's entry "
+        "listen on, so that workers on other hosts can join (default 127.0.0.1)")
+    parser.add_argument("--fleet-master-port", type=int, default=None, metavar="PORT",
+                        help="with --fleet locust: the master's port (default: a free one)")
+    parser.add_argument(
+        "--fleet-remote-workers", type=int, default=0, metavar="N",
+        help="with --fleet locust: workers on other hosts the master waits for, beside the "
+        "local --workers, before it starts the Viewers (default 0)")
+    parser.add_argument(
         "--primary-command", default=None, metavar="CMD",
         help="run this external Primary (the testee) instead of the reference one; "
         "placeholders as in certify: {host} {port} {secret} {width} {height} {fps} {bitrate} "
@@ -67,10 +77,28 @@ def run(args: argparse.Namespace) -> int:
             print("harness soak: --fleet locust needs Locust (pip install locust)",
                   file=sys.stderr)
             return 2
-        if args.workers < 1:
-            print("harness soak: --workers must be at least 1", file=sys.stderr)
+        if args.workers < 0 or args.fleet_remote_workers < 0:
+            print("harness soak: --workers and --fleet-remote-workers cannot be negative",
+                  file=sys.stderr)
+            return 2
+        if args.workers + args.fleet_remote_workers < 1:
+            print("harness soak: --fleet locust needs a worker (--workers, "
+                  "--fleet-remote-workers)", file=sys.stderr)
             return 2
         fleet_workers = args.workers
+    elif args.fleet_bind is not None or args.fleet_master_port is not None or (
+            args.fleet_remote_workers):
+        print("harness soak: --fleet-bind, --fleet-master-port and --fleet-remote-workers "
+              "need --fleet locust", file=sys.stderr)
+        return 2
+    if args.fleet_bind is not None:
+        import socket
+
+        try:
+            socket.getaddrinfo(args.fleet_bind, None)
+        except OSError as exc:
+            print(f"harness soak: --fleet-bind {args.fleet_bind!r}: {exc}", file=sys.stderr)
+            return 2
     from harness.soak.testees import SoakTestees
 
     if args.external_viewers is not None and args.viewer_command is None:
@@ -109,7 +137,9 @@ def run(args: argparse.Namespace) -> int:
 
         dashboard = Dashboard(profile)
     soak = SoakRun(profile, directory, args.seed, keep_all=args.keep_all, dashboard=dashboard,
-                   fleet_workers=fleet_workers, testees=testees)
+                   fleet_workers=fleet_workers, fleet_bind=args.fleet_bind,
+                   fleet_master_port=args.fleet_master_port,
+                   fleet_remote_workers=args.fleet_remote_workers, testees=testees)
     print(soak.schedule.describe())
     if args.schedule:
         return 0

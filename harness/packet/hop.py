@@ -54,12 +54,14 @@ class PacketHop:
         upstream_port: int,
         *,
         seed: int,
+        listen_host: str = "127.0.0.1",
         trace: TraceWriter | None = None,
         capture_path: str | None = None,
         backend: Backend | None = None,
         mtu: int = 1500,
     ) -> None:
         self.upstream = (upstream_host, upstream_port)
+        self.listen_host = listen_host  # the entry's, in this namespace
         self.seed = seed
         self.trace = trace
         self.capture_path = capture_path
@@ -88,7 +90,8 @@ class PacketHop:
         await exit_relay.start()
         self.relays.append(exit_relay)
         entry = ForwardingRelay(
-            "packet-entry", tun.addresses.text("primary"), exit_relay.port, trace=self.trace
+            "packet-entry", tun.addresses.text("primary"), exit_relay.port,
+            listen_host=self.listen_host, trace=self.trace,
         )
         await entry.start()
         self.relays.append(entry)

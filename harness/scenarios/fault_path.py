@@ -49,16 +49,23 @@ class FaultPath:
         self.toxiproxy: Any = None  # the toxiproxy-python Proxy
         self.frame_proxy: Any = None
         self.packet_hop: Any = None
+        self._listen_host = host  # where the hop being started listens
         self._cleanups: list[Cleanup] = []
 
     async def build(
-        self, primary_port: int, hops: Sequence[str], primary_host: str | None = None
+        self,
+        primary_port: int,
+        hops: Sequence[str],
+        primary_host: str | None = None,
+        entry_host: str | None = None,
     ) -> None:
         """Tap the Primary, then start each hop, the last named first (nearest the Primary).
 
         `primary_host` is where the Primary listens when it is not on `host` (a device
-        on the network). What was started before a failure is stopped by `close`,
-        which the caller must arrange before calling this.
+        on the network); `entry_host` where the outermost hop listens when Viewers on
+        other hosts connect to it straight (a soak's Locust workers). What was started
+        before a failure is stopped by `close`, which the caller must arrange before
+        calling this.
         """
         from harness.wire.recorder import WireTap
 
@@ -72,11 +79,16 @@ class FaultPath:
         await tap.start()
         self._cleanups.append(tap.stop)
         self.primary_tap_port = upstream = int(tap.port)
-        for hop in reversed(hops):
+        for hop in hops:
             if hop not in _STARTERS:
                 known = ", ".join(HOPS)
                 raise ValueError(f"unknown hop {hop!r} on the fault path (known: {known})")
+        if entry_host is not None and not hops:
+            raise ValueError("an entry address needs a hop on the fault path to listen there")
+        for index, hop in reversed(list(enumerate(hops))):
+            self._listen_host = entry_host if index == 0 and entry_host else self.host
             upstream = await _STARTERS[hop](self, upstream)
+        self._listen_host = self.host
         self.entry_port = upstream
 
     async def viewer_tap(
@@ -115,7 +127,8 @@ class FaultPath:
     async def _start_frame_proxy(self, upstream: int) -> int:
         from harness.chaos import FrameProxy
 
-        self.frame_proxy = FrameProxy(self.host, upstream, trace=self.trace, seed=self.seed)
+        self.frame_proxy = FrameProxy(self.host, upstream, trace=self.trace, seed=self.seed,
+                                      listen_host=self._listen_host)
         await self.frame_proxy.start()
         self._cleanups.append(self.frame_proxy.stop)
         return int(self.frame_proxy.port)
@@ -132,7 +145,7 @@ class FaultPath:
         name = f"lvs-{self.name}-{id(self) & 0xFFFFFF:x}"
         try:
             proxy = client.create(
-                upstream=f"{self.host}:{upstream}", name=name, listen=f"{self.host}:0"
+                upstream=f"{self.host}:{upstream}", name=name, listen=f"{self._listen_host}:0"
             )
         except BaseException:
             stack.close()
@@ -154,6 +167,7 @@ class FaultPath:
         hop = PacketHop(
             self.host,
             upstream,
+            listen_host=self._listen_host,
             seed=self.seed,
             trace=self.trace,
             capture_path=self.packet_capture,

@@ -26,10 +26,8 @@ from dataclasses import dataclass
 
 from harness.scenarios.network import url_host
 from harness.trace import Record, TraceWriter
-from reference.protocol.telemetry import TelemetryError, parse_line
+from reference.protocol.telemetry import SAME_CLOCK_LIMIT, TelemetryError, parse_line
 
-# Further apart than this, `t` and the harness clock are taken as two clocks (seconds).
-SAME_CLOCK_LIMIT = 1.0
 MAX_LINE = 64 * 1024  # one record; a longer line is refused
 MAX_BODY = 4 * 1024 * 1024  # one HTTP POST
 HTTP_METHODS = (b"GET ", b"POST ", b"PUT ", b"HEAD ", b"DELETE ", b"OPTIONS ", b"PATCH ")

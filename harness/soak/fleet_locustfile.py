@@ -14,8 +14,23 @@ the stream's is a Locust failure `stale epoch`. Telemetry records (PROTOCOL.md)
 and per-Viewer figures go to the master in batches; the master appends them to
 the JSON Lines file named by LVS_FLEET_OUT, which the harness tails into the soak.
 
-Environment: LVS_HOST, LVS_PORT, LVS_SECRET, LVS_SEED, LVS_FLEET_OUT (master),
-LVS_FIGURES_S (how often figures are shipped).
+What a worker needs comes from the master, so that a worker on another host is
+started with nothing but the master's address (docs/soak.md):
+
+- the entry port, secret, seed and figures interval are Locust options of this file
+  (`--lvs-port`, `--lvs-secret`, `--lvs-seed`, `--lvs-figures-s`; defaults from LVS_PORT,
+  LVS_SECRET, LVS_SEED, LVS_FIGURES_S), given to the master, which forwards them to
+  every worker as its run starts;
+- the host to connect to is LVS_HOST where the worker has it, else the host it reached
+  the master on (`--master-host`): the soak's entry listens where its master does;
+- the clock: delivery latency compares the Primary's capture stamps (the soak host's
+  monotonic clock) with the arrival, and the records' `t` must be on the trace's clock,
+  so the master sends its clock every CLOCK_EVERY_S and a worker whose own clock is
+  further than SAME_CLOCK_LIMIT from it (another host) adds the difference it first
+  saw (fixed from then on, as the telemetry inlet does, PROTOCOL.md 9.3; its error is
+  the one-way delay master -> worker). A user starts once the clock is known.
+
+LVS_FLEET_OUT (the master) names the file the records go to.
 """
 
 from __future__ import annotations
@@ -30,6 +45,7 @@ import time
 from typing import Any
 
 import gevent
+import gevent.event
 from locust import User, constant, events, task
 from locust.runners import MasterRunner, WorkerRunner
 
@@ -38,32 +54,72 @@ from reference.protocol.events import CloseSocket, MediaToDecode, ReconnectDue
 from reference.protocol.frames import FrameType
 from reference.protocol.messages import Caps, SetStream
 from reference.protocol.states import ViewerState
+from reference.protocol.telemetry import SAME_CLOCK_LIMIT
 from reference.protocol.viewer import ViewerConnection
 
-HOST = os.environ.get("LVS_HOST", "127.0.0.1")
-PORT = int(os.environ.get("LVS_PORT", "7450"))
-SECRET = os.environ.get("LVS_SECRET", "lvs-secret")
-SEED = int(os.environ.get("LVS_SEED", "0"))
-FIGURES_S = float(os.environ.get("LVS_FIGURES_S", "2"))
 FLUSH_S = 0.1
 READ_SIZE = 256 * 1024
+CLOCK_EVERY_S = 0.5  # the master's clock to the workers
+CLOCK_WAIT_S = 30.0  # a user waits this long for the first one
 
 _outbox: list[dict[str, Any]] = []
 _users: dict[str, LvsViewer] = {}
 _numbers = iter(range(1, 1_000_000))
 
 
+class MasterClock:
+    """This worker's clock on the master's (the soak host's): see the module's text."""
+
+    def __init__(self) -> None:
+        self.offset: float | None = None
+        self.known = gevent.event.Event()
+
+    def heard(self, master_t: float, now: float) -> None:
+        if self.offset is None:
+            gap = master_t - now
+            self.offset = gap if abs(gap) > SAME_CLOCK_LIMIT else 0.0
+            self.known.set()
+
+    def __call__(self) -> float:
+        return time.monotonic() + (self.offset or 0.0)
+
+
+clock = MasterClock()
+
+
+@events.init_command_line_parser.add_listener  # type: ignore[untyped-decorator]
+def _options(parser: Any) -> None:
+    env = os.environ.get
+    parser.add_argument("--lvs-port", type=int, default=int(env("LVS_PORT", "7450")),
+                        help="the soak's entry port", include_in_web_ui=False)
+    parser.add_argument("--lvs-secret", default=env("LVS_SECRET", "lvs-secret"),
+                        include_in_web_ui=False)
+    parser.add_argument("--lvs-seed", type=int, default=int(env("LVS_SEED", "0")),
+                        include_in_web_ui=False)
+    parser.add_argument("--lvs-figures-s", type=float, default=float(env("LVS_FIGURES_S", "2")),
+                        help="how often per-Viewer figures are shipped", include_in_web_ui=False)
+
+
+def entry_host(options: Any) -> str:
+    """LVS_HOST, else the host this worker reached its master on."""
+    return os.environ.get("LVS_HOST") or getattr(options, "master_host", None) or "127.0.0.1"
+
+
 class LvsViewer(User):
     wait_time = constant(0)
 
     def on_start(self) -> None:
+        if not clock.known.wait(CLOCK_WAIT_S):
+            raise RuntimeError(f"no clock from the Locust master within {CLOCK_WAIT_S:g} s")
+        options = self.environment.parsed_options
+        self.address = (entry_host(options), int(options.lvs_port))
         worker = getattr(self.environment.runner, "worker_index", 0)
         self.vid = f"f{worker}-{next(_numbers)}"
         self.conn = ViewerConnection(
-            SECRET,
+            options.lvs_secret,
             caps=Caps(codecs=("h264",), hw_decode=False),
             request=SetStream(codec="h264"),
-            rng=random.Random(f"{SEED}:{self.vid}"),
+            rng=random.Random(f"{options.lvs_seed}:{self.vid}"),
         )
         self.latencies: list[float] = []
         self.rendered = 0
@@ -77,7 +133,7 @@ class LvsViewer(User):
         _users.pop(self.vid, None)
 
     def emit(self, record: dict[str, Any]) -> None:
-        record.setdefault("t", round(time.monotonic(), 6))
+        record.setdefault("t", round(clock(), 6))
         record.setdefault("viewer", self.vid)
         _outbox.append({**record, "kind": "telemetry"})
 
@@ -118,9 +174,9 @@ class LvsViewer(User):
     def wait_for_reconnect(self) -> None:
         while not self.reconnect_due:
             deadline = self.conn.next_deadline()
-            gevent.sleep(0.05 if deadline is None else max(0.0, deadline - time.monotonic()))
-            self.conn.handle_timers(time.monotonic())
-            self.events_out(time.monotonic())
+            gevent.sleep(0.05 if deadline is None else max(0.0, deadline - clock()))
+            self.conn.handle_timers(clock())
+            self.events_out(clock())
         self.reconnect_due = False
 
     @task
@@ -128,32 +184,32 @@ class LvsViewer(User):
         """One connection: from the (re)connect the core asked for until the socket closes."""
         self.wait_for_reconnect()
         try:
-            sock = socket.create_connection((HOST, PORT), timeout=5)
+            sock = socket.create_connection(self.address, timeout=5)
         except OSError as exc:
-            self.conn.connection_failed(time.monotonic(), str(exc))
+            self.conn.connection_failed(clock(), str(exc))
             self.emit({"event": "connection", "action": "failed", "reason": str(exc)})
-            self.events_out(time.monotonic())
+            self.events_out(clock())
             return
         self.connects += 1
         self.emit({"event": "connection", "action": "connect"})
-        self.conn.connection_made(time.monotonic())
+        self.conn.connection_made(clock())
         try:
             while True:
                 data = self.conn.data_to_send()
                 if data:
                     sock.sendall(data)
-                if not self.events_out(time.monotonic()):
+                if not self.events_out(clock()):
                     break
                 deadline = self.conn.next_deadline()
                 sock.settimeout(None if deadline is None
-                                else max(0.001, deadline - time.monotonic()))
+                                else max(0.001, deadline - clock()))
                 try:
                     chunk = sock.recv(READ_SIZE)
                 except TimeoutError:
                     chunk = None
                 except OSError:
                     chunk = b""
-                now = time.monotonic()
+                now = clock()
                 if chunk is not None:
                     self.conn.receive_data(chunk, now)
                     if not chunk:
@@ -163,8 +219,8 @@ class LvsViewer(User):
         finally:
             sock.close()
             if self.conn.state is not ViewerState.DISCONNECTED:
-                self.conn.connection_lost(time.monotonic(), "socket closed")
-            self.events_out(time.monotonic())
+                self.conn.connection_lost(clock(), "socket closed")
+            self.events_out(clock())
 
     def figures(self) -> dict[str, Any]:
         fresh, self.latencies = self.latencies, []
@@ -179,25 +235,37 @@ class LvsViewer(User):
 
 
 def _ship(runner: WorkerRunner) -> None:
-    next_figures = time.monotonic() + FIGURES_S
+    def every() -> float:
+        return float(getattr(runner.environment.parsed_options, "lvs_figures_s", 2.0))
+
+    next_figures = clock() + every()
     while True:
         gevent.sleep(FLUSH_S)
         if _outbox:
             batch = _outbox[:]
             del _outbox[: len(batch)]
             runner.send_message("lvs_records", {"records": batch})
-        if time.monotonic() >= next_figures:
-            next_figures += FIGURES_S
+        if clock() >= next_figures:
+            next_figures += every()
             figures = {v: u.figures() for v, u in _users.items()}
-            runner.send_message("lvs_figures", {"t": time.monotonic(), "figures": figures})
+            runner.send_message("lvs_figures", {"t": clock(), "figures": figures})
+
+
+def _tell_the_time(runner: MasterRunner) -> None:
+    while True:
+        runner.send_message("lvs_clock", {"t": time.monotonic()})
+        gevent.sleep(CLOCK_EVERY_S)
 
 
 @events.init.add_listener  # type: ignore[untyped-decorator]
 def _on_init(environment: Any, **_: Any) -> None:
     runner = environment.runner
     if isinstance(runner, WorkerRunner):
+        runner.register_message("lvs_clock", lambda msg, **_: clock.heard(
+            float(msg.data["t"]), time.monotonic()))
         gevent.spawn(_ship, runner)
     elif isinstance(runner, MasterRunner):
+        gevent.spawn(_tell_the_time, runner)
         out = open(os.environ["LVS_FLEET_OUT"], "a", encoding="utf-8")  # noqa: SIM115
         lock = threading.Lock()
 

@@ -161,6 +161,9 @@ class SoakRun(ScenarioRun):
         keep_all: bool = False,
         dashboard: Any = None,
         fleet_workers: int | None = None,
+        fleet_bind: str | None = None,
+        fleet_master_port: int | None = None,
+        fleet_remote_workers: int = 0,
         testees: SoakTestees | None = None,
     ) -> None:
         self.trimmer = Trimmer()
@@ -195,6 +198,9 @@ class SoakRun(ScenarioRun):
         self.profile = profile
         self.window_s = profile.scaled_window()
         self.fleet_workers = fleet_workers
+        # With workers on other hosts: where the master and the fault path's entry listen.
+        self.fleet_bind, self.fleet_master_port = fleet_bind, fleet_master_port
+        self.fleet_remote_workers = fleet_remote_workers
         # A Locust fleet's users are Locust's to start and stop: no Viewer steps for them.
         undeliverable = left_out((f.kind for f in profile.faults), primary.control,
                                  primary.kind == "external")
@@ -293,7 +299,8 @@ class SoakRun(ScenarioRun):
             HOST, trace=self.trace, seed=self.seed, name=self.scenario.name
         )
         self.cleanups.append(path.close)
-        await path.build(self.primary_port, self.scenario.fault_path)
+        await path.build(self.primary_port, self.scenario.fault_path,
+                         entry_host=self.fleet_bind if self.fleet_workers is not None else None)
         self.primary_tap_port, self.entry_port = path.primary_tap_port, path.entry_port
         self.toxiproxy, self.frame_proxy = path.toxiproxy, path.frame_proxy
         self.packet_hop = path.packet_hop
@@ -381,10 +388,13 @@ class SoakRun(ScenarioRun):
         self.fleet = Fleet(
             host=HOST,
             port=self.entry_port,
+            bind=self.fleet_bind,
+            master_port=self.fleet_master_port,
             secret=SECRET,
             seed=self.seed,
             users=self.profile.viewers,
             workers=self.fleet_workers,
+            remote_workers=self.fleet_remote_workers,
             duration=self.profile.duration,
             directory=self.directory,
             figures_interval=self.profile.sample_interval,
@@ -392,6 +402,8 @@ class SoakRun(ScenarioRun):
             figures=self.sampler.viewer_figures,
         )
         self.fleet.start()
+        log.info("Locust fleet: master on %s:%d; another worker: %s", self.fleet.bind,
+                 self.fleet.master_port, self.fleet.remote_worker_command())
         for name, pid in self.fleet.pids().items():
             self.sampler.watch(name, pid)
 

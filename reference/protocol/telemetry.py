@@ -39,6 +39,9 @@ from reference.protocol.events import (
 )
 
 Record = dict[str, Any]
+# Further apart than this (seconds), a Viewer's `t` and the harness's clock are two clocks
+# (another host, PROTOCOL.md 9.3), which the harness aligns by an offset.
+SAME_CLOCK_LIMIT = 1.0
 
 
 class RecordKind(str, Enum):
