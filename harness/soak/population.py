@@ -110,6 +110,8 @@ class _Worker:
             # leak of this process that the soak itself caused).
             fresh = list(stats.latencies)
             stats.latencies.clear()
+            decodes = list(stats.decode_times)
+            stats.decode_times.clear()
             self.seen[vid] = (0, stats.rendered)
             entry: dict[str, Any] = {
                 "state": viewer.state.value,
@@ -118,10 +120,8 @@ class _Worker:
                 "joins": self.joins.get(vid, 0),
                 "decode": viewer.config.decode,
             }
-            if len(fresh) >= 2:
-                cuts = statistics.quantiles(fresh, n=100, method="inclusive")
-                entry["p50_ms"] = round(cuts[49] * 1000, 3)
-                entry["p99_ms"] = round(cuts[98] * 1000, 3)
+            entry.update(percentiles_ms(fresh))
+            entry.update(percentiles_ms(decodes, "decode_"))
             out[vid] = entry
         return out
 
@@ -176,6 +176,15 @@ class _Worker:
         await flusher
         self.flush()
         self.pipe.send(("stopped",))
+
+
+def percentiles_ms(samples: list[float], prefix: str = "") -> dict[str, float]:
+    """p50 and p99 of `samples` (seconds) in ms, as `{prefix}p50_ms`; none under two."""
+    if len(samples) < 2:
+        return {}
+    cuts = statistics.quantiles(samples, n=100, method="inclusive")
+    return {f"{prefix}p50_ms": round(cuts[49] * 1000, 3),
+            f"{prefix}p99_ms": round(cuts[98] * 1000, 3)}
 
 
 def _child_main(pipe: Connection, config: PopulationConfig) -> None:

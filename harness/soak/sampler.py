@@ -3,11 +3,12 @@
 Per process (the harness, which holds the Primary, taps, injectors and checkers;
 the Viewer process): resident memory (MB), open descriptors, threads, and CPU
 as a share of one core over the interval. Per Viewer, from the Viewer process:
-frame delivery latency p50/p99 (capture stamp to arrival, ms), rendered frames
-per second, and connects. From the trace: keyframe requests on the Primary's
-side. Each figure is a series of (seconds since the start, value); the stream
-figures are summarised over the Viewers (median p50, worst p99, mean fps, total
-reconnects), the last figures per Viewer are kept for the report.
+frame delivery latency p50/p99 (capture stamp to arrival, ms), decode time p50/p99
+(decoding Viewers: one picture's decode call, ms), rendered frames per second, and
+connects. From the trace: keyframe requests on the Primary's side. Each figure is
+a series of (seconds since the start, value); the stream figures are summarised
+over the Viewers (median p50, worst p99, of latency and of decode time, mean fps,
+total reconnects), the last figures per Viewer are kept for the report.
 """
 
 from __future__ import annotations
@@ -87,7 +88,8 @@ class Series:
 
 
 UNITS = {"rss_mb": "MB", "fds": "fds", "threads": "threads", "cpu_pct": "% of a core",
-         "p50_ms": "ms", "p99_ms": "ms", "fps": "frames/s", "reconnects": "reconnects",
+         "p50_ms": "ms", "p99_ms": "ms", "decode_p50_ms": "ms", "decode_p99_ms": "ms",
+         "fps": "frames/s", "reconnects": "reconnects",
          "keyframe_requests": "requests", "viewers_streaming": "Viewers",
          "loop_lag_ms": "ms", "load1": "runnable"}
 
@@ -162,12 +164,13 @@ class Sampler:
                 # at every sample.
                 if vid not in figures and last["state"] != KILLED:
                     self.per_viewer[vid] = {**last, "state": KILLED}
-            p50 = [f["p50_ms"] for f in figures.values() if "p50_ms" in f]
-            p99 = [f["p99_ms"] for f in figures.values() if "p99_ms" in f]
-            if p50:
-                self._add("stream.p50_ms", now, statistics.median(p50))
-            if p99:
-                self._add("stream.p99_ms", now, max(p99))
+            for prefix in ("", "decode_"):  # delivery latency, then decode time
+                p50 = [f[f"{prefix}p50_ms"] for f in figures.values() if f"{prefix}p50_ms" in f]
+                p99 = [f[f"{prefix}p99_ms"] for f in figures.values() if f"{prefix}p99_ms" in f]
+                if p50:
+                    self._add(f"stream.{prefix}p50_ms", now, statistics.median(p50))
+                if p99:
+                    self._add(f"stream.{prefix}p99_ms", now, max(p99))
             if interval and figures:
                 fps = [f["rendered"] / interval for f in figures.values()]
                 self._add("stream.fps", now, statistics.fmean(fps))

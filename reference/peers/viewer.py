@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -75,6 +76,8 @@ class ViewerStats:
     audio_samples: int = 0  # samples they produced (48 kHz)
     last_audit: tuple[int, int] | None = None
     latencies: list[float] = field(default_factory=list)
+    # Seconds each picture's decode call took (wall clock, in its worker thread).
+    decode_times: list[float] = field(default_factory=list)
 
 
 class ReferenceViewer:
@@ -320,13 +323,19 @@ class ReferenceViewer:
                 return
             self.conn.csd_applied_to_decoder(epoch, now)
             return
+
+        def decode() -> list[Any]:
+            began = time.perf_counter()
+            try:
+                pictures: list[Any] = decoder.decode(
+                    frame.payload, keyframe=frame.is_keyframe, pts=frame.timestamp_us)
+                return pictures
+            finally:
+                if len(self.stats.decode_times) < MAX_LATENCY_SAMPLES:
+                    self.stats.decode_times.append(time.perf_counter() - began)
+
         try:
-            pictures = await asyncio.to_thread(
-                decoder.decode,
-                frame.payload,
-                keyframe=frame.is_keyframe,
-                pts=frame.timestamp_us,
-            )
+            pictures = await asyncio.to_thread(decode)
         except DecodeError as exc:
             self._emit(
                 {"event": "decode_error", "epoch": epoch, "seq": frame.sequence, "error": str(exc)}

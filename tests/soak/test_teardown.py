@@ -6,6 +6,7 @@ destroyed but it is pending!" twice in every run."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -58,3 +59,10 @@ def test_a_short_soak_leaves_no_pending_task(tmp_path: Path) -> None:
     complaints = [line for line in process.stderr.splitlines()
                   if any(c in line for c in ASYNCIO_COMPLAINTS)]
     assert complaints == [], process.stderr
+    # The decoding Viewer's decode time is sampled; header-only Viewers have none.
+    data = json.loads((tmp_path / "run" / "soak.json").read_text())
+    decode = data["figures"]["series"]["stream.decode_p99_ms"]["points"]
+    assert decode and all(value > 0 for _, value in decode)
+    decoding = {vid for vid, f in data["figures"]["viewers"].items() if f.get("decode")}
+    timed = {vid for vid, f in data["figures"]["viewers"].items() if "decode_p99_ms" in f}
+    assert timed and timed <= decoding
