@@ -39,7 +39,6 @@ import json
 import os
 import random
 import socket
-import statistics
 import threading
 import time
 from typing import Any
@@ -49,6 +48,7 @@ import gevent.event
 from locust import User, constant, events, task
 from locust.runners import MasterRunner, WorkerRunner
 
+from harness.soak.sampler import percentiles_ms
 from reference.protocol import telemetry
 from reference.protocol.events import CloseSocket, MediaToDecode, ReconnectDue
 from reference.protocol.frames import FrameType
@@ -227,10 +227,7 @@ class LvsViewer(User):
         entry: dict[str, Any] = {"state": self.conn.state.value, "rendered": self.rendered,
                                  "connects": self.connects, "decode": False}
         self.rendered = 0
-        if len(fresh) >= 2:
-            cuts = statistics.quantiles(fresh, n=100, method="inclusive")
-            entry["p50_ms"] = round(cuts[49] * 1000, 3)
-            entry["p99_ms"] = round(cuts[98] * 1000, 3)
+        entry.update(percentiles_ms(fresh))
         return entry
 
 

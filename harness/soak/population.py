@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import multiprocessing
-import statistics
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from harness.soak.allocator import Trimmer
+from harness.soak.sampler import percentiles_ms
 from reference.protocol.timings import DEFAULT_TIMINGS, Timings
 
 # How often the child ships telemetry (latency of the live trace) and figures.
@@ -176,15 +176,6 @@ class _Worker:
         await flusher
         self.flush()
         self.pipe.send(("stopped",))
-
-
-def percentiles_ms(samples: list[float], prefix: str = "") -> dict[str, float]:
-    """p50 and p99 of `samples` (seconds) in ms, as `{prefix}p50_ms`; none under two."""
-    if len(samples) < 2:
-        return {}
-    cuts = statistics.quantiles(samples, n=100, method="inclusive")
-    return {f"{prefix}p50_ms": round(cuts[49] * 1000, 3),
-            f"{prefix}p99_ms": round(cuts[98] * 1000, 3)}
 
 
 def _child_main(pipe: Connection, config: PopulationConfig) -> None:

@@ -87,6 +87,16 @@ class Series:
         return {"name": self.name, "unit": self.unit, "points": self.points}
 
 
+def percentiles_ms(samples: list[float], prefix: str = "") -> dict[str, float]:
+    """A Viewer's p50 and p99 of `samples` (seconds) in ms, as `{prefix}p50_ms` and
+    `{prefix}p99_ms`, the keys `viewer_figures` reads; none under two samples."""
+    if len(samples) < 2:
+        return {}
+    cuts = statistics.quantiles(samples, n=100, method="inclusive")
+    return {f"{prefix}p50_ms": round(cuts[49] * 1000, 3),
+            f"{prefix}p99_ms": round(cuts[98] * 1000, 3)}
+
+
 UNITS = {"rss_mb": "MB", "fds": "fds", "threads": "threads", "cpu_pct": "% of a core",
          "p50_ms": "ms", "p99_ms": "ms", "decode_p50_ms": "ms", "decode_p99_ms": "ms",
          "fps": "frames/s", "reconnects": "reconnects",
