@@ -49,7 +49,6 @@ class FaultPath:
         self.toxiproxy: Any = None  # the toxiproxy-python Proxy
         self.frame_proxy: Any = None
         self.packet_hop: Any = None
-        self._listen_host = host  # where the hop being started listens
         self._cleanups: list[Cleanup] = []
 
     async def build(
@@ -86,9 +85,8 @@ class FaultPath:
         if entry_host is not None and not hops:
             raise ValueError("an entry address needs a hop on the fault path to listen there")
         for index, hop in reversed(list(enumerate(hops))):
-            self._listen_host = entry_host if index == 0 and entry_host else self.host
-            upstream = await _STARTERS[hop](self, upstream)
-        self._listen_host = self.host
+            listen = entry_host if index == 0 and entry_host else self.host
+            upstream = await _STARTERS[hop](self, upstream, listen)
         self.entry_port = upstream
 
     async def viewer_tap(
@@ -124,19 +122,19 @@ class FaultPath:
 
     # --- the hops -------------------------------------------------------------
 
-    async def _start_frame_proxy(self, upstream: int) -> int:
+    async def _start_frame_proxy(self, upstream: int, listen: str) -> int:
         from harness.chaos import FrameProxy
 
         self.frame_proxy = FrameProxy(self.host, upstream, trace=self.trace, seed=self.seed,
-                                      listen_host=self._listen_host)
+                                      listen_host=listen)
         await self.frame_proxy.start()
         self._cleanups.append(self.frame_proxy.stop)
         return int(self.frame_proxy.port)
 
-    async def _start_toxiproxy(self, upstream: int) -> int:
-        return await asyncio.to_thread(self._start_toxiproxy_blocking, upstream)
+    async def _start_toxiproxy(self, upstream: int, listen: str) -> int:
+        return await asyncio.to_thread(self._start_toxiproxy_blocking, upstream, listen)
 
-    def _start_toxiproxy_blocking(self, upstream: int) -> int:
+    def _start_toxiproxy_blocking(self, upstream: int, listen: str) -> int:
         from harness.toxiproxy.launcher import toxiproxy_client, toxiproxy_server
 
         stack = contextlib.ExitStack()
@@ -145,7 +143,7 @@ class FaultPath:
         name = f"lvs-{self.name}-{id(self) & 0xFFFFFF:x}"
         try:
             proxy = client.create(
-                upstream=f"{self.host}:{upstream}", name=name, listen=f"{self._listen_host}:0"
+                upstream=f"{self.host}:{upstream}", name=name, listen=f"{listen}:0"
             )
         except BaseException:
             stack.close()
@@ -161,13 +159,13 @@ class FaultPath:
         self._cleanups.append(lambda: asyncio.to_thread(close))
         return int(str(proxy.listen).rsplit(":", 1)[1])
 
-    async def _start_packet_hop(self, upstream: int) -> int:
+    async def _start_packet_hop(self, upstream: int, listen: str) -> int:
         from harness.packet.hop import PacketHop
 
         hop = PacketHop(
             self.host,
             upstream,
-            listen_host=self._listen_host,
+            listen_host=listen,
             seed=self.seed,
             trace=self.trace,
             capture_path=self.packet_capture,
@@ -178,8 +176,9 @@ class FaultPath:
         return int(hop.port)
 
 
-# hop name -> how it starts, given the port of the hop before it; returns its own port.
-_STARTERS: dict[str, Callable[[FaultPath, int], Awaitable[int]]] = {
+# hop name -> how it starts, given the port of the hop before it and the address it
+# listens on; returns its own port.
+_STARTERS: dict[str, Callable[[FaultPath, int, str], Awaitable[int]]] = {
     "frame_proxy": FaultPath._start_frame_proxy,
     "toxiproxy": FaultPath._start_toxiproxy,
     "packet": FaultPath._start_packet_hop,
