@@ -35,8 +35,9 @@ def test_freed_arena_memory_goes_back_once_trimmed() -> None:
         ctypes.memset(chunk, 1, CHUNK)  # resident
     # Live chunks up to one above the others, so the arena's top stays there (a small
     # one may first fill a hole below them, left by start-up).
+    highest = max(chunks)
     sentinels = [libc.malloc(1024)]
-    while sentinels[-1] < max(chunks):
+    while sentinels[-1] < highest:
         assert len(sentinels) < 100_000
         sentinels.append(libc.malloc(1024))
     for chunk in chunks:
@@ -78,9 +79,10 @@ for block in blocks:
 # A live chunk above every block in the heap, so that the heap's top cannot shrink.
 # A small chunk may fill a hole that start-up left below them (where depends on the
 # environment's size): keep those too, until one comes from above.
-in_heap = [block for block in blocks if block < libc.sbrk(0)]
+brk = libc.sbrk(0)
+highest = max((block for block in blocks if block < brk), default=0)
 sentinels = [libc.malloc(1024)]
-while in_heap and sentinels[-1] < max(in_heap):
+while sentinels[-1] < highest:
     assert len(sentinels) < 100_000
     sentinels.append(libc.malloc(1024))
 peak = rss()
