@@ -41,3 +41,21 @@ def test_bandwidth_update_applies_live(make_proxy: MakeProxy, sink: RecordingSin
         sock.sendall(b"f" * 1_000_000)
         recording.wait_bytes(1_005_000)
     assert recording.reads[-1][0] - started < 0.5
+
+
+def test_removing_bandwidth_mid_chunk_delivers_every_byte_once(
+    make_proxy: MakeProxy, sink: RecordingSink
+) -> None:
+    """A read bigger than a 100 ms slice goes out slice by slice; a removal between two
+    slices hands on the rest of that read, not the slices already sent."""
+    proxy = make_proxy(sink.address)
+    proxy.add_toxic("bandwidth", stream="upstream", rate=100)  # 10 KB slices
+    payload = bytes(range(256)) * 800  # 204,800 bytes, most of them one read
+    with proxy.connect() as sock:
+        sock.sendall(payload)
+        recording = sink.next_recording()
+        recording.wait_bytes(30_000)  # a few slices out, the rest still held
+        proxy.remove_toxic("bandwidth_upstream")
+        recording.wait_bytes(len(payload))
+    assert recording.data[: len(payload)] == payload
+    assert len(recording.data) == len(payload)
