@@ -7,6 +7,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 HELP = "Soak the peers: a seeded nemesis, a churning Viewer population, verdicts per window."
 
@@ -56,6 +57,24 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "{host} {port} {secret} {telemetry} {viewer_id} {telemetry_url} ...")
     parser.add_argument("--external-viewers", type=int, default=None, metavar="N",
                         help="with --viewer-command: how many (default 1)")
+    parser.add_argument(
+        "--listen", default=None, metavar="HOST[:PORT]",
+        help="with --viewer-command: where the external Viewers' taps and telemetry inlets "
+        "listen (a device on the network); a fixed port needs --external-viewers 1, whose "
+        "every incarnation gets it (default 127.0.0.1, a free port)")
+    parser.add_argument(
+        "--advertise", default=None, metavar="HOST",
+        help="with --viewer-command: the address put in {host} and printed for a device "
+        "(default: the listen host)")
+    parser.add_argument(
+        "--telemetry-port", default=None, metavar="PORT",
+        help="with --viewer-command and --external-viewers 1: a fixed port for "
+        "{telemetry_url} (a device keeps one setting)")
+    parser.add_argument(
+        "--primary-address", default=None, metavar="HOST:PORT",
+        help="the external Primary listens there (a device): the harness connects to it; "
+        "--primary-command, if given, starts it there (and again for restart_primary); "
+        "without one it was started by hand and restart_primary is not drawn")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -110,7 +129,12 @@ def run(args: argparse.Namespace) -> int:
         viewer_command=args.viewer_command,
         external_viewers=(args.external_viewers if args.external_viewers is not None else 1)
         if args.viewer_command is not None else 0,
+        primary_address=args.primary_address,
     )
+    network, problem = _network(args, testees)
+    if problem is not None:
+        print(f"harness soak: {problem}", file=sys.stderr)
+        return 2
     try:
         profile = load_profile(args.profile)
         if args.duration is not None:
@@ -139,7 +163,8 @@ def run(args: argparse.Namespace) -> int:
     soak = SoakRun(profile, directory, args.seed, keep_all=args.keep_all, dashboard=dashboard,
                    fleet_workers=fleet_workers, fleet_bind=args.fleet_bind,
                    fleet_master_port=args.fleet_master_port,
-                   fleet_remote_workers=args.fleet_remote_workers, testees=testees)
+                   fleet_remote_workers=args.fleet_remote_workers, testees=testees,
+                   network=network)
     print(soak.schedule.describe())
     if args.schedule:
         return 0
@@ -163,6 +188,29 @@ def run(args: argparse.Namespace) -> int:
     for line in summary_lines(result, paths):
         print(line)
     return EXIT[result.verdict]
+
+
+def _network(args: argparse.Namespace, testees: Any) -> tuple[Any, str | None]:
+    """The testee-facing addresses (certify's, harness/scenarios/network.py), or why
+    they cannot be used (one line)."""
+    from harness.scenarios.network import Network, NetworkError
+
+    try:
+        network = Network.from_options(
+            args.listen, args.advertise, args.primary_address, args.telemetry_port)
+    except NetworkError as exc:
+        return None, str(exc)
+    viewer_side = [f"--{o.replace('_', '-')}" for o in ("listen", "advertise", "telemetry_port")
+                   if getattr(args, o) is not None]
+    if viewer_side and not testees.viewers_external:
+        return None, (f"{', '.join(viewer_side)}: where external Viewers connect; "
+                      "needs --viewer-command")
+    fixed = [what for what, port in (("--listen", network.listen_port),
+                                     ("--telemetry-port", network.telemetry_port)) if port]
+    if fixed and testees.external_viewers > 1:
+        return None, (f"a fixed port ({', '.join(fixed)}) serves one external Viewer; "
+                      f"--external-viewers is {testees.external_viewers}")
+    return network, None
 
 
 # PASS, FAIL, and INCONCLUSIVE (a reference peer FAILed beside a testee: certify's 3).

@@ -68,6 +68,20 @@ class Network:
         if self.announce:
             print(line, file=self.out if self.out is not None else sys.stdout, flush=True)
 
+    def as_options(self) -> dict[str, str | None]:
+        """The command-line forms, as `from_options(**options)` takes them back (a soak's
+        case file, for its reproduction)."""
+        primary = None
+        if self.primary_address:
+            host, port = self.primary_address
+            primary = f"{url_host(host)}:{port}"
+        return {
+            "listen": f"{url_host(self.listen_host)}:{self.listen_port}",
+            "advertise": self.advertise_host,
+            "primary_address": primary,
+            "telemetry_port": str(self.telemetry_port) if self.telemetry_port else None,
+        }
+
     def to_environment(self) -> dict[str, str]:
         """The options as `from_environment` reads them back (an xdist worker, say)."""
         if not self.announce:

@@ -36,6 +36,7 @@ from harness.scenarios.external import TesteeFailed
 from harness.scenarios.fault_path import FaultPath
 from harness.scenarios.loader import PrimarySpec, Scenario, ViewerSpec
 from harness.scenarios.loader import Step as ScenarioStep
+from harness.scenarios.network import Network, socket_error
 from harness.scenarios.runner import HOST, ScenarioAbort, ScenarioRun, ViewerHandle
 from harness.soak.allocator import Trimmer
 from harness.soak.drift import DriftResult, judge_all
@@ -165,13 +166,14 @@ class SoakRun(ScenarioRun):
         fleet_master_port: int | None = None,
         fleet_remote_workers: int = 0,
         testees: SoakTestees | None = None,
+        network: Network | None = None,
     ) -> None:
         self.trimmer = Trimmer()
         self.trimmer.tune_allocator()  # before any worker thread allocates
         testees = testees or SoakTestees()
         self.testee_options = testees
         primary = PrimarySpec(stream=dict(profile.stream), deviations=profile.primary_deviations)
-        if testees.primary_command is not None:
+        if testees.primary_external:
             primary = PrimarySpec(
                 kind="external",
                 stream=dict(profile.stream),
@@ -189,7 +191,7 @@ class SoakRun(ScenarioRun):
             primary=primary,
             fault_path=list(profile.path),
         )
-        super().__init__(scenario, directory, seed)
+        super().__init__(scenario, directory, seed, network=network)
         # The scenario runner's trace keeps every record and writes one file: replace it.
         self.trace.close()
         (directory / "trace.jsonl").unlink(missing_ok=True)
@@ -202,8 +204,9 @@ class SoakRun(ScenarioRun):
         self.fleet_bind, self.fleet_master_port = fleet_bind, fleet_master_port
         self.fleet_remote_workers = fleet_remote_workers
         # A Locust fleet's users are Locust's to start and stop: no Viewer steps for them.
+        device = testees.primary_address if testees.primary_command is None else None
         undeliverable = left_out((f.kind for f in profile.faults), primary.control,
-                                 primary.kind == "external")
+                                 primary.kind == "external", device)
         faults = [(f.kind, f.weight, f.duration) for f in profile.faults
                   if (fleet_workers is None or KINDS[f.kind][1] == 0)
                   and f.kind not in undeliverable]
@@ -225,9 +228,11 @@ class SoakRun(ScenarioRun):
         self.fleet: Any = None
         self.result = SoakResult(profile, seed, directory, self.schedule)
         self.external_ids = testees.viewer_ids()
-        if testees.primary_command is not None:
+        if testees.primary_external:
             self.result.reproduce_testees["primary_command"] = testees.primary_command
             self.result.reproduce_testees["primary_control"] = primary.control
+        if self.network.announce:  # a device: its reproduction needs the same addresses
+            self.result.reproduce_testees["network"] = self.network.as_options()
         if self.external_ids:
             self.result.reproduce_testees["external_viewers"] = dict.fromkeys(
                 self.external_ids, testees.viewer_command)
@@ -236,8 +241,8 @@ class SoakRun(ScenarioRun):
         if testees.any:
             # Certification's judging (harness/certify/judge.py): the testee's rules on its
             # records, the other side's on the reference peers' (the harness's health).
-            self.split = Split(testees.primary_command is not None,
-                               frozenset(self.external_ids))
+            self.split = Split(testees.primary_external, frozenset(self.external_ids),
+                               primary_process=testees.primary_command is not None)
             self.engine = Engine(rule_params(scenario, self.split.testee_rules()))
             self.harness_engine = Engine(rule_params(scenario, self.split.harness_rules()))
         else:
@@ -299,7 +304,7 @@ class SoakRun(ScenarioRun):
             HOST, trace=self.trace, seed=self.seed, name=self.scenario.name
         )
         self.cleanups.append(path.close)
-        await path.build(self.primary_port, self.scenario.fault_path,
+        await path.build(self.primary_port, self.scenario.fault_path, self.primary_host,
                          entry_host=self.fleet_bind if self.fleet_workers is not None else None)
         self.primary_tap_port, self.entry_port = path.primary_tap_port, path.entry_port
         self.toxiproxy, self.frame_proxy = path.toxiproxy, path.frame_proxy
@@ -316,7 +321,7 @@ class SoakRun(ScenarioRun):
         {viewer_id}) on a tap of its own; its telemetry is tailed into the trace."""
         options = self.testee_options
         assert options.viewer_command is not None
-        port = await self._tap_for(name)
+        port = await self._tap_for(name, external=True)
         spec = ViewerSpec(id=name, kind="external", command=options.viewer_command,
                           control=options.viewer_control_url())
         handle = ViewerHandle(spec, self, port)
@@ -375,11 +380,29 @@ class SoakRun(ScenarioRun):
         assert self.testee_exit is not None
         raise TesteeFailed(await self.testee_exit)
 
-    async def _tap_for(self, name: str) -> int:
+    async def _tap_for(self, name: str, *, external: bool = False) -> int:
+        """A tap of its own for one Viewer incarnation. An external Viewer's listens on
+        --listen (every incarnation on its fixed port, if one was given: a device keeps
+        one setting; the old incarnation's tap is stopped by its kill)."""
         assert self.fault_path is not None
-        tap = await self.fault_path.viewer_tap(name)
+        host, port = HOST, 0
+        if external:
+            host, port = self.network.listen_host, self.network.listen_port
+        try:
+            tap = await self.fault_path.viewer_tap(name, host, port)
+        except OSError as exc:
+            raise ScenarioAbort(
+                f"viewer {name}: cannot listen on {host}:{port}: {socket_error(exc)}"
+            ) from None
+        if external:
+            self.network.say(f"[soak] point the Viewer {name} at "
+                             f"{self.network.advertised}:{tap.port}")
         self.taps[name] = tap
         return int(tap.port)
+
+    def fixed_telemetry_port(self) -> int:
+        """--telemetry-port for every incarnation of the (one) external Viewer."""
+        return self.network.telemetry_port
 
     def _start_fleet(self) -> None:
         from harness.soak.fleet import Fleet

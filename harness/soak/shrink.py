@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from harness.checks.verdict import Status
+from harness.scenarios.network import Network
 from harness.soak.nemesis import NEEDS, Step, incarnation
 from harness.soak.testees import INCARNATION, Split
 
@@ -123,10 +124,12 @@ def scenario_dict(
 def _primary(case: dict[str, Any]) -> dict[str, Any]:
     """The reference Primary with the soak's deviations, or the soak's external one."""
     command = case.get("primary_command")
-    if command is None:
+    if command is None and "primary_command" not in case:
         return {"deviations": list(case["primary_deviations"])}
     control = case.get("primary_control")
-    return {"kind": "external", "command": command, **({"control": control} if control else {})}
+    # No command: a device at the soak's --primary-address, started by hand.
+    return {"kind": "external", **({"command": command} if command else {}),
+            **({"control": control} if control else {})}
 
 
 def write_scenario(path: Path, data: dict[str, Any]) -> str:
@@ -193,15 +196,17 @@ def load_tolerant(path: Path) -> Any:
 
 
 def fails_on(
-    requirement: str, scenario_path: Path, workdir: Path, split: Split | None = None
+    requirement: str, scenario_path: Path, workdir: Path, split: Split | None = None,
+    network: Network | None = None,
 ) -> bool:
     """The reproduction FAILs on `requirement`; with an external peer (`split`), the
-    testee's records FAIL it and the reference peers' FAIL none of theirs."""
+    testee's records FAIL it and the reference peers' FAIL none of theirs. `network`:
+    the soak's --listen/--primary-address..., where a testee is a device."""
     from harness.scenarios.runner import expected_verdicts, run_scenario
 
     scenario = load_tolerant(scenario_path)
     judge = split.judge() if split is not None else expected_verdicts
-    result = run_scenario(scenario, workdir, scenario.seed or 0, judge)
+    result = run_scenario(scenario, workdir, scenario.seed or 0, judge, network=network)
     return any(v.requirement == requirement and v.status is Status.FAIL for v in result.verdicts)
 
 
@@ -258,6 +263,7 @@ def shrink(case_path: Path, *, attempts: int = 1, log: Callable[[str], None] = p
     steps = [Step.from_dict(s) for s in case["steps"]]
     folder = case_path.parent
     split = Split.of_case(case)
+    network = Network.from_options(**case["network"]) if case.get("network") else None
     runs = 0
     seen: dict[tuple[tuple[str, float, float], ...], bool] = {}
 
@@ -274,7 +280,8 @@ def shrink(case_path: Path, *, attempts: int = 1, log: Callable[[str], None] = p
             write_scenario(scenario, scenario_dict(case, candidate, shrunk=True))
             for attempt in range(attempts):
                 runs += 1
-                failing = fails_on(requirement, scenario, Path(tmp) / f"run{attempt}", split)
+                failing = fails_on(requirement, scenario, Path(tmp) / f"run{attempt}", split,
+                                   network)
                 if failing:
                     break
         ids = ", ".join(s.id for s in candidate) or "no step"

@@ -34,6 +34,7 @@ from harness.certify.judge import PRIMARY, VIEWER, side_rules
 from harness.certify.substitute import CommandError, check_command
 from harness.checks.verdict import Status, Verdict
 from harness.scenarios.control import PRIMARY_ROUTES
+from harness.scenarios.network import PRIMARY_LIFECYCLE
 from harness.scenarios.placeholders import named
 from harness.soak.profile import Limit
 from harness.trace import PRIMARY_SIDE, Record, viewer_tap_name
@@ -90,10 +91,17 @@ class SoakTestees:
     primary_control: str | None = None  # --primary-control URL
     viewer_command: str | None = None
     external_viewers: int = 0
+    # --primary-address: the Primary listens there (a device); without a command it was
+    # started by hand, and the harness can neither start nor restart it.
+    primary_address: str | None = None
 
     @property
     def any(self) -> bool:
-        return self.primary_command is not None or self.viewers_external
+        return self.primary_external or self.viewers_external
+
+    @property
+    def primary_external(self) -> bool:
+        return self.primary_command is not None or self.primary_address is not None
 
     @property
     def viewers_external(self) -> bool:
@@ -109,17 +117,17 @@ class SoakTestees:
         """CommandError, one line, for anything that stops these testees from running."""
         if self.viewer_command is not None and self.external_viewers < 1:
             raise CommandError("--external-viewers must be at least 1")
-        if self.primary_control is not None and self.primary_command is None:
-            raise CommandError("--primary-control needs --primary-command")
+        if self.primary_control is not None and not self.primary_external:
+            raise CommandError("--primary-control needs --primary-command or --primary-address")
+        if self.primary_external and primary_deviations:
+            raise CommandError(
+                "the profile's primary deviations ("
+                f"{', '.join(primary_deviations)}) are the reference Primary's; "
+                "an external Primary cannot take them"
+            )
         if self.primary_command is not None:
             check_command(self.primary_command, PRIMARY)
             check_program(self.primary_command, "--primary-command")
-            if primary_deviations:
-                raise CommandError(
-                    "the profile's primary deviations ("
-                    f"{', '.join(primary_deviations)}) are the reference Primary's; "
-                    "an external Primary cannot take them"
-                )
             missing = sorted(k for k in stream if k not in named(self.primary_command))
             if missing:
                 keys = ", ".join(f"{{{k}}}" for k in missing)
@@ -132,7 +140,9 @@ class SoakTestees:
             check_program(self.viewer_command, "--viewer-command")
 
     def primary_control_url(self) -> str | None:
-        assert self.primary_command is not None
+        assert self.primary_external
+        if self.primary_command is None:
+            return self.primary_control  # a device started by hand: only the URL given
         return _control_url(self.primary_command, self.primary_control)
 
     def viewer_control_url(self) -> str | None:
@@ -140,22 +150,46 @@ class SoakTestees:
         return _control_url(self.viewer_command, None)
 
 
-def needs_control(kind: str) -> bool:
-    """A nemesis kind whose steps only a Primary's test-control interface can deliver."""
+def _actions(kind: str) -> set[str]:
+    """What a nemesis kind's steps do (their actions' `do`)."""
     from harness.soak.nemesis import KINDS, Draw
 
     _, _, build = KINDS[kind]
     begin, end = build(Draw(random.Random(0), "probe", 1.0, ["probe"]))
-    return any(a["do"] in PRIMARY_ROUTES for a in (*begin, *end))
+    return {a["do"] for a in (*begin, *end)}
 
 
-def left_out(kinds: Iterable[str], primary_control: str | None, external: bool) -> dict[str, str]:
-    """The nemesis kinds an external Primary cannot be given, each with the reason."""
-    if not external or primary_control is not None:
+def needs_control(kind: str) -> bool:
+    """A nemesis kind whose steps only a Primary's test-control interface can deliver."""
+    return bool(_actions(kind) & set(PRIMARY_ROUTES))
+
+
+def restarts_primary(kind: str) -> bool:
+    """A nemesis kind whose steps end and start the Primary's process."""
+    return bool(_actions(kind) & PRIMARY_LIFECYCLE)
+
+
+def left_out(
+    kinds: Iterable[str], primary_control: str | None, external: bool,
+    device: str | None = None,
+) -> dict[str, str]:
+    """The nemesis kinds an external Primary cannot be given, each with the reason.
+
+    `device`: the --primary-address of a Primary started by hand (no command), which
+    the harness cannot restart."""
+    if not external:
         return {}
-    reason = ("the external Primary has no test-control interface (PROTOCOL.md 15: "
-              "--primary-control URL or {control} in --primary-command)")
-    return {k: reason for k in kinds if needs_control(k)}
+    no_control = ("the external Primary has no test-control interface (PROTOCOL.md 15: "
+                  "--primary-control URL or {control} in --primary-command)")
+    by_hand = (f"the Primary at {device} was started by hand (no --primary-command): "
+               "the harness cannot restart it")
+    out: dict[str, str] = {}
+    for kind in kinds:
+        if primary_control is None and needs_control(kind):
+            out[kind] = no_control
+        elif device is not None and restarts_primary(kind):
+            out[kind] = by_hand
+    return out
 
 
 # --- judging ------------------------------------------------------------------------
@@ -168,6 +202,9 @@ class Split:
 
     primary_testee: bool
     testee_viewers: frozenset[str]  # their first names; every incarnation is theirs too
+    # The testee Primary is a process here (not a device at --primary-address started by
+    # hand), so its memory and descriptors can be sampled and limited.
+    primary_process: bool = True
     _known: dict[str, bool] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -200,7 +237,7 @@ class Split:
     def of_case(cls, case: Mapping[str, Any]) -> Split | None:
         """The split of a FAIL's case file (harness/soak/shrink.py), None without a testee."""
         viewers = frozenset(case.get("external_viewers") or {})
-        primary = case.get("primary_command") is not None
+        primary = "primary_command" in case  # None for a device started by hand
         return cls(primary, viewers) if primary or viewers else None
 
     def judge(self) -> Callable[[list[Record], Any], list[Verdict]]:
@@ -256,7 +293,8 @@ class Split:
         Primary, taps and checkers) and `viewers` (the population). Beside a testee
         those two are the harness, so a limit on them is its health (a FAIL there is a
         harness fault), and the same limit binds the testee's process in that place:
-        `harness.X` the external Primary's (`primary.X`), `viewers.X` each external
+        `harness.X` the external Primary's (`primary.X`; none for a device started by
+        hand, which has no process here to sample), `viewers.X` each external
         Viewer's (`external.x01.X`, of the `sampled` series). Limits on the stream's
         and the host's figures stay where they were.
         """
@@ -269,7 +307,7 @@ class Split:
                 testee.append(limit)
                 continue
             harness.append(limit)
-            if process == "harness" and self.primary_testee:
+            if process == "harness" and self.primary_testee and self.primary_process:
                 testee.append(replace(limit, metric=f"{TESTEE_PRIMARY_PROCESS}.{figure}"))
             if process == "viewers":
                 testee += [replace(limit, metric=name) for name in sampled

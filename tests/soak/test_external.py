@@ -210,6 +210,16 @@ def test_without_a_control_interface_the_nemesis_draws_no_control_step(
          "--viewer-command: no such program 'no-such-lvs-viewer'"),
         (["--primary-command", "true {telemetry}"], "unknown placeholder {telemetry}"),
         (["--external-viewers", "2"], "--external-viewers needs --viewer-command"),
+        # Devices (tests/soak/test_devices.py): certify's options, checked before anything.
+        (["--listen", "127.0.0.7"],
+         "--listen: where external Viewers connect; needs --viewer-command"),
+        (["--viewer-command", "true {host}", "--external-viewers", "2", "--listen",
+          "127.0.0.7:7000"], "a fixed port (--listen) serves one external Viewer"),
+        (["--viewer-command", "true {host}", "--listen", "nowhere:port"],
+         "--listen: 'port' is not a port"),
+        (["--primary-address", "127.0.0.1"], "--primary-address: expected HOST:PORT"),
+        (["--primary-control", "http://127.0.0.1:1"],
+         "--primary-control needs --primary-command or --primary-address"),
     ],
 )
 def test_a_bad_testee_command_is_one_line_and_exit_2(

@@ -130,7 +130,9 @@ def test_shrink_widens_to_earlier_steps_when_the_window_needs_history(
 
     import harness.soak.shrink as shrink_module
 
-    def fails_on(requirement: str, scenario_path: Path, workdir: Path, split: Any) -> bool:
+    def fails_on(
+        requirement: str, scenario_path: Path, workdir: Path, split: Any, network: Any = None
+    ) -> bool:
         assert split is None  # no testee in this case: the whole trace is judged
         actions = [s.get("do") for s in yaml.safe_load(scenario_path.read_text())["timeline"]]
         return "reconfigure" in actions and "restart_encoder" in actions
