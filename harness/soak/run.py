@@ -457,7 +457,10 @@ class SoakRun(ScenarioRun):
             # The name is not used again (the next join is a new incarnation): once its last
             # records are judged, the rules forget it, so memory stays flat over a night.
             with self._lock:
-                self.engine.retire(name, self.trace.now())
+                now = self.trace.now()
+                for engine in (self.engine, self.harness_engine):  # beside a testee, both
+                    if engine is not None:
+                        engine.retire(name, now)
         else:
             self.trace.emit("action", action=do, **args)
             await self._do(ScenarioStep(line=0, do=do, args=dict(args)))
