@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,25 @@ def holding(seconds: float, timeout: float = 60) -> str:
         "viewers:\n  - id: v1\ntimeline:\n  - wait: {viewer: v1, state: STREAMING}\n"
         f"    within: 10\n  - hold: {seconds:g}\n"
     )
+
+
+@contextlib.contextmanager
+def sigint_delivered() -> Iterator[None]:
+    """Children started inside take SIGINT as Ctrl-C even where this process ignores it.
+
+    A background job of a non-interactive shell (`cmd &` in a script) starts with SIGINT
+    ignored, children inherit that, and Python then installs no KeyboardInterrupt handler:
+    a test that interrupts a run would wait for nothing. A handled signal is reset to its
+    default when the child starts, so the child gets Python's usual handler.
+    """
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        if previous is signal.SIG_IGN:
+            signal.signal(signal.SIGINT, previous)
 
 
 def env() -> dict[str, str]:

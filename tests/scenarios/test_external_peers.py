@@ -21,6 +21,7 @@ from pathlib import Path
 from harness.checks.verdict import Status
 from harness.scenarios.loader import PrimarySpec, Scenario, Step, ViewerSpec, load_scenario
 from harness.scenarios.runner import run_scenario
+from tests.scenarios.suite_runs import sigint_delivered
 
 ROOT = Path(__file__).resolve().parents[2] / "scenarios"
 PY = sys.executable
@@ -226,9 +227,9 @@ def test_an_interrupted_run_still_ends_its_testees(tmp_path: Path) -> None:
     """
     pidfile = tmp_path / "grandchild.pid"
     command = f"sh -c 'sleep 100002 & echo $! > {pidfile}.tmp; mv {pidfile}.tmp {pidfile}; wait'"
-    run = subprocess.Popen(
-        [PY, "-c", INTERRUPTED_RUN, str(ROOT / "first-connect.yaml"), command, str(tmp_path / "r")]
-    )
+    with sigint_delivered():
+        run = subprocess.Popen([PY, "-c", INTERRUPTED_RUN, str(ROOT / "first-connect.yaml"),
+                                command, str(tmp_path / "r")])
     try:
         deadline = time.monotonic() + 30
         while not pidfile.exists():

@@ -12,7 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.scenarios.suite_runs import FAST, ROOT, env, harness, holding, pytest_run, report
+from tests.scenarios.suite_runs import (
+    FAST,
+    ROOT,
+    env,
+    harness,
+    holding,
+    pytest_run,
+    report,
+    sigint_delivered,
+)
 
 
 def test_a_missing_path_is_a_usage_error(tmp_path: Path) -> None:
@@ -169,25 +178,26 @@ def test_ctrl_c_writes_a_report_that_says_interrupted(tmp_path: Path, workers: s
     (tmp_path / "long.yaml").write_text(holding(60, timeout=90))
     (tmp_path / "fast.yaml").write_text(FAST)
     out = tmp_path / "out"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "harness.cli",
-            "run",
-            "fast.yaml",
-            "long.yaml",
-            "-n",
-            workers,
-            "--report-dir",
-            str(out),
-        ],
-        cwd=tmp_path,
-        env=env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    with sigint_delivered():
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "harness.cli",
+                "run",
+                "fast.yaml",
+                "long.yaml",
+                "-n",
+                workers,
+                "--report-dir",
+                str(out),
+            ],
+            cwd=tmp_path,
+            env=env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
     trace = out / "scenarios" / "long" / "trace.jsonl"
     deadline = time.monotonic() + 60
     while not (trace.exists() and '"STREAMING"' in trace.read_text()):
