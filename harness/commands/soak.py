@@ -7,7 +7,11 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from harness.scenarios.network import Network
+    from harness.soak.testees import SoakTestees
 
 HELP = "Soak the peers: a seeded nemesis, a churning Viewer population, verdicts per window."
 
@@ -190,7 +194,9 @@ def run(args: argparse.Namespace) -> int:
     return EXIT[result.verdict]
 
 
-def _network(args: argparse.Namespace, testees: Any) -> tuple[Any, str | None]:
+def _network(
+    args: argparse.Namespace, testees: SoakTestees
+) -> tuple[Network | None, str | None]:
     """The testee-facing addresses (certify's, harness/scenarios/network.py), or why
     they cannot be used (one line)."""
     from harness.scenarios.network import Network, NetworkError

@@ -86,15 +86,9 @@ class Network:
         """The options as `from_environment` reads them back (an xdist worker, say)."""
         if not self.announce:
             return {}
-        out = {LISTEN_ENV: f"{url_host(self.listen_host)}:{self.listen_port}"}
-        if self.telemetry_port:
-            out[TELEMETRY_PORT_ENV] = str(self.telemetry_port)
-        if self.advertise_host:
-            out[ADVERTISE_ENV] = self.advertise_host
-        if self.primary_address:
-            host, port = self.primary_address
-            out[PRIMARY_ADDRESS_ENV] = f"{url_host(host)}:{port}"
-        return out
+        names = {"listen": LISTEN_ENV, "advertise": ADVERTISE_ENV,
+                 "primary_address": PRIMARY_ADDRESS_ENV, "telemetry_port": TELEMETRY_PORT_ENV}
+        return {names[k]: v for k, v in self.as_options().items() if v}
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Network:

@@ -526,21 +526,31 @@ class ScenarioRun:
             listen_host = self.network.listen_host
             if not self.fixed_port_taken:
                 listen_port, self.fixed_port_taken = self.network.listen_port, True
-        try:
-            tap = await self.fault_path.viewer_tap(spec.id, listen_host, listen_port)
-        except OSError as exc:
-            raise ScenarioAbort(
-                f"viewer {spec.id}: cannot listen on {listen_host}:{listen_port}: "
-                f"{socket_error(exc)}"
-            ) from None
+        tap = await self.open_viewer_tap(
+            spec.id, listen_host, listen_port, announce="the Viewer" if spec.kind == "external"
+            else None)
         self.cleanups.append(tap.stop)
-        if spec.kind == "external":
-            self.network.say(
-                f"[{self.scenario.name}] point the Viewer at {self.network.advertised}:{tap.port}"
-            )
         handle = ViewerHandle(spec, self, tap.port)
         self.viewers[spec.id] = handle
         await handle.start()
+
+    async def open_viewer_tap(
+        self, viewer: str, host: str, port: int, *, announce: str | None = None
+    ) -> Any:
+        """A started tap for `viewer` on host:port (ScenarioAbort, one line, when it cannot
+        listen there); with `announce` ("the Viewer"), where to point it is printed."""
+        assert self.fault_path is not None, "the path is built before any Viewer joins"
+        try:
+            tap = await self.fault_path.viewer_tap(viewer, host, port)
+        except OSError as exc:
+            raise ScenarioAbort(
+                f"viewer {viewer}: cannot listen on {host}:{port}: {socket_error(exc)}"
+            ) from None
+        if announce is not None:
+            self.network.say(
+                f"[{self.scenario.name}] point {announce} at {self.network.advertised}:{tap.port}"
+            )
+        return tap
 
     # --- the timeline ---------------------------------------------------------
 

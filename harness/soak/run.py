@@ -36,7 +36,7 @@ from harness.scenarios.external import TesteeFailed
 from harness.scenarios.fault_path import FaultPath
 from harness.scenarios.loader import PrimarySpec, Scenario, ViewerSpec
 from harness.scenarios.loader import Step as ScenarioStep
-from harness.scenarios.network import Network, socket_error
+from harness.scenarios.network import Network
 from harness.scenarios.runner import HOST, ScenarioAbort, ScenarioRun, ViewerHandle
 from harness.soak.allocator import Trimmer
 from harness.soak.drift import DriftResult, judge_all
@@ -204,9 +204,8 @@ class SoakRun(ScenarioRun):
         self.fleet_bind, self.fleet_master_port = fleet_bind, fleet_master_port
         self.fleet_remote_workers = fleet_remote_workers
         # A Locust fleet's users are Locust's to start and stop: no Viewer steps for them.
-        device = testees.primary_address if testees.primary_command is None else None
         undeliverable = left_out((f.kind for f in profile.faults), primary.control,
-                                 primary.kind == "external", device)
+                                 primary.kind == "external", testees.primary_by_hand)
         faults = [(f.kind, f.weight, f.duration) for f in profile.faults
                   if (fleet_workers is None or KINDS[f.kind][1] == 0)
                   and f.kind not in undeliverable]
@@ -242,7 +241,7 @@ class SoakRun(ScenarioRun):
             # Certification's judging (harness/certify/judge.py): the testee's rules on its
             # records, the other side's on the reference peers' (the harness's health).
             self.split = Split(testees.primary_external, frozenset(self.external_ids),
-                               primary_process=testees.primary_command is not None)
+                               primary_process=testees.primary_by_hand is None)
             self.engine = Engine(rule_params(scenario, self.split.testee_rules()))
             self.harness_engine = Engine(rule_params(scenario, self.split.harness_rules()))
         else:
@@ -384,19 +383,11 @@ class SoakRun(ScenarioRun):
         """A tap of its own for one Viewer incarnation. An external Viewer's listens on
         --listen (every incarnation on its fixed port, if one was given: a device keeps
         one setting; the old incarnation's tap is stopped by its kill)."""
-        assert self.fault_path is not None
         host, port = HOST, 0
         if external:
             host, port = self.network.listen_host, self.network.listen_port
-        try:
-            tap = await self.fault_path.viewer_tap(name, host, port)
-        except OSError as exc:
-            raise ScenarioAbort(
-                f"viewer {name}: cannot listen on {host}:{port}: {socket_error(exc)}"
-            ) from None
-        if external:
-            self.network.say(f"[soak] point the Viewer {name} at "
-                             f"{self.network.advertised}:{tap.port}")
+        tap = await self.open_viewer_tap(
+            name, host, port, announce=f"the Viewer {name}" if external else None)
         self.taps[name] = tap
         return int(tap.port)
 

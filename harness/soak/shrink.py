@@ -123,10 +123,9 @@ def scenario_dict(
 
 def _primary(case: dict[str, Any]) -> dict[str, Any]:
     """The reference Primary with the soak's deviations, or the soak's external one."""
-    command = case.get("primary_command")
-    if command is None and "primary_command" not in case:
+    if "primary_command" not in case:
         return {"deviations": list(case["primary_deviations"])}
-    control = case.get("primary_control")
+    command, control = case["primary_command"], case.get("primary_control")
     # No command: a device at the soak's --primary-address, started by hand.
     return {"kind": "external", **({"command": command} if command else {}),
             **({"control": control} if control else {})}

@@ -104,6 +104,11 @@ class SoakTestees:
         return self.primary_command is not None or self.primary_address is not None
 
     @property
+    def primary_by_hand(self) -> str | None:
+        """The --primary-address of a Primary the harness does not run (no command)."""
+        return self.primary_address if self.primary_command is None else None
+
+    @property
     def viewers_external(self) -> bool:
         return self.viewer_command is not None and self.external_viewers > 0
 

@@ -48,4 +48,4 @@ class BandwidthToxic(Toxic):
                 if sent < len(data):
                     stub.write(StreamChunk(data[sent:], chunk.timestamp))  # Don't drop data
                 raise
-            stub.write(StreamChunk(data[sent:] if sent else data, chunk.timestamp))
+            stub.write(StreamChunk(data[sent:], chunk.timestamp))  # data itself when sent is 0
